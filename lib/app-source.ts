@@ -1,0 +1,138 @@
+import { Token } from 'aws-cdk-lib';
+import { readAsset } from './private/assets';
+import { ScaleStagesError } from './private/errors';
+
+/** Where the app's environment variables are written on every server, in `KEY=value` lines. */
+const ENV_FILE = '/etc/scale-stages/app.env';
+
+/** Options every kind of app shares. */
+export interface AppSourceOptions {
+  /**
+   * The TCP port the app listens on. A `SingleServer` opens it to the world; a load balancer
+   * forwards to it.
+   *
+   * @default 80
+   */
+  readonly port?: number;
+  /**
+   * The HTTP path that answers 200 when the app is healthy; load balancers probe it.
+   *
+   * @default '/healthz'
+   */
+  readonly healthCheckPath?: string;
+}
+
+/** Options for an app that runs as a container image on the server. */
+export interface ContainerAppSourceOptions extends AppSourceOptions {
+  /**
+   * The port the container listens on; the server's `port` is published to it.
+   *
+   * @default - the same as `port`
+   */
+  readonly containerPort?: number;
+}
+
+/**
+ * The user's application and how a server starts it.
+ *
+ * Every server writes the app's environment variables (database endpoint and secret ARN, cache
+ * endpoint, queue URL, ...) to `/etc/scale-stages/app.env` before it runs the start commands, so
+ * the app reads its connection facts from the environment and any server can die.
+ */
+export class AppSource {
+  /** The file that holds the app's environment variables on every server. */
+  public static readonly ENVIRONMENT_FILE = ENV_FILE;
+
+  /**
+   * Shell commands that install and start the app; they run as root with the app's environment
+   * variables exported.
+   *
+   * The commands must be idempotent: a `SingleServer` runs them at every boot so that an in-place
+   * upgrade (which stops the server, changes its user data and starts it) takes effect.
+   */
+  public static fromCommands(commands: string[], options: AppSourceOptions = {}): AppSource {
+    if (commands.length === 0) {
+      throw new ScaleStagesError(
+        'AppSource.fromCommands needs at least one command; got none. Pass the shell commands that install and start your app.',
+      );
+    }
+    return new AppSource(options, ['set -a', `. ${ENV_FILE}`, 'set +a', ...commands]);
+  }
+
+  /**
+   * A container image (for example `public.ecr.aws/nginx/nginx:stable`) run with Docker on the
+   * server, restarted when it stops, with the app's environment variables passed in.
+   */
+  public static fromContainerImage(image: string, options: ContainerAppSourceOptions = {}): AppSource {
+    if (!Token.isUnresolved(image) && !/^[a-z0-9][a-z0-9._\-/:@]*$/i.test(image)) {
+      throw new ScaleStagesError(
+        `AppSource.fromContainerImage: image must be an image reference such as 'public.ecr.aws/nginx/nginx:stable'; got '${image}'.`,
+      );
+    }
+    const port = options.port ?? 80;
+    const containerPort = options.containerPort ?? port;
+    checkPort('containerPort', containerPort);
+    return new AppSource(options, [
+      'dnf install -y docker',
+      'systemctl enable --now docker',
+      `docker pull ${image}`,
+      'docker rm -f app || true',
+      `docker run -d --name app --restart unless-stopped --env-file ${ENV_FILE} -p ${port}:${containerPort} ${image}`,
+    ]);
+  }
+
+  /**
+   * The small demo app of this library: a dependency-free Node.js server that answers `/` and
+   * `/healthz` with JSON saying whether its database is reachable.
+   */
+  public static demo(options: AppSourceOptions = {}): AppSource {
+    const server = Buffer.from(readAsset('demo-app/server.js')).toString('base64');
+    const unit = [
+      '[Unit]',
+      'Description=cdk-scale-stages demo app',
+      'After=network-online.target',
+      '[Service]',
+      `EnvironmentFile=${ENV_FILE}`,
+      'ExecStart=/usr/bin/node /opt/scale-stages/demo-app/server.js',
+      'DynamicUser=yes',
+      'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+      'Restart=always',
+      '[Install]',
+      'WantedBy=multi-user.target',
+    ].join('\n');
+    return new AppSource(options, [
+      'dnf install -y nodejs',
+      'mkdir -p /opt/scale-stages/demo-app',
+      `echo '${server}' | base64 -d > /opt/scale-stages/demo-app/server.js`,
+      `cat > /etc/systemd/system/scale-stages-app.service <<'UNIT'\n${unit}\nUNIT`,
+      'systemctl daemon-reload',
+      'systemctl enable scale-stages-app',
+      'systemctl restart scale-stages-app',
+    ]);
+  }
+
+  /** The TCP port the app listens on. */
+  public readonly port: number;
+  /** The HTTP path that answers 200 when the app is healthy. */
+  public readonly healthCheckPath: string;
+  /** The shell commands that install and start the app, run as root after the environment file is written. */
+  public readonly startCommands: string[];
+
+  private constructor(options: AppSourceOptions, startCommands: string[]) {
+    this.port = options.port ?? 80;
+    this.healthCheckPath = options.healthCheckPath ?? '/healthz';
+    checkPort('port', this.port);
+    if (!this.healthCheckPath.startsWith('/')) {
+      throw new ScaleStagesError(
+        `AppSource healthCheckPath must start with '/'; got '${this.healthCheckPath}'. Use a path such as '/healthz'.`,
+      );
+    }
+    this.startCommands = startCommands;
+  }
+}
+
+function checkPort(prop: string, port: number): void {
+  if (!Token.isUnresolved(port) && (!Number.isInteger(port) || port < 1 || port > 65535)) {
+    throw new ScaleStagesError(`AppSource ${prop} must be a whole number from 1 to 65535; got ${port}.`);
+  }
+}
