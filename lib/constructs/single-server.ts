@@ -1,0 +1,301 @@
+import { Annotations, Duration, RemovalPolicy, Size, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as backup from 'aws-cdk-lib/aws-backup';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { AppSource } from '../app-source';
+import { IAppTier } from '../app-tier';
+import { AppEnvironment } from '../private/app-environment';
+import { readAsset } from '../private/assets';
+import { checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { graviton, serverImage } from '../private/servers';
+
+/** Where the data volume is mounted on the server. */
+const DATA_MOUNT = '/data';
+/** The PostgreSQL major version run on the box (AL2023 package `postgresql16-server`). */
+const LOCAL_POSTGRES_MAJOR = 16;
+/** The database the app uses, on the box and later in RDS. */
+const DATABASE_NAME = 'app';
+
+/** Properties of a `SingleServer`. */
+export interface SingleServerProps {
+  /** The network; the server goes in its first public subnet. */
+  readonly vpc: ec2.IVpc;
+  /**
+   * The app the server runs.
+   *
+   * @default - the demo app, `AppSource.demo()`
+   */
+  readonly app?: AppSource;
+  /**
+   * The server's instance type; Graviton (ARM) types cost about 20% less than x86 ones.
+   *
+   * @default - t4g.micro (2 vCPU, 1 GiB), about $6 a month
+   */
+  readonly instanceType?: ec2.InstanceType;
+  /**
+   * Whether PostgreSQL runs on the server, with its data on the data volume. Turn it off once the
+   * database has moved to RDS (stage 10); the data volume stays either way.
+   *
+   * @default true
+   */
+  readonly localDatabase?: boolean;
+  /**
+   * The size of the encrypted gp3 data volume that holds PostgreSQL's data.
+   *
+   * @default Size.gibibytes(20)
+   */
+  readonly dataVolumeSize?: Size;
+  /**
+   * How long the daily AWS Backup snapshots of the data volume are kept.
+   *
+   * @default Duration.days(7)
+   */
+  readonly backupRetention?: Duration;
+  /**
+   * Extra environment variables for the app; `addEnvironment` adds more later.
+   *
+   * @default - only the variables the library sets (APP_PORT, AWS_REGION and, with a local
+   * database, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME and DATABASE_SECRET_ARN)
+   */
+  readonly environment?: { [name: string]: string };
+}
+
+/**
+ * One Graviton server that runs the app and, at first, PostgreSQL: the whole of stage 1.
+ *
+ * The server sits in a public subnet behind an Elastic IP with only the app's port and HTTPS open;
+ * shell access is through SSM Session Manager. PostgreSQL's data lives on its own encrypted volume
+ * that is kept when the stack or this construct is deleted (DeletionPolicy Retain) and is backed up
+ * daily. User data runs at every boot and is idempotent, so an upgrade that changes it (stage 1 to
+ * 10 turns the local database off) is applied by a stop and start, without replacing the server.
+ */
+export class SingleServer extends Construct implements IAppTier {
+  /** The EC2 instance. */
+  public readonly instance: ec2.Instance;
+  /** The encrypted data volume (retained on delete) that holds PostgreSQL's data. */
+  public readonly dataVolume: ec2.Volume;
+  /** The server's fixed public IPv4 address. */
+  public readonly elasticIp: ec2.CfnEIP;
+  /** The daily backup plan of the data volume. */
+  public readonly backupPlan: backup.BackupPlan;
+  /** The secret that holds the local database's app credentials; undefined without a local database. */
+  public readonly localDatabaseSecret?: secretsmanager.ISecret;
+  /** The app the server runs. */
+  public readonly app: AppSource;
+  /** The server's security group. */
+  public readonly connections: ec2.Connections;
+  /** The server's IAM role. */
+  public readonly grantPrincipal: iam.IPrincipal;
+
+  private readonly environment: AppEnvironment;
+
+  constructor(scope: Construct, id: string, props: SingleServerProps) {
+    super(scope, id);
+    this.app = props.app ?? AppSource.demo();
+    const instanceType =
+      props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MICRO);
+    const dataVolumeSize = props.dataVolumeSize ?? Size.gibibytes(20);
+    const backupRetention = props.backupRetention ?? Duration.days(7);
+    const localDatabase = props.localDatabase ?? true;
+
+    checkWholeNumber(
+      this,
+      'dataVolumeSize (GiB)',
+      dataVolumeSize.toGibibytes(),
+      1,
+      16384,
+      'gp3 volume sizes',
+    );
+    checkWholeNumber(this, 'backupRetention (days)', backupRetention.toDays(), 1, 3650);
+    if (this.app.port === 22) {
+      throw new ScaleStagesError(
+        'app port 22 is SSH, which SingleServer never opens to the world; use SSM Session Manager for shell access and serve the app on 80, 443 or another port.',
+        this,
+      );
+    }
+    const subnet = props.vpc.publicSubnets[0];
+    if (!subnet) {
+      throw new ScaleStagesError(
+        'vpc has no public subnets; SingleServer needs one for its Elastic IP. Use StageNetwork or add a PUBLIC subnet group.',
+        this,
+      );
+    }
+    if (!graviton(instanceType)) {
+      Annotations.of(this).addWarningV2(
+        'cdk-scale-stages:notGraviton',
+        `instanceType ${instanceType} is not Graviton; a t4g or m7g type costs about 20% less for the same work.`,
+      );
+    }
+
+    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'SingleServer: the app port and HTTPS from anywhere; no SSH (SSM Session Manager instead)',
+      allowAllOutbound: true,
+    });
+    for (const port of new Set([this.app.port, 443])) {
+      securityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(port), `web traffic on port ${port}`);
+    }
+    Validations.of(securityGroup).acknowledge({
+      id: 'AwsSolutions-EC23',
+      reason:
+        'A single public web server with no load balancer must accept web traffic from anywhere; only the app port and 443 are open.',
+    });
+
+    this.dataVolume = new ec2.Volume(this, 'DataVolume', {
+      availabilityZone: subnet.availabilityZone,
+      size: dataVolumeSize,
+      volumeType: ec2.EbsDeviceVolumeType.GP3,
+      encrypted: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.environment = new AppEnvironment(this);
+    const script = ec2.UserData.forLinux();
+    script.addCommands(
+      'set -euo pipefail',
+      `export AWS_REGION='${Stack.of(this).region}' DATA_MOUNT='${DATA_MOUNT}' DATA_VOLUME_ID='${this.dataVolume.volumeId}'`,
+      readAsset('scripts/mount-data-volume.sh'),
+    );
+    this.instance = new ec2.Instance(this, 'Instance', {
+      vpc: props.vpc,
+      vpcSubnets: { subnets: [subnet] },
+      instanceType,
+      machineImage: serverImage(instanceType),
+      userData: runAtEveryBoot(script),
+      securityGroup,
+      requireImdsv2: true,
+      ssmSessionPermissions: true,
+      blockDevices: [
+        {
+          deviceName: '/dev/xvda',
+          volume: ec2.BlockDeviceVolume.ebs(8, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
+        },
+      ],
+    });
+    this.connections = this.instance.connections;
+    this.grantPrincipal = this.instance.grantPrincipal;
+    Validations.of(this.instance).acknowledge({
+      id: 'CloudFormation-Validate::E1152',
+      reason:
+        "ImageId is 'resolve:ssm:<parameter>', which EC2 resolves at launch (aws-cdk PR 26273); the linter only knows 'ami-' ids. It keeps a new AMI release from replacing the server on the next deploy.",
+    });
+    Validations.of(this.instance.role).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+      reason:
+        'The AWS-maintained policy is the documented least privilege for SSM Session Manager, which replaces SSH.',
+    });
+    Validations.of(this.instance).acknowledge({
+      id: 'AwsSolutions-EC28',
+      reason:
+        'Detailed (1-minute) monitoring costs more than the stage-1 budget allows; basic 5-minute metrics are kept.',
+    });
+    Validations.of(this.instance).acknowledge({
+      id: 'AwsSolutions-EC29',
+      reason:
+        'The server holds no data of its own (the data volume is retained); termination protection would block the stage-1k upgrade that removes it.',
+    });
+
+    new ec2.CfnVolumeAttachment(this, 'DataVolumeAttachment', {
+      instanceId: this.instance.instanceId,
+      volumeId: this.dataVolume.volumeId,
+      device: '/dev/sdf',
+    });
+    this.elasticIp = new ec2.CfnEIP(this, 'ElasticIp', {
+      domain: 'vpc',
+      instanceId: this.instance.instanceId,
+    });
+
+    const vault = new backup.BackupVault(this, 'BackupVault', { removalPolicy: RemovalPolicy.RETAIN });
+    this.backupPlan = new backup.BackupPlan(this, 'BackupPlan', {
+      backupVault: vault,
+      backupPlanRules: [
+        new backup.BackupPlanRule({
+          ruleName: 'Daily',
+          scheduleExpression: events.Schedule.cron({ hour: '5', minute: '0' }),
+          deleteAfter: backupRetention,
+        }),
+      ],
+    });
+    const selection = this.backupPlan.addSelection('DataVolume', {
+      resources: [
+        backup.BackupResource.fromArn(
+          Stack.of(this).formatArn({
+            service: 'ec2',
+            resource: 'volume',
+            resourceName: this.dataVolume.volumeId,
+          }),
+        ),
+      ],
+    });
+    Validations.of(selection).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]',
+      reason:
+        'The AWS-maintained AWS Backup service role policy is the documented least privilege for taking EBS snapshots.',
+    });
+
+    this.environment.add('APP_PORT', String(this.app.port));
+    this.environment.add('AWS_REGION', Stack.of(this).region);
+    if (localDatabase) {
+      const secret = new secretsmanager.Secret(this, 'LocalDatabaseSecret', {
+        description: 'Credentials of the app role in the PostgreSQL that runs on the SingleServer',
+        generateSecretString: {
+          secretStringTemplate: JSON.stringify({ username: DATABASE_NAME }),
+          generateStringKey: 'password',
+          excludePunctuation: true,
+          passwordLength: 32,
+        },
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      Validations.of(secret).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The password is applied to the on-box PostgreSQL at boot; stage 10 replaces this database with RDS, whose master password RDS rotates itself.',
+      });
+      secret.grantRead(this.instance);
+      this.localDatabaseSecret = secret;
+      script.addCommands(
+        `export PG_MAJOR='${LOCAL_POSTGRES_MAJOR}' DB_NAME='${DATABASE_NAME}' DB_SECRET_ARN='${secret.secretArn}'`,
+        readAsset('scripts/local-postgres.sh'),
+      );
+      this.environment.addAll({
+        DATABASE_HOST: '127.0.0.1',
+        DATABASE_PORT: '5432',
+        DATABASE_NAME,
+        DATABASE_SECRET_ARN: secret.secretArn,
+      });
+    } else {
+      script.addCommands(readAsset('scripts/stop-local-postgres.sh'));
+    }
+    this.environment.addAll(props.environment ?? {});
+    script.addCommands(...this.environment.writeCommands(), ...this.app.startCommands);
+  }
+
+  /** Hands one environment variable to the app. */
+  public addEnvironment(name: string, value: string): void {
+    this.environment.add(name, value);
+  }
+
+  /** The server's public IPv4 address. */
+  public get publicIp(): string {
+    return Token.asString(this.elasticIp.ref);
+  }
+}
+
+/**
+ * Wraps a shell script so cloud-init runs it at every boot, not only the first: an in-place update
+ * of the user data (stop, change, start) then takes effect without replacing the instance.
+ */
+function runAtEveryBoot(script: ec2.UserData): ec2.UserData {
+  const userData = new ec2.MultipartUserData();
+  userData.addPart(
+    ec2.MultipartBody.fromRawBody({
+      contentType: 'text/cloud-config; charset="utf-8"',
+      body: '#cloud-config\ncloud_final_modules:\n- [scripts-user, always]\n',
+    }),
+  );
+  userData.addUserDataPart(script, ec2.MultipartBody.SHELL_SCRIPT, true);
+  return userData;
+}

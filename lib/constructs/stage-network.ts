@@ -1,0 +1,86 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { checkWholeNumber } from '../private/errors';
+
+/** Properties of a `StageNetwork`. */
+export interface StageNetworkProps {
+  /**
+   * NAT gateways for the app subnets' outbound traffic. Zero keeps the app subnets isolated, which
+   * suits stages 1 to 100, where the only server sits in a public subnet; a NAT gateway costs about
+   * $33 a month, more than the whole of stage 1.
+   *
+   * @default 0
+   */
+  readonly natGateways?: number;
+  /**
+   * The VPC's IPv4 range. It is create-only: changing it replaces every subnet and so the database.
+   *
+   * @default '10.0.0.0/16'
+   */
+  readonly cidr?: string;
+  /**
+   * How long VPC flow logs are kept.
+   *
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly flowLogRetention?: logs.RetentionDays;
+}
+
+/**
+ * The network every stage shares, laid out once with all the tiers the top stage needs, over two
+ * availability zones: public subnets (load balancer, stage-1 server, NAT), private app subnets
+ * (the server fleet from stage 1k) and isolated data subnets (databases and caches).
+ *
+ * Later stages only add NAT gateways; they never re-carve subnets, because a subnet whose range
+ * changes is replaced, and with it the database subnet group and the database.
+ */
+export class StageNetwork extends Construct {
+  /** The subnet group name of the public tier. */
+  public static readonly PUBLIC_SUBNETS = 'Public';
+  /** The subnet group name of the private app tier. */
+  public static readonly APP_SUBNETS = 'App';
+  /** The subnet group name of the isolated data tier. */
+  public static readonly DATA_SUBNETS = 'Data';
+
+  /** The VPC. */
+  public readonly vpc: ec2.Vpc;
+  /** The private app subnets, where the server fleet runs from stage 1k. */
+  public readonly appSubnets: ec2.SubnetSelection = { subnetGroupName: StageNetwork.APP_SUBNETS };
+  /** The isolated data subnets, where databases and caches run. */
+  public readonly dataSubnets: ec2.SubnetSelection = { subnetGroupName: StageNetwork.DATA_SUBNETS };
+  /** The log group of the VPC flow logs. */
+  public readonly flowLogGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: StageNetworkProps = {}) {
+    super(scope, id);
+    const natGateways = props.natGateways ?? 0;
+    checkWholeNumber(this, 'natGateways', natGateways, 0, 2, 'one per availability zone at most');
+
+    this.vpc = new ec2.Vpc(this, 'Vpc', {
+      ipAddresses: ec2.IpAddresses.cidr(props.cidr ?? '10.0.0.0/16'),
+      maxAzs: 2,
+      natGateways,
+      subnetConfiguration: [
+        { name: StageNetwork.PUBLIC_SUBNETS, subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        {
+          name: StageNetwork.APP_SUBNETS,
+          subnetType: natGateways > 0 ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED,
+          cidrMask: 20,
+        },
+        { name: StageNetwork.DATA_SUBNETS, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
+      ],
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    });
+
+    this.flowLogGroup = new logs.LogGroup(this, 'FlowLogs', {
+      retention: props.flowLogRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.vpc.addFlowLog('FlowLog', {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
+      trafficType: ec2.FlowLogTrafficType.REJECT,
+    });
+  }
+}
