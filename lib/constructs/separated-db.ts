@@ -1,0 +1,201 @@
+import { Annotations, Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { IAppTier } from '../app-tier';
+import { checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { graviton } from '../private/servers';
+import { StageNetwork } from './stage-network';
+
+/** Properties of a `SeparatedDb`. */
+export interface SeparatedDbProps {
+  /** The network; the database goes in its isolated subnets. */
+  readonly vpc: ec2.IVpc;
+  /**
+   * Where the database goes. Create-only: moving it replaces the subnet group and the database.
+   *
+   * @default - the subnet group named 'Data': the isolated data tier of a `StageNetwork`
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * The database instance class (without the `db.` prefix).
+   *
+   * @default - t4g.micro (2 vCPU, 1 GiB), about $12 a month single-AZ
+   */
+  readonly instanceType?: ec2.InstanceType;
+  /**
+   * The PostgreSQL version. Pin a major version (`VER_17`) and RDS applies minor versions in the
+   * maintenance window.
+   *
+   * @default rds.PostgresEngineVersion.VER_17
+   */
+  readonly engineVersion?: rds.PostgresEngineVersion;
+  /**
+   * Whether RDS keeps a synchronous standby in a second availability zone and fails over to it.
+   * Turning it on later is an in-place change.
+   *
+   * @default false
+   */
+  readonly multiAz?: boolean;
+  /**
+   * The gp3 storage allocated at creation.
+   *
+   * @default Size.gibibytes(20)
+   */
+  readonly allocatedStorage?: Size;
+  /**
+   * The ceiling of storage autoscaling: RDS grows the storage up to this size when it runs low.
+   *
+   * @default Size.gibibytes(100)
+   */
+  readonly maxAllocatedStorage?: Size;
+  /**
+   * How long automated backups (point-in-time recovery) are kept; 7 to 35 days.
+   *
+   * @default Duration.days(7)
+   */
+  readonly backupRetention?: Duration;
+  /**
+   * The name of the database created for the app.
+   *
+   * @default 'app'
+   */
+  readonly databaseName?: string;
+  /**
+   * Whether the database refuses to be deleted. Turning it off lets a stack deletion remove it
+   * (after a final snapshot).
+   *
+   * @default true
+   */
+  readonly deletionProtection?: boolean;
+}
+
+/**
+ * Managed PostgreSQL on RDS in the isolated subnets: the database of stage 10 onwards.
+ *
+ * Encrypted storage that grows by itself, a week of point-in-time backups, deletion protection and
+ * a final snapshot on deletion or replacement. RDS creates the master password, keeps it in Secrets
+ * Manager and rotates it without a Lambda. Only app tiers passed to `connectApp` can reach it.
+ */
+export class SeparatedDb extends Construct implements ec2.IConnectable {
+  /** The RDS instance. */
+  public readonly database: rds.DatabaseInstance;
+  /** The RDS-managed secret with the master credentials (`username`, `password`). */
+  public readonly secret: secretsmanager.ISecret;
+  /** The database's security group. */
+  public readonly connections: ec2.Connections;
+  /** The name of the app's database. */
+  public readonly databaseName: string;
+
+  constructor(scope: Construct, id: string, props: SeparatedDbProps) {
+    super(scope, id);
+    const instanceType =
+      props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MICRO);
+    const allocatedStorage = props.allocatedStorage ?? Size.gibibytes(20);
+    const maxAllocatedStorage = props.maxAllocatedStorage ?? Size.gibibytes(100);
+    const backupRetention = props.backupRetention ?? Duration.days(7);
+    const multiAz = props.multiAz ?? false;
+    const deletionProtection = props.deletionProtection ?? true;
+    this.databaseName = props.databaseName ?? 'app';
+
+    checkWholeNumber(this, 'allocatedStorage (GiB)', allocatedStorage.toGibibytes(), 20, 65536, 'gp3 on RDS');
+    checkWholeNumber(
+      this,
+      'maxAllocatedStorage (GiB)',
+      maxAllocatedStorage.toGibibytes(),
+      allocatedStorage.toGibibytes(),
+      65536,
+      'at least allocatedStorage',
+    );
+    checkWholeNumber(this, 'backupRetention (days)', backupRetention.toDays(), 7, 35);
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(this.databaseName)) {
+      throw new ScaleStagesError(
+        `databaseName must start with a letter and hold only letters, digits and underscores (63 at most); got '${this.databaseName}'.`,
+        this,
+      );
+    }
+    if (!graviton(instanceType)) {
+      Annotations.of(this).addWarningV2(
+        'cdk-scale-stages:notGraviton',
+        `instanceType ${instanceType} is not Graviton; a t4g, m7g or r7g class costs less for the same work.`,
+      );
+    }
+    if (!deletionProtection) {
+      Annotations.of(this).addWarningV2(
+        'cdk-scale-stages:noDeletionProtection',
+        'deletionProtection is off: deleting the stack deletes the database (a final snapshot is kept).',
+      );
+    }
+
+    const vpcSubnets = props.vpcSubnets ?? { subnetGroupName: StageNetwork.DATA_SUBNETS };
+    try {
+      props.vpc.selectSubnets(vpcSubnets);
+    } catch (error) {
+      throw new ScaleStagesError(
+        `vpcSubnets select no subnets in this vpc (${(error as Error).message}); pass vpcSubnets, for example { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }.`,
+        this,
+      );
+    }
+
+    const engine = rds.DatabaseInstanceEngine.postgres({
+      version: props.engineVersion ?? rds.PostgresEngineVersion.VER_17,
+    });
+    this.database = new rds.DatabaseInstance(this, 'Instance', {
+      engine,
+      instanceType,
+      vpc: props.vpc,
+      vpcSubnets,
+      multiAz,
+      storageType: rds.StorageType.GP3,
+      allocatedStorage: allocatedStorage.toGibibytes(),
+      maxAllocatedStorage: maxAllocatedStorage.toGibibytes(),
+      storageEncrypted: true,
+      credentials: rds.Credentials.fromUsername('postgres'),
+      manageMasterUserPassword: true,
+      databaseName: this.databaseName,
+      parameterGroup: new rds.ParameterGroup(this, 'Parameters', {
+        engine,
+        description: 'SeparatedDb: TLS required for every connection',
+        parameters: { 'rds.force_ssl': '1' },
+      }),
+      caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
+      iamAuthentication: true,
+      backupRetention,
+      copyTagsToSnapshot: true,
+      deletionProtection,
+      autoMinorVersionUpgrade: true,
+      publiclyAccessible: false,
+      removalPolicy: RemovalPolicy.SNAPSHOT,
+    });
+    this.secret = this.database.secret!;
+    this.connections = this.database.connections;
+
+    if (!multiAz) {
+      Validations.of(this.database).acknowledge({
+        id: 'AwsSolutions-RDS3',
+        reason:
+          'Single-AZ is the cost-sane choice for a 10-user stage; the database becomes Multi-AZ in place at stage 1k.',
+      });
+    }
+    Validations.of(this.database).acknowledge({
+      id: 'AwsSolutions-RDS11',
+      reason:
+        'The database is in isolated subnets and admits only the app security group; a non-standard port adds no protection.',
+    });
+  }
+
+  /**
+   * Lets an app tier reach the database: opens the database port to its security group, lets it
+   * read the credentials secret, and hands it DATABASE_HOST, DATABASE_PORT, DATABASE_NAME and
+   * DATABASE_SECRET_ARN.
+   */
+  public connectApp(appTier: IAppTier): void {
+    this.connections.allowDefaultPortFrom(appTier, 'PostgreSQL from the app tier');
+    this.secret.grantRead(appTier);
+    appTier.addEnvironment('DATABASE_HOST', this.database.dbInstanceEndpointAddress);
+    appTier.addEnvironment('DATABASE_PORT', this.database.dbInstanceEndpointPort);
+    appTier.addEnvironment('DATABASE_NAME', this.databaseName);
+    appTier.addEnvironment('DATABASE_SECRET_ARN', this.secret.secretArn);
+  }
+}
