@@ -1,0 +1,55 @@
+import { AppSource } from '../lib';
+
+describe('AppSource', () => {
+  test('demo: installs Node.js, ships the server and runs it under systemd with the environment file', () => {
+    const app = AppSource.demo();
+    expect(app.port).toBe(80);
+    expect(app.healthCheckPath).toBe('/healthz');
+    const script = app.startCommands.join('\n');
+    expect(script).toContain('dnf install -y nodejs');
+    expect(script).toContain('EnvironmentFile=/etc/scale-stages/app.env');
+    expect(script).toContain('DynamicUser=yes');
+    const shipped = /echo '([A-Za-z0-9+/=]+)' \| base64 -d/.exec(script)![1];
+    expect(Buffer.from(shipped, 'base64').toString()).toContain("'/healthz'");
+  });
+
+  test('fromCommands: exports the environment, then runs the commands', () => {
+    const app = AppSource.fromCommands(['npm ci', 'npm start'], { port: 3000, healthCheckPath: '/up' });
+    expect(app.startCommands).toEqual([
+      'set -a',
+      '. /etc/scale-stages/app.env',
+      'set +a',
+      'npm ci',
+      'npm start',
+    ]);
+    expect(app.port).toBe(3000);
+    expect(app.healthCheckPath).toBe('/up');
+  });
+
+  test('fromContainerImage: runs the image with Docker, publishing port to containerPort', () => {
+    const app = AppSource.fromContainerImage('public.ecr.aws/nginx/nginx:stable', { containerPort: 8080 });
+    expect(app.startCommands).toContain(
+      'docker run -d --name app --restart unless-stopped --env-file /etc/scale-stages/app.env -p 80:8080 public.ecr.aws/nginx/nginx:stable',
+    );
+  });
+
+  test.each([
+    [() => AppSource.fromCommands([]), /needs at least one command; got none/],
+    [() => AppSource.demo({ port: 0 }), /port must be a whole number from 1 to 65535; got 0/],
+    [() => AppSource.demo({ port: 70000 }), /port must be a whole number from 1 to 65535; got 70000/],
+    [
+      () => AppSource.demo({ healthCheckPath: 'healthz' }),
+      /healthCheckPath must start with '\/'; got 'healthz'/,
+    ],
+    [
+      () => AppSource.fromContainerImage('nginx; rm -rf /'),
+      /image must be an image reference.*got 'nginx; rm -rf \/'/,
+    ],
+    [
+      () => AppSource.fromContainerImage('nginx', { containerPort: -1 }),
+      /containerPort must be a whole number from 1 to 65535; got -1/,
+    ],
+  ])('bad input fails clearly (%#)', (make, message) => {
+    expect(make).toThrow(message);
+  });
+});

@@ -1,0 +1,50 @@
+import { Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { BUILT_STAGES } from '../lib/stages/stage-table';
+import { complianceReport, complianceReportOf, dataSafetyInfos, newApp } from './helpers';
+
+describe.each(BUILT_STAGES)('stage %s compliance', (stage) => {
+  const { findings, templates } = complianceReport(stage);
+  const infos = dataSafetyInfos(templates.ScaleStages);
+
+  test('zero unacknowledged cdk-nag AwsSolutions findings', () => {
+    expect(findings.filter((f) => f.plugin === 'AwsSolutions')).toEqual([]);
+  });
+
+  test('zero findings of the bundled CloudFormation validator (errors and warnings)', () => {
+    expect(findings.filter((f) => f.plugin === 'CloudFormation Validate')).toEqual([]);
+  });
+
+  test('zero data-safety infos of the bundled validator (I3011, I3013)', () => {
+    expect(infos).toEqual([]);
+  });
+});
+
+test('the compliance check reports findings of both plugins when there are some', () => {
+  const app = newApp({ validate: true });
+  const stack = new Stack(app, 'Bad');
+  new ec2.CfnVolume(stack, 'Unencrypted', { availabilityZone: 'us-east-1a', size: 10 });
+  const rules = complianceReportOf(app).findings.map((f) => `${f.plugin}:${f.rule}`);
+  expect(rules).toEqual(
+    expect.arrayContaining(['AwsSolutions:AwsSolutions-EC26', 'CloudFormation Validate:W3010']),
+  );
+});
+
+test('the data-safety check reports I3011 and I3013 when there are some', () => {
+  const infos = dataSafetyInfos({
+    Resources: {
+      Db: {
+        Type: 'AWS::RDS::DBInstance',
+        Properties: { DBInstanceClass: 'db.t4g.micro', Engine: 'postgres' },
+      },
+      Queue: { Type: 'AWS::SQS::Queue', Properties: {} },
+    },
+  });
+  expect(infos).toEqual(
+    expect.arrayContaining([
+      expect.stringMatching(/^I3011 .*'DeletionPolicy' is a required property/),
+      expect.stringMatching(/^I3013 .*'BackupRetentionPeriod' is a required property/),
+      expect.stringMatching(/^I3013 .*'MessageRetentionPeriod' is a required property/),
+    ]),
+  );
+});

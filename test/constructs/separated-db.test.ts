@@ -1,0 +1,194 @@
+import { Duration, Size, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import { SeparatedDb, SingleServer } from '../../lib';
+import { networkStack, newApp } from '../helpers';
+
+function build(props: Partial<ConstructorParameters<typeof SeparatedDb>[2]> = {}) {
+  const { stack, vpc } = networkStack();
+  const db = new SeparatedDb(stack, 'Database', { vpc, ...props });
+  return { stack, vpc, db };
+}
+
+describe('SeparatedDb defaults', () => {
+  const { stack, vpc, db } = build();
+  const server = new SingleServer(stack, 'Server', { vpc, localDatabase: false });
+  db.connectApp(server);
+  const template = Template.fromStack(stack);
+
+  test('PostgreSQL 17 on a single-AZ db.t4g.micro with encrypted, autoscaling gp3 storage', () => {
+    template.resourceCountIs('AWS::RDS::DBInstance', 1);
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      Engine: 'postgres',
+      EngineVersion: '17',
+      DBInstanceClass: 'db.t4g.micro',
+      MultiAZ: false,
+      StorageType: 'gp3',
+      AllocatedStorage: '20',
+      MaxAllocatedStorage: 100,
+      StorageEncrypted: true,
+      PubliclyAccessible: false,
+      DBName: 'app',
+    });
+  });
+
+  test('a week of backups, deletion protection and a snapshot on delete or replace', () => {
+    template.hasResource('AWS::RDS::DBInstance', {
+      Properties: { BackupRetentionPeriod: 7, DeletionProtection: true, CopyTagsToSnapshot: true },
+      DeletionPolicy: 'Snapshot',
+      UpdateReplacePolicy: 'Snapshot',
+    });
+  });
+
+  test('RDS manages and rotates the master password in Secrets Manager', () => {
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      ManageMasterUserPassword: true,
+      MasterUsername: 'postgres',
+      MasterUserPassword: Match.absent(),
+    });
+    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    expect(stack.resolve(db.secret.secretArn)).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^DatabaseInstance/), 'MasterUserSecret.SecretArn'],
+    });
+  });
+
+  test('TLS is required through its own parameter group', () => {
+    template.hasResourceProperties('AWS::RDS::DBParameterGroup', {
+      Family: 'postgres17',
+      Parameters: { 'rds.force_ssl': '1' },
+    });
+  });
+
+  test('the subnet group uses the isolated data subnets', () => {
+    template.hasResourceProperties('AWS::RDS::DBSubnetGroup', {
+      SubnetIds: [
+        { Ref: Match.stringLikeRegexp('NetworkVpcDataSubnet1') },
+        { Ref: Match.stringLikeRegexp('NetworkVpcDataSubnet2') },
+      ],
+    });
+  });
+
+  test('only the connected app tier reaches the database port', () => {
+    const rules = template.findResources('AWS::EC2::SecurityGroupIngress');
+    expect(Object.values(rules).map((r) => r.Properties)).toEqual([
+      expect.objectContaining({
+        IpProtocol: 'tcp',
+        FromPort: { 'Fn::GetAtt': [expect.stringMatching(/^DatabaseInstance/), 'Endpoint.Port'] },
+        SourceSecurityGroupId: { 'Fn::GetAtt': [expect.stringMatching(/^ServerSecurityGroup/), 'GroupId'] },
+      }),
+    ]);
+  });
+
+  test('the app tier can read the secret and gets the connection facts', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+            Resource: {
+              'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseInstance'), 'MasterUserSecret.SecretArn'],
+            },
+          }),
+        ]),
+      },
+    });
+    const userData = JSON.stringify(template.findResources('AWS::EC2::Instance'));
+    for (const name of ['DATABASE_HOST=', 'DATABASE_PORT=', 'DATABASE_NAME=app', 'DATABASE_SECRET_ARN=']) {
+      expect(userData).toContain(name);
+    }
+    expect(userData).toContain('Endpoint.Address');
+  });
+
+  test('exposes the escape hatches', () => {
+    expect(db.database).toBeInstanceOf(rds.DatabaseInstance);
+    expect(db.connections.securityGroups).toHaveLength(1);
+    expect(db.databaseName).toBe('app');
+  });
+});
+
+describe('SeparatedDb overrides', () => {
+  test('class, Multi-AZ, storage, retention, version and name', () => {
+    const { stack } = build({
+      instanceType: new ec2.InstanceType('r7g.large'),
+      multiAz: true,
+      allocatedStorage: Size.gibibytes(100),
+      maxAllocatedStorage: Size.gibibytes(500),
+      backupRetention: Duration.days(14),
+      engineVersion: rds.PostgresEngineVersion.VER_16,
+      databaseName: 'shop',
+    });
+    Template.fromStack(stack).hasResourceProperties('AWS::RDS::DBInstance', {
+      DBInstanceClass: 'db.r7g.large',
+      MultiAZ: true,
+      AllocatedStorage: '100',
+      MaxAllocatedStorage: 500,
+      BackupRetentionPeriod: 14,
+      EngineVersion: '16',
+      DBName: 'shop',
+    });
+  });
+
+  test('turning deletion protection off warns', () => {
+    const { stack } = build({ deletionProtection: false });
+    Template.fromStack(stack).hasResourceProperties('AWS::RDS::DBInstance', { DeletionProtection: false });
+    Annotations.fromStack(stack).hasWarning(
+      '/Test/Database',
+      Match.stringLikeRegexp('deletionProtection is off'),
+    );
+  });
+
+  test('a non-Graviton class warns', () => {
+    const { stack } = build({ instanceType: new ec2.InstanceType('m5.large') });
+    Annotations.fromStack(stack).hasWarning(
+      '/Test/Database',
+      Match.stringLikeRegexp('m5.large is not Graviton'),
+    );
+  });
+});
+
+describe('SeparatedDb validation', () => {
+  test.each([
+    [
+      { allocatedStorage: Size.gibibytes(10) },
+      /allocatedStorage \(GiB\) must be a whole number from 20 to 65536.*got 10/,
+    ],
+    [
+      { allocatedStorage: Size.gibibytes(200), maxAllocatedStorage: Size.gibibytes(100) },
+      /maxAllocatedStorage \(GiB\) must be a whole number from 200 to 65536 \(at least allocatedStorage\); got 100/,
+    ],
+    [
+      { backupRetention: Duration.days(3) },
+      /backupRetention \(days\) must be a whole number from 7 to 35; got 3/,
+    ],
+    [
+      { backupRetention: Duration.days(36) },
+      /backupRetention \(days\) must be a whole number from 7 to 35; got 36/,
+    ],
+    [{ databaseName: '1st-db' }, /databaseName must start with a letter.*got '1st-db'/],
+  ])('%o fails', (props, message) => {
+    expect(() => build(props)).toThrow(message);
+  });
+
+  test('errors name the construct path', () => {
+    expect(() => build({ backupRetention: Duration.days(1) })).toThrow(/^Test\/Database: /);
+  });
+});
+
+test('a VPC without a Data subnet group needs vpcSubnets', () => {
+  const stack = new Stack(newApp(), 'Test');
+  const vpc = new ec2.Vpc(stack, 'Vpc', {
+    natGateways: 0,
+    subnetConfiguration: [{ name: 'Isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+  });
+  expect(() => new SeparatedDb(stack, 'Database', { vpc })).toThrow(
+    /Test\/Database: vpcSubnets select no subnets in this vpc .*'Data'.*pass vpcSubnets/,
+  );
+  new SeparatedDb(stack, 'Db', { vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } });
+  Template.fromStack(stack).hasResourceProperties('AWS::RDS::DBSubnetGroup', {
+    SubnetIds: [
+      { Ref: Match.stringLikeRegexp('VpcIsolatedSubnet1') },
+      { Ref: Match.stringLikeRegexp('VpcIsolatedSubnet2') },
+    ],
+  });
+});

@@ -1,0 +1,262 @@
+import { execFileSync } from 'child_process';
+import { Duration, Size, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { AppSource, SingleServer } from '../../lib';
+import { networkStack, newApp, userDataScript } from '../helpers';
+
+function build(props: Partial<ConstructorParameters<typeof SingleServer>[2]> = {}) {
+  const { stack, vpc } = networkStack();
+  const server = new SingleServer(stack, 'Server', { vpc, ...props });
+  return { stack, server, template: Template.fromStack(stack) };
+}
+
+describe('SingleServer defaults', () => {
+  const { server, template } = build();
+
+  test('one Graviton t4g.micro running the latest Amazon Linux 2023, resolved at launch', () => {
+    template.resourceCountIs('AWS::EC2::Instance', 1);
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      InstanceType: 't4g.micro',
+      ImageId: 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64',
+      SubnetId: { Ref: Match.stringLikeRegexp('NetworkVpcPublicSubnet1') },
+    });
+  });
+
+  test('IMDSv2 is required', () => {
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: { MetadataOptions: { HttpTokens: 'required' } },
+    });
+  });
+
+  test('root volume is encrypted gp3', () => {
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true, VolumeType: 'gp3' } }],
+    });
+  });
+
+  test('only the app port and HTTPS are open to the world; never SSH', () => {
+    const groups = template.findResources('AWS::EC2::SecurityGroup');
+    const ingress = Object.values(groups).flatMap((g) => g.Properties.SecurityGroupIngress ?? []);
+    expect(
+      ingress.map((r: { FromPort: number; ToPort: number; CidrIp: string }) => [
+        r.FromPort,
+        r.ToPort,
+        r.CidrIp,
+      ]),
+    ).toEqual([
+      [80, 80, '0.0.0.0/0'],
+      [443, 443, '0.0.0.0/0'],
+    ]);
+    template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+  });
+
+  test('shell access through SSM Session Manager', () => {
+    template.hasResourceProperties('AWS::IAM::Role', {
+      ManagedPolicyArns: Match.arrayWith([
+        { 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('AmazonSSMManagedInstanceCore')])] },
+      ]),
+    });
+    template.hasResourceProperties('AWS::EC2::Instance', { KeyName: Match.absent() });
+  });
+
+  test('an Elastic IP holds the public address', () => {
+    template.hasResourceProperties('AWS::EC2::EIP', {
+      Domain: 'vpc',
+      InstanceId: { Ref: Match.stringLikeRegexp('ServerInstance') },
+    });
+    expect(Stack.of(server).resolve(server.publicIp)).toEqual({
+      Ref: expect.stringMatching(/^ServerElasticIp/),
+    });
+  });
+
+  test('the data volume is encrypted gp3 of 20 GiB, in the server AZ, kept on delete and replace', () => {
+    template.hasResource('AWS::EC2::Volume', {
+      Properties: {
+        Size: 20,
+        VolumeType: 'gp3',
+        Encrypted: true,
+        AvailabilityZone: { 'Fn::Select': [0, { 'Fn::GetAZs': '' }] },
+      },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+    template.hasResourceProperties('AWS::EC2::VolumeAttachment', {
+      InstanceId: { Ref: Match.stringLikeRegexp('ServerInstance') },
+      VolumeId: { Ref: Match.stringLikeRegexp('ServerDataVolume') },
+    });
+  });
+
+  test('daily AWS Backup snapshots of the data volume are kept 7 days in a retained vault', () => {
+    template.hasResourceProperties('AWS::Backup::BackupPlan', {
+      BackupPlan: {
+        BackupPlanRule: [
+          Match.objectLike({
+            ScheduleExpression: 'cron(0 5 * * ? *)',
+            Lifecycle: { DeleteAfterDays: 7 },
+          }),
+        ],
+      },
+    });
+    template.hasResourceProperties('AWS::Backup::BackupSelection', {
+      BackupSelection: {
+        Resources: [
+          {
+            'Fn::Join': [
+              '',
+              Match.arrayWith([':volume/', { Ref: Match.stringLikeRegexp('ServerDataVolume') }]),
+            ],
+          },
+        ],
+      },
+    });
+    template.hasResource('AWS::Backup::BackupVault', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
+  test('the local database password lives in a retained Secrets Manager secret the server can read', () => {
+    template.hasResource('AWS::SecretsManager::Secret', {
+      Properties: {
+        GenerateSecretString: Match.objectLike({ GenerateStringKey: 'password', PasswordLength: 32 }),
+      },
+      DeletionPolicy: 'Retain',
+    });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+            Resource: { Ref: Match.stringLikeRegexp('ServerLocalDatabaseSecret') },
+          }),
+        ]),
+      },
+    });
+  });
+
+  test('user data runs at every boot, mounts the volume, runs PostgreSQL and writes the environment', () => {
+    const script = userDataScript(template);
+    const raw = JSON.stringify(template.findResources('AWS::EC2::Instance'));
+    expect(raw).toContain('[scripts-user, always]');
+    expect(script).toContain('mkfs.xfs');
+    expect(script).toMatch(/if ! blkid "\$device"/);
+    expect(script).toContain('dnf install -y "postgresql${PG_MAJOR}-server"');
+    expect(script).toMatch(
+      /DATABASE_HOST=127\.0\.0\.1\nDATABASE_NAME=app\nDATABASE_PORT=5432\nDATABASE_SECRET_ARN=TOKEN/,
+    );
+    expect(script).toContain('systemctl restart scale-stages-app');
+  });
+
+  test('the rendered user data is valid bash', () => {
+    const script = userDataScript(template);
+    expect(() => execFileSync('bash', ['-n'], { input: script })).not.toThrow();
+  });
+
+  test('the rendered user data fits EC2 16 KB limit', () => {
+    const rendered = JSON.stringify(Stack.of(server).resolve(server.instance.userData.render()));
+    expect(rendered.length).toBeLessThan(16 * 1024);
+  });
+
+  test('exposes the escape hatches', () => {
+    expect(server.instance).toBeInstanceOf(ec2.Instance);
+    expect(server.dataVolume).toBeInstanceOf(ec2.Volume);
+    expect(server.localDatabaseSecret).toBeDefined();
+    expect(server.connections.securityGroups).toHaveLength(1);
+  });
+});
+
+describe('SingleServer overrides', () => {
+  test('instance type, volume size and backup retention', () => {
+    const { template } = build({
+      instanceType: new ec2.InstanceType('m7g.large'),
+      dataVolumeSize: Size.gibibytes(100),
+      backupRetention: Duration.days(30),
+    });
+    template.hasResourceProperties('AWS::EC2::Instance', { InstanceType: 'm7g.large' });
+    template.hasResourceProperties('AWS::EC2::Volume', { Size: 100 });
+    template.hasResourceProperties('AWS::Backup::BackupPlan', {
+      BackupPlan: { BackupPlanRule: [Match.objectLike({ Lifecycle: { DeleteAfterDays: 30 } })] },
+    });
+  });
+
+  test('without a local database: no secret, PostgreSQL stopped, the volume kept', () => {
+    const { template } = build({ localDatabase: false });
+    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    template.resourceCountIs('AWS::EC2::Volume', 1);
+    const script = userDataScript(template);
+    expect(script).toContain('systemctl disable --now postgresql');
+    expect(script).not.toContain('DATABASE_HOST');
+  });
+
+  test('an x86 instance type gets the x86 image and a Graviton warning', () => {
+    const { stack, template } = build({ instanceType: new ec2.InstanceType('t3.micro') });
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      ImageId: 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64',
+    });
+    Annotations.fromStack(stack).hasWarning(
+      '/Test/Server',
+      Match.stringLikeRegexp('t3.micro is not Graviton'),
+    );
+  });
+
+  test('a custom app port is opened instead of 80, and environment variables reach the app', () => {
+    const { stack, vpc } = networkStack();
+    const server = new SingleServer(stack, 'Server', {
+      vpc,
+      app: AppSource.fromCommands(['./start.sh'], { port: 8080 }),
+      environment: { FEATURE_FLAGS: 'beta' },
+    });
+    server.addEnvironment('LOG_LEVEL', 'debug');
+    const template = Template.fromStack(stack);
+    const script = userDataScript(template);
+    expect(script).toMatch(/APP_PORT=8080\n/);
+    expect(script).toMatch(/FEATURE_FLAGS=beta\n/);
+    expect(script).toMatch(/LOG_LEVEL=debug\n/);
+    expect(script).toMatch(/\. \/etc\/scale-stages\/app\.env\nset \+a\n\.\/start\.sh$/);
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupIngress: [Match.objectLike({ FromPort: 8080 }), Match.objectLike({ FromPort: 443 })],
+    });
+  });
+});
+
+describe('SingleServer validation', () => {
+  test.each([
+    [
+      { dataVolumeSize: Size.gibibytes(0) },
+      /dataVolumeSize \(GiB\) must be a whole number from 1 to 16384.*got 0/,
+    ],
+    [{ dataVolumeSize: Size.gibibytes(20000) }, /dataVolumeSize \(GiB\) must be .*got 20000/],
+    [
+      { backupRetention: Duration.days(0) },
+      /backupRetention \(days\) must be a whole number from 1 to 3650; got 0/,
+    ],
+    [{ app: AppSource.demo({ port: 22 }) }, /app port 22 is SSH.*SSM Session Manager/],
+  ])('%o fails', (props, message) => {
+    expect(() => build(props)).toThrow(message);
+  });
+
+  test('a VPC without public subnets fails', () => {
+    const stack = new Stack(newApp(), 'Test');
+    const vpc = new ec2.Vpc(stack, 'Vpc', {
+      subnetConfiguration: [{ name: 'Isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+    });
+    expect(() => new SingleServer(stack, 'Server', { vpc })).toThrow(/vpc has no public subnets/);
+  });
+
+  test('an environment variable set twice fails, naming it', () => {
+    const { server } = build();
+    expect(() => server.addEnvironment('DATABASE_HOST', 'db.example.com')).toThrow(
+      /environment variable DATABASE_HOST is already set to '127.0.0.1'/,
+    );
+  });
+
+  test.each([
+    ['lower', 'x', /name must be upper case letters/],
+    ['WITH_SPACE', 'a b', /must not contain spaces, quotes/],
+    ['QUOTED', "it's", /must not contain spaces, quotes/],
+  ])('environment variable %s=%s fails', (name, value, message) => {
+    const { server } = build();
+    expect(() => server.addEnvironment(name, value)).toThrow(message);
+  });
+});

@@ -1,0 +1,97 @@
+import { Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { StageNetwork } from '../../lib';
+import { newApp } from '../helpers';
+
+function build(props: ConstructorParameters<typeof StageNetwork>[2] = {}) {
+  const stack = new Stack(newApp(), 'Test');
+  const network = new StageNetwork(stack, 'Network', props);
+  return { network, template: Template.fromStack(stack) };
+}
+
+describe('StageNetwork defaults', () => {
+  const { network, template } = build();
+
+  test('three tiers over two AZs with fixed CIDRs', () => {
+    template.hasResourceProperties('AWS::EC2::VPC', { CidrBlock: '10.0.0.0/16' });
+    const subnets = Object.entries(template.findResources('AWS::EC2::Subnet')).map(([id, s]) => [
+      id.replace(/Subnet[0-9A-F]{8}$/, ''),
+      s.Properties.CidrBlock,
+    ]);
+    expect(subnets).toEqual([
+      ['NetworkVpcPublicSubnet1', '10.0.0.0/24'],
+      ['NetworkVpcPublicSubnet2', '10.0.1.0/24'],
+      ['NetworkVpcAppSubnet1', '10.0.16.0/20'],
+      ['NetworkVpcAppSubnet2', '10.0.32.0/20'],
+      ['NetworkVpcDataSubnet1', '10.0.48.0/24'],
+      ['NetworkVpcDataSubnet2', '10.0.49.0/24'],
+    ]);
+  });
+
+  test('no NAT gateway, and no route to the internet from the app and data tiers', () => {
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    const routes = Object.keys(template.findResources('AWS::EC2::Route'));
+    expect(routes.every((id) => id.startsWith('NetworkVpcPublicSubnet'))).toBe(true);
+  });
+
+  test('a free S3 gateway endpoint', () => {
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway' });
+  });
+
+  test('rejected traffic goes to flow logs kept 90 days', () => {
+    template.hasResourceProperties('AWS::EC2::FlowLog', {
+      TrafficType: 'REJECT',
+      LogDestinationType: 'cloud-watch-logs',
+    });
+    template.hasResource('AWS::Logs::LogGroup', {
+      Properties: { RetentionInDays: 90 },
+      DeletionPolicy: 'Retain',
+    });
+  });
+
+  test('subnet selections name the tiers', () => {
+    expect(network.appSubnets).toEqual({ subnetGroupName: 'App' });
+    expect(network.dataSubnets).toEqual({ subnetGroupName: 'Data' });
+    expect(network.vpc.selectSubnets(network.dataSubnets).subnets).toHaveLength(2);
+  });
+});
+
+describe('StageNetwork overrides', () => {
+  test('NAT gateways give the app tier a default route; CIDRs stay the same', () => {
+    const { template } = build({ natGateways: 1 });
+    template.resourceCountIs('AWS::EC2::NatGateway', 1);
+    template.hasResourceProperties('AWS::EC2::Route', {
+      DestinationCidrBlock: '0.0.0.0/0',
+      NatGatewayId: Match.anyValue(),
+      RouteTableId: { Ref: Match.stringLikeRegexp('NetworkVpcAppSubnet1') },
+    });
+    template.hasResourceProperties('AWS::EC2::Subnet', { CidrBlock: '10.0.16.0/20' });
+  });
+
+  test('cidr and flow log retention', () => {
+    const { template } = build({ cidr: '172.20.0.0/16', flowLogRetention: logs.RetentionDays.ONE_YEAR });
+    template.hasResourceProperties('AWS::EC2::VPC', { CidrBlock: '172.20.0.0/16' });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365 });
+  });
+});
+
+test.each([[-1], [3], [1.5]])('natGateways %p fails', (natGateways) => {
+  expect(() => build({ natGateways })).toThrow(
+    new RegExp(
+      `natGateways must be a whole number from 0 to 2 \\(one per availability zone at most\\); got ${natGateways}`,
+    ),
+  );
+});
+
+test('adding NAT gateways later (stage 1k) keeps every subnet: same logical ids, same CIDRs', () => {
+  const subnets = (natGateways: number) =>
+    Object.fromEntries(
+      Object.entries(build({ natGateways }).template.findResources('AWS::EC2::Subnet')).map(([id, s]) => [
+        id,
+        s.Properties.CidrBlock,
+      ]),
+    );
+  expect(subnets(1)).toEqual(subnets(0));
+  expect(Object.keys(subnets(0))).toHaveLength(6);
+});

@@ -1,0 +1,98 @@
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { App } from 'aws-cdk-lib';
+import { UserStage } from '../../lib';
+import { readStageContext } from '../../lib/stages/context';
+
+function read(context: Record<string, unknown>) {
+  return readStageContext(new App({ context }).node);
+}
+
+describe('context keys', () => {
+  test('defaults: stage 1, stack ScaleStages, regions us-east-1 and us-west-2', () => {
+    expect(read({})).toEqual({
+      appName: 'ScaleStages',
+      regions: ['us-east-1', 'us-west-2'],
+      stacks: [{ stage: UserStage.USERS_1, stackName: 'ScaleStages' }],
+    });
+  });
+
+  test('one stage: the stack is named <appName> at every stage, so an upgrade updates it in place', () => {
+    expect(read({ stage: '10', appName: 'Shop' }).stacks).toEqual([
+      { stage: UserStage.USERS_10, stackName: 'Shop' },
+    ]);
+    expect(read({ stage: '1', appName: 'Shop' }).stacks[0].stackName).toBe('Shop');
+  });
+
+  test('a number in cdk.json is read as the stage id', () => {
+    expect(read({ stage: 10 }).stacks[0].stage).toBe(UserStage.USERS_10);
+  });
+
+  test('stage=all: one <appName>-<id> stack per built stage', () => {
+    expect(read({ stage: 'all' }).stacks).toEqual([
+      { stage: UserStage.USERS_1, stackName: 'ScaleStages-1' },
+      { stage: UserStage.USERS_10, stackName: 'ScaleStages-10' },
+    ]);
+  });
+
+  test('regions: trimmed, first is primary', () => {
+    expect(read({ regions: 'eu-west-1, eu-central-1' }).regions).toEqual(['eu-west-1', 'eu-central-1']);
+  });
+
+  test.each([
+    [{ stage: '5' }, "context key 'stage' must be one of 1, 10, 100, 1k, 10k, 100k, 1m, 10m, all; got '5'."],
+    [{ stage: '' }, "context key 'stage' must be one of 1, 10, 100, 1k, 10k, 100k, 1m, 10m, all; got ''."],
+    [
+      { stage: '1K' },
+      "context key 'stage' must be one of 1, 10, 100, 1k, 10k, 100k, 1m, 10m, all; got '1K'.",
+    ],
+    [{ stage: ['1'] }, `context key 'stage' must be a string; got ["1"].`],
+    [
+      { appName: 'my app' },
+      "context key 'appName' must start with a letter and hold only letters, digits and hyphens",
+    ],
+    [{ appName: '9lives' }, "got '9lives'"],
+    [{ appName: 'A'.repeat(101) }, 'at most 100 characters'],
+    [
+      { regions: 'us-east-1,mars-north-1' },
+      "context key 'regions' must be a comma-separated list of AWS regions such as us-east-1,us-west-2; got 'us-east-1,mars-north-1', and 'mars-north-1' is not a known region (known: af-south-1,",
+    ],
+    [{ regions: '' }, "and '' is not a known region"],
+    [
+      { regions: 'us-east-1,us-east-1' },
+      "context key 'regions' must name each region once; got 'us-east-1,us-east-1', which repeats 'us-east-1'.",
+    ],
+  ])('%o fails with a clear message', (context, message) => {
+    expect(() => read(context)).toThrow(message);
+  });
+});
+
+describe('the CLI app', () => {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'scale-stages-cli-'));
+  afterAll(() => fs.rmSync(outdir, { recursive: true, force: true }));
+
+  function runApp(context: Record<string, string>) {
+    return spawnSync(path.join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx'), ['bin/app.ts'], {
+      cwd: path.join(__dirname, '..', '..'),
+      env: { ...process.env, CDK_CONTEXT_JSON: JSON.stringify(context), CDK_OUTDIR: outdir },
+      encoding: 'utf8',
+    });
+  }
+
+  test.each([
+    [
+      { stage: 'huge' },
+      /^cdk-scale-stages: context key 'stage' must be one of 1, 10, 100, 1k, 10k, 100k, 1m, 10m, all; got 'huge'\. Example: npx cdk synth -c stage=10\n$/,
+    ],
+    [
+      { stage: '1m' },
+      /^cdk-scale-stages: stage '1m' \(1,000,000 users\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10\.\n$/,
+    ],
+  ])('a bad value %o fails with one line on stderr and no stack trace', (context, message) => {
+    const result = runApp(context);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(message);
+  });
+});

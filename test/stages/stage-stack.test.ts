@@ -1,0 +1,111 @@
+import { Size } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { AppSource, StageStack, UserStage } from '../../lib';
+import { newApp, synthStage, userDataScript } from '../helpers';
+
+describe('stage 1', () => {
+  const { stack, template } = synthStage(UserStage.USERS_1);
+
+  test('one server with PostgreSQL on its data volume; no RDS, no NAT, no load balancer', () => {
+    template.resourceCountIs('AWS::EC2::Instance', 1);
+    template.resourceCountIs('AWS::EC2::Volume', 1);
+    template.resourceCountIs('AWS::RDS::DBInstance', 0);
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 0);
+    expect(userDataScript(template)).toContain('postgresql${PG_MAJOR}-server');
+    expect(stack.server).toBeDefined();
+    expect(stack.database).toBeUndefined();
+  });
+
+  test('the app learns its stage', () => {
+    expect(userDataScript(template)).toMatch(/APP_STAGE=1\n/);
+  });
+
+  test('the stack is environment-agnostic, so synth needs no credentials', () => {
+    expect(stack.environment).toBe('aws://unknown-account/unknown-region');
+  });
+
+  test('snapshot (a safety net; the assertions above are the spec)', () => {
+    expect(template.toJSON()).toMatchSnapshot();
+  });
+});
+
+describe('stage 10', () => {
+  const { stack, template } = synthStage(UserStage.USERS_10);
+
+  test('adds RDS PostgreSQL sized from the stage table, reachable from the server', () => {
+    template.resourceCountIs('AWS::RDS::DBInstance', 1);
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      DBInstanceClass: 'db.t4g.micro',
+      MultiAZ: false,
+      AllocatedStorage: '20',
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      SourceSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('ServerSecurityGroup'), 'GroupId'] },
+    });
+  });
+
+  test('the server stays, without its local database, and keeps its data volume for the migration', () => {
+    template.resourceCountIs('AWS::EC2::Instance', 1);
+    template.resourceCountIs('AWS::EC2::Volume', 1);
+    const script = userDataScript(template);
+    expect(script).toContain('systemctl disable --now postgresql');
+    expect(script).not.toContain('initdb');
+    expect(script).toMatch(/DATABASE_NAME=app\nDATABASE_PORT=TOKEN\nDATABASE_SECRET_ARN=TOKEN\n/);
+    expect(stack.database).toBeDefined();
+  });
+
+  test('still no NAT gateway', () => {
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+  });
+
+  test('snapshot (a safety net; the assertions above are the spec)', () => {
+    expect(template.toJSON()).toMatchSnapshot();
+  });
+});
+
+describe('StageStack props', () => {
+  test('sizing overrides win over the stage table', () => {
+    const { template } = synthStage(UserStage.USERS_10, {
+      serverInstanceType: new ec2.InstanceType('t4g.small'),
+      dataVolumeSize: Size.gibibytes(50),
+      databaseInstanceType: new ec2.InstanceType('t4g.medium'),
+      databaseAllocatedStorage: Size.gibibytes(40),
+    });
+    template.hasResourceProperties('AWS::EC2::Instance', { InstanceType: 't4g.small' });
+    template.hasResourceProperties('AWS::EC2::Volume', { Size: 50 });
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      DBInstanceClass: 'db.t4g.medium',
+      AllocatedStorage: '40',
+    });
+  });
+
+  test('the user app replaces the demo', () => {
+    const { template } = synthStage(UserStage.USERS_1, { app: AppSource.fromCommands(['/opt/myapp/start']) });
+    const script = userDataScript(template);
+    expect(script).toContain('/opt/myapp/start');
+    expect(script).not.toContain('scale-stages-app.service');
+  });
+
+  test.each([
+    UserStage.USERS_100,
+    UserStage.USERS_1K,
+    UserStage.USERS_10K,
+    UserStage.USERS_100K,
+    UserStage.USERS_1M,
+    UserStage.USERS_10M,
+  ])('stage %s is not built yet and says so', (stage) => {
+    expect(() => new StageStack(newApp(), 'S', { stage })).toThrow(
+      new RegExp(
+        `stage '${stage}' \\(.* users\\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10\\.`,
+      ),
+    );
+  });
+
+  test('a stage that is not a UserStage fails with the choices', () => {
+    expect(() => new StageStack(newApp(), 'S', { stage: '5' as UserStage })).toThrow(
+      "StageStack stage must be one of '1', '10', '100', '1k', '10k', '100k', '1m', '10m'; got '5'.",
+    );
+  });
+});

@@ -1,0 +1,82 @@
+import { fullDiff, ResourceImpact } from '@aws-cdk/cloudformation-diff';
+import { UserStage } from '../lib';
+import { BUILT_STAGES } from '../lib/stages/stage-table';
+import { synthStage } from './helpers';
+import { dataLossOnUpgrade } from './upgrade-check';
+
+const templates = new Map(BUILT_STAGES.map((stage) => [stage, synthStage(stage).template.toJSON()]));
+const pairs = BUILT_STAGES.slice(1).map((stage, i) => [BUILT_STAGES[i], stage] as const);
+
+describe('upgrading one stage up in place', () => {
+  test.each(pairs)('%s -> %s replaces and deletes no stateful resource', (from, to) => {
+    expect(dataLossOnUpgrade(templates.get(from)!, templates.get(to)!)).toEqual([]);
+  });
+
+  test('1 -> 10 keeps the server, its address and its data volume; only the user data changes', () => {
+    const changes: Record<string, { impact: string; properties: string[] }> = {};
+    fullDiff(
+      templates.get(UserStage.USERS_1)!,
+      templates.get(UserStage.USERS_10)!,
+    ).resources.forEachDifference((id, change) => {
+      changes[id] = { impact: change.changeImpact, properties: Object.keys(change.propertyUpdates) };
+    });
+    // UserData is "Some interruptions" for an EBS-backed instance (stop, update, start); the diff
+    // engine says MAY_REPLACE because instance-store-backed instances would be replaced.
+    const instance = Object.entries(changes).filter(([id]) => /^ServerInstance[0-9A-F]{8}$/.test(id));
+    expect(instance).toEqual([
+      [expect.any(String), { impact: ResourceImpact.MAY_REPLACE, properties: ['UserData'] }],
+    ]);
+    const untouched = Object.keys(changes).filter((id) =>
+      /^Server(ElasticIp|DataVolume|Instance(LaunchTemplate|InstanceProfile))/.test(id),
+    );
+    expect(untouched).toEqual([]);
+    const removed = Object.entries(changes).filter(
+      ([, c]) => c.impact === ResourceImpact.WILL_DESTROY || c.impact === ResourceImpact.WILL_ORPHAN,
+    );
+    expect(removed).toEqual([
+      [
+        expect.stringMatching(/^ServerLocalDatabaseSecret/),
+        expect.objectContaining({ impact: ResourceImpact.WILL_ORPHAN }),
+      ],
+    ]);
+  });
+});
+
+describe('the upgrade check itself', () => {
+  test('flags a database that would be replaced (a create-only property changes)', () => {
+    const renamed = synthStage(UserStage.USERS_10, {}).template.toJSON();
+    const db = Object.values(
+      renamed.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>,
+    ).find((r) => r.Type === 'AWS::RDS::DBInstance')!;
+    db.Properties.DBName = 'renamed';
+    expect(dataLossOnUpgrade(templates.get(UserStage.USERS_10)!, renamed)).toEqual([
+      expect.objectContaining({
+        type: 'AWS::RDS::DBInstance',
+        impact: ResourceImpact.WILL_REPLACE,
+        properties: ['DBName'],
+      }),
+    ]);
+  });
+
+  test('flags a database that would be deleted (Snapshot is not Retain)', () => {
+    expect(dataLossOnUpgrade(templates.get(UserStage.USERS_10)!, templates.get(UserStage.USERS_1)!)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'AWS::RDS::DBInstance', impact: ResourceImpact.WILL_DESTROY }),
+      ]),
+    );
+  });
+
+  test('lets a retained resource go (the stage-1 secret on 1 -> 10 is orphaned, not deleted)', () => {
+    const removedSecrets: string[] = [];
+    fullDiff(
+      templates.get(UserStage.USERS_1)!,
+      templates.get(UserStage.USERS_10)!,
+    ).resources.forEachDifference((id, change) => {
+      if (change.resourceType === 'AWS::SecretsManager::Secret' && change.isRemoval) removedSecrets.push(id);
+    });
+    expect(removedSecrets).toHaveLength(1);
+    expect(dataLossOnUpgrade(templates.get(UserStage.USERS_1)!, templates.get(UserStage.USERS_10)!)).toEqual(
+      [],
+    );
+  });
+});
