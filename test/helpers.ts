@@ -13,11 +13,12 @@ export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(
 
 /**
  * An app with cdk.json's feature flags. The bundled CloudFormation validator costs about a second
- * per synth, so unit tests leave it off; compliance tests turn it on for every stage.
+ * per synth, so unit tests leave it off; compliance tests turn it on for every stage. Tests read
+ * the validation report file, so it is not also printed.
  */
 export function newApp(options: { validate?: boolean } = {}): App {
   return new App({
-    context: { ...CDK_JSON_CONTEXT },
+    context: { ...CDK_JSON_CONTEXT, '@aws-cdk/core:validationReportPrettyPrint': false },
     builtinCloudFormationValidation: options.validate ?? false,
   });
 }
@@ -136,29 +137,29 @@ function bundledValidator() {
   return require(require.resolve('@aws/cloudformation-validate', { paths: [cdkLibDir] }));
 }
 
+let infoEngine: { validateTemplate: (template: unknown, config: object) => ValidateReport } | undefined;
+
+interface ValidateReport {
+  readonly diagnostics: Array<{ ruleId: string; message: string; location?: { logicalId?: string } }>;
+}
+
 /**
  * The bundled validator's data-safety infos for a template: I3011 (a stateful resource without
  * explicit DeletionPolicy and UpdateReplacePolicy) and I3013 (data that expires after a default
  * retention period). aws-cdk-lib runs the validator at WARN level on synth, which drops infos, so
- * tests ask for them at INFO level here.
+ * tests ask for them at INFO level here. The CEL engine gives the same diagnostics as the Rego one
+ * and starts ten times faster.
  */
 export function dataSafetyInfos(template: object): string[] {
   const validate = bundledValidator();
-  const engine = new validate.RegoEngine();
-  try {
-    const report = engine.validateTemplate(
-      new validate.TemplateContent(JSON.stringify(template), 'template.json'),
-      {
-        severityLevel: 'INFO',
-        detailLevel: 'STANDARD',
-        include: { ids: ['I3011', 'I3013'] },
-      },
-    );
-    return report.diagnostics.map(
-      (d: { ruleId: string; message: string; location?: { logicalId?: string } }) =>
-        `${d.ruleId} ${d.location?.logicalId ?? ''}: ${d.message}`,
-    );
-  } finally {
-    engine.free();
-  }
+  infoEngine ??= new validate.CelEngine();
+  const report = infoEngine!.validateTemplate(
+    new validate.TemplateContent(JSON.stringify(template), 'template.json'),
+    {
+      severityLevel: 'INFO',
+      detailLevel: 'STANDARD',
+      include: { ids: ['I3011', 'I3013'] },
+    },
+  );
+  return report.diagnostics.map((d) => `${d.ruleId} ${d.location?.logicalId ?? ''}: ${d.message}`);
 }

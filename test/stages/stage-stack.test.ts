@@ -1,5 +1,5 @@
 import { Size } from 'aws-cdk-lib';
-import { Match } from 'aws-cdk-lib/assertions';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AppSource, StageStack, UserStage } from '../../lib';
 import { newApp, synthStage, userDataScript } from '../helpers';
@@ -20,6 +20,14 @@ describe('stage 1', () => {
 
   test('the app learns its stage', () => {
     expect(userDataScript(template)).toMatch(/APP_STAGE=1\n/);
+  });
+
+  test('no warnings from any construct', () => {
+    // A fresh stack: synthesizing one twice runs aspects twice, and the IMDSv2 aspect then warns.
+    Annotations.fromStack(new StageStack(newApp(), 'S', { stage: UserStage.USERS_1 })).hasNoWarning(
+      '*',
+      Match.anyValue(),
+    );
   });
 
   test('the stack is environment-agnostic, so synth needs no credentials', () => {
@@ -54,6 +62,13 @@ describe('stage 10', () => {
     expect(script).not.toContain('initdb');
     expect(script).toMatch(/DATABASE_NAME=app\nDATABASE_PORT=TOKEN\nDATABASE_SECRET_ARN=TOKEN\n/);
     expect(stack.database).toBeDefined();
+  });
+
+  test('no warnings from any construct', () => {
+    Annotations.fromStack(new StageStack(newApp(), 'S', { stage: UserStage.USERS_10 })).hasNoWarning(
+      '*',
+      Match.anyValue(),
+    );
   });
 
   test('still no NAT gateway', () => {
