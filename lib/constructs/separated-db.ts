@@ -4,7 +4,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
-import { checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
 import { graviton } from '../private/servers';
 import { StageNetwork } from './stage-network';
 
@@ -99,16 +99,16 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     const deletionProtection = props.deletionProtection ?? true;
     this.databaseName = props.databaseName ?? 'app';
 
-    checkWholeNumber(this, 'allocatedStorage (GiB)', allocatedStorage.toGibibytes(), 20, 65536, 'gp3 on RDS');
-    checkWholeNumber(
+    const allocatedGiB = checkGibibytes(this, 'allocatedStorage', allocatedStorage, 20, 65536, 'gp3 on RDS');
+    const maxAllocatedGiB = checkGibibytes(
       this,
-      'maxAllocatedStorage (GiB)',
-      maxAllocatedStorage.toGibibytes(),
-      allocatedStorage.toGibibytes(),
+      'maxAllocatedStorage',
+      maxAllocatedStorage,
+      allocatedGiB,
       65536,
       'at least allocatedStorage',
     );
-    checkWholeNumber(this, 'backupRetention (days)', backupRetention.toDays(), 7, 35);
+    checkDays(this, 'backupRetention', backupRetention, 7, 35);
     if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(this.databaseName)) {
       throw new ScaleStagesError(
         `databaseName must start with a letter and hold only letters, digits and underscores (63 at most); got '${this.databaseName}'.`,
@@ -148,8 +148,8 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       vpcSubnets,
       multiAz,
       storageType: rds.StorageType.GP3,
-      allocatedStorage: allocatedStorage.toGibibytes(),
-      maxAllocatedStorage: maxAllocatedStorage.toGibibytes(),
+      allocatedStorage: allocatedGiB,
+      maxAllocatedStorage: maxAllocatedGiB,
       storageEncrypted: true,
       credentials: rds.Credentials.fromUsername('postgres'),
       manageMasterUserPassword: true,

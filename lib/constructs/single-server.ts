@@ -9,7 +9,7 @@ import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
 import { readAsset } from '../private/assets';
-import { checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
 import { graviton, serverImage } from '../private/servers';
 
 /** Where the data volume is mounted on the server. */
@@ -101,15 +101,15 @@ export class SingleServer extends Construct implements IAppTier {
     const backupRetention = props.backupRetention ?? Duration.days(7);
     const localDatabase = props.localDatabase ?? true;
 
-    checkWholeNumber(
+    const dataVolumeGiB = checkGibibytes(
       this,
-      'dataVolumeSize (GiB)',
-      dataVolumeSize.toGibibytes(),
+      'dataVolumeSize',
+      dataVolumeSize,
       1,
       16384,
       'gp3 volume sizes',
     );
-    checkWholeNumber(this, 'backupRetention (days)', backupRetention.toDays(), 1, 3650);
+    checkDays(this, 'backupRetention', backupRetention, 1, 3650);
     if (this.app.port === 22) {
       throw new ScaleStagesError(
         'app port 22 is SSH, which SingleServer never opens to the world; use SSM Session Manager for shell access and serve the app on 80, 443 or another port.',
@@ -146,7 +146,7 @@ export class SingleServer extends Construct implements IAppTier {
 
     this.dataVolume = new ec2.Volume(this, 'DataVolume', {
       availabilityZone: subnet.availabilityZone,
-      size: dataVolumeSize,
+      size: Size.gibibytes(dataVolumeGiB),
       volumeType: ec2.EbsDeviceVolumeType.GP3,
       encrypted: true,
       removalPolicy: RemovalPolicy.RETAIN,

@@ -1,4 +1,4 @@
-import { Token } from 'aws-cdk-lib';
+import { Duration, Size, SizeRoundingBehavior, Token } from 'aws-cdk-lib';
 import { IConstruct } from 'constructs';
 
 /**
@@ -28,4 +28,31 @@ export function checkWholeNumber(
       scope,
     );
   }
+}
+
+/** A size in GiB, checked to be whole and in `[min, max]`. */
+export function checkGibibytes(
+  scope: IConstruct,
+  prop: string,
+  size: Size,
+  min: number,
+  max: number,
+  why = '',
+): number {
+  const gib = size.toGibibytes({ rounding: SizeRoundingBehavior.NONE });
+  checkWholeNumber(scope, `${prop} (GiB)`, gib, min, max, why);
+  return gib;
+}
+
+/** A duration in days, checked to be whole and in `[min, max]`. */
+export function checkDays(
+  scope: IConstruct,
+  prop: string,
+  duration: Duration,
+  min: number,
+  max: number,
+): number {
+  const days = duration.toDays({ integral: false });
+  checkWholeNumber(scope, `${prop} (days)`, days, min, max);
+  return days;
 }

@@ -52,13 +52,6 @@ export const STAGES: readonly StageDefinition[] = [
 /** The stages this version builds, in upgrade order. */
 export const BUILT_STAGES: readonly UserStage[] = STAGES.filter((s) => s.sizing).map((s) => s.stage);
 
-/** The row of one stage. */
-export function stageDefinition(stage: UserStage): StageDefinition {
-  const definition = STAGES.find((s) => s.stage === stage);
-  if (!definition) throw new Error(`unknown stage '${stage}'`);
-  return definition;
-}
-
 /** Whether `stage` is `other` or later in the playbook. */
 export function atLeast(stage: UserStage, other: UserStage): boolean {
   return STAGES.findIndex((s) => s.stage === stage) >= STAGES.findIndex((s) => s.stage === other);

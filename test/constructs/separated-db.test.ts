@@ -165,6 +165,14 @@ describe('SeparatedDb validation', () => {
       { backupRetention: Duration.days(36) },
       /backupRetention \(days\) must be a whole number from 7 to 35; got 36/,
     ],
+    [
+      { allocatedStorage: Size.mebibytes(20992) },
+      /allocatedStorage \(GiB\) must be a whole number.*got 20.5/,
+    ],
+    [
+      { backupRetention: Duration.hours(200) },
+      /backupRetention \(days\) must be a whole number from 7 to 35; got 8.33/,
+    ],
     [{ databaseName: '1st-db' }, /databaseName must start with a letter.*got '1st-db'/],
   ])('%o fails', (props, message) => {
     expect(() => build(props)).toThrow(message);

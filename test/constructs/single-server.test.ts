@@ -231,6 +231,14 @@ describe('SingleServer validation', () => {
       { backupRetention: Duration.days(0) },
       /backupRetention \(days\) must be a whole number from 1 to 3650; got 0/,
     ],
+    [
+      { backupRetention: Duration.hours(36) },
+      /backupRetention \(days\) must be a whole number from 1 to 3650; got 1.5/,
+    ],
+    [
+      { dataVolumeSize: Size.mebibytes(1536) },
+      /dataVolumeSize \(GiB\) must be a whole number from 1 to 16384.*got 1.5/,
+    ],
     [{ app: AppSource.demo({ port: 22 }) }, /app port 22 is SSH.*SSM Session Manager/],
   ])('%o fails', (props, message) => {
     expect(() => build(props)).toThrow(message);
