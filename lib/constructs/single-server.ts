@@ -167,6 +167,7 @@ export class SingleServer extends Construct implements IAppTier {
       userData: runAtEveryBoot(script),
       securityGroup,
       requireImdsv2: true,
+      resourceSignalTimeout: Duration.minutes(15),
       ssmSessionPermissions: true,
       blockDevices: [
         {
@@ -270,7 +271,15 @@ export class SingleServer extends Construct implements IAppTier {
       script.addCommands(readAsset('scripts/stop-local-postgres.sh'));
     }
     this.environment.addAll(props.environment ?? {});
-    script.addCommands(...this.environment.writeCommands(), ...this.app.startCommands);
+    script.addCommands(
+      ...this.environment.writeCommands(),
+      ...this.app.startCommands,
+      `export APP_HEALTH_URL='http://127.0.0.1:${this.app.port}${this.app.healthCheckPath}'`,
+      readAsset('scripts/wait-for-app.sh'),
+    );
+    // The first boot reports its result to CloudFormation, so a server whose app never becomes
+    // healthy fails the deploy instead of leaving a broken stack that looks fine.
+    script.addSignalOnExitCommand(this.instance);
   }
 
   /** Hands one environment variable to the app. */

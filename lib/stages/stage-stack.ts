@@ -1,4 +1,4 @@
-import { Size, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Size, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
@@ -92,6 +92,16 @@ export class StageStack extends Stack {
       environment: { APP_STAGE: this.stage },
     });
 
+    const port = this.server.app.port === 80 ? '' : `:${this.server.app.port}`;
+    new CfnOutput(this, 'ServerUrl', {
+      description: 'The app, served by the single server',
+      value: `http://${this.server.publicIp}${port}`,
+    });
+    new CfnOutput(this, 'ServerInstanceId', {
+      description: 'Shell access: aws ssm start-session --target <this id>',
+      value: this.server.instance.instanceId,
+    });
+
     if (atLeast(this.stage, UserStage.USERS_10)) {
       this.database = new SeparatedDb(this, 'Database', {
         vpc: this.network.vpc,
@@ -101,6 +111,14 @@ export class StageStack extends Stack {
         multiAz: sizing.databaseMultiAz,
       });
       this.database.connectApp(this.server);
+      new CfnOutput(this, 'DatabaseEndpoint', {
+        description: 'The RDS PostgreSQL endpoint (reachable only from the app servers)',
+        value: this.database.database.dbInstanceEndpointAddress,
+      });
+      new CfnOutput(this, 'DatabaseSecretArn', {
+        description: 'The secret with the database credentials, managed and rotated by RDS',
+        value: this.database.secret.secretArn,
+      });
     }
   }
 }

@@ -148,6 +148,18 @@ describe('SingleServer defaults', () => {
     expect(script).toContain('systemctl restart scale-stages-app');
   });
 
+  test('the first boot signals CloudFormation once the app answers its health check', () => {
+    template.hasResource('AWS::EC2::Instance', {
+      CreationPolicy: { ResourceSignal: { Timeout: 'PT15M' } }, // Count defaults to 1
+    });
+    const script = userDataScript(template);
+    expect(script).toMatch(
+      /^#!\/bin\/bash\nfunction exitTrap\(\)\{\nexitCode=\$\?\n\/opt\/aws\/bin\/cfn-signal .*-e \$exitCode/,
+    );
+    expect(script).toContain("APP_HEALTH_URL='http://127.0.0.1:80/healthz'");
+    expect(script.indexOf('curl -fsS')).toBeGreaterThan(script.indexOf('systemctl restart scale-stages-app'));
+  });
+
   test('the rendered user data is valid bash', () => {
     const script = userDataScript(template);
     expect(() => execFileSync('bash', ['-n'], { input: script })).not.toThrow();
@@ -213,7 +225,8 @@ describe('SingleServer overrides', () => {
     expect(script).toMatch(/APP_PORT=8080\n/);
     expect(script).toMatch(/FEATURE_FLAGS=beta\n/);
     expect(script).toMatch(/LOG_LEVEL=debug\n/);
-    expect(script).toMatch(/\. \/etc\/scale-stages\/app\.env\nset \+a\n\.\/start\.sh$/);
+    expect(script).toMatch(/\. \/etc\/scale-stages\/app\.env\nset \+a\n\.\/start\.sh\n/);
+    expect(script).toContain("APP_HEALTH_URL='http://127.0.0.1:8080/healthz'");
     template.hasResourceProperties('AWS::EC2::SecurityGroup', {
       SecurityGroupIngress: [Match.objectLike({ FromPort: 8080 }), Match.objectLike({ FromPort: 443 })],
     });

@@ -18,6 +18,14 @@ describe('stage 1', () => {
     expect(stack.database).toBeUndefined();
   });
 
+  test('outputs the app URL and the instance id for Session Manager', () => {
+    template.hasOutput('ServerUrl', {
+      Value: { 'Fn::Join': ['', ['http://', { Ref: Match.stringLikeRegexp('ServerElasticIp') }]] },
+    });
+    template.hasOutput('ServerInstanceId', { Value: { Ref: Match.stringLikeRegexp('ServerInstance') } });
+    expect(Object.keys(template.toJSON().Outputs)).toEqual(['ServerUrl', 'ServerInstanceId']);
+  });
+
   test('the app learns its stage', () => {
     expect(userDataScript(template)).toMatch(/APP_STAGE=1\n/);
   });
@@ -71,6 +79,15 @@ describe('stage 10', () => {
     );
   });
 
+  test('outputs the database endpoint and its secret too', () => {
+    template.hasOutput('DatabaseEndpoint', {
+      Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseInstance'), 'Endpoint.Address'] },
+    });
+    template.hasOutput('DatabaseSecretArn', {
+      Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseInstance'), 'MasterUserSecret.SecretArn'] },
+    });
+  });
+
   test('still no NAT gateway', () => {
     template.resourceCountIs('AWS::EC2::NatGateway', 0);
   });
@@ -97,9 +114,12 @@ describe('StageStack props', () => {
   });
 
   test('the user app replaces the demo', () => {
-    const { template } = synthStage(UserStage.USERS_1, { app: AppSource.fromCommands(['/opt/myapp/start']) });
+    const { template } = synthStage(UserStage.USERS_1, {
+      app: AppSource.fromCommands(['/opt/myapp/start'], { port: 8080 }),
+    });
     const script = userDataScript(template);
     expect(script).toContain('/opt/myapp/start');
+    template.hasOutput('ServerUrl', { Value: { 'Fn::Join': ['', ['http://', Match.anyValue(), ':8080']] } });
     expect(script).not.toContain('scale-stages-app.service');
   });
 
