@@ -141,11 +141,17 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     const engine = rds.DatabaseInstanceEngine.postgres({
       version: props.engineVersion ?? rds.PostgresEngineVersion.VER_17,
     });
+    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'SeparatedDb: PostgreSQL from connected app tiers only; no outbound traffic',
+      allowAllOutbound: false,
+    });
     this.database = new rds.DatabaseInstance(this, 'Instance', {
       engine,
       instanceType,
       vpc: props.vpc,
       vpcSubnets,
+      securityGroups: [securityGroup],
       multiAz,
       storageType: rds.StorageType.GP3,
       allocatedStorage: allocatedGiB,

@@ -133,8 +133,16 @@ export class SingleServer extends Construct implements IAppTier {
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
       description: 'SingleServer: the app port and HTTPS from anywhere; no SSH (SSM Session Manager instead)',
-      allowAllOutbound: true,
+      allowAllOutbound: false,
     });
+    // Outbound: HTTPS for packages, SSM, Secrets Manager and CloudFormation; HTTP for package mirrors.
+    // Connected data tiers add their own rules.
+    securityGroup.addEgressRule(
+      ec2.Peer.anyIpv4(),
+      ec2.Port.tcp(443),
+      'HTTPS to AWS APIs and package repositories',
+    );
+    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), 'HTTP to package mirrors');
     for (const port of new Set([this.app.port, 443])) {
       securityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(port), `web traffic on port ${port}`);
     }

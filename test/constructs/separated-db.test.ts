@@ -76,8 +76,25 @@ describe('SeparatedDb defaults', () => {
         IpProtocol: 'tcp',
         FromPort: { 'Fn::GetAtt': [expect.stringMatching(/^DatabaseInstance/), 'Endpoint.Port'] },
         SourceSecurityGroupId: { 'Fn::GetAtt': [expect.stringMatching(/^ServerSecurityGroup/), 'GroupId'] },
+        GroupId: { 'Fn::GetAtt': [expect.stringMatching(/^DatabaseSecurityGroup/), 'GroupId'] },
       }),
     ]);
+  });
+
+  test('the database has no outbound rules and the app tier may reach only its port', () => {
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      GroupDescription: Match.stringLikeRegexp('^SeparatedDb'),
+      SecurityGroupEgress: [
+        Match.objectLike({ CidrIp: '255.255.255.255/32', Description: 'Disallow all traffic' }),
+      ],
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupEgress', {
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('ServerSecurityGroup'), 'GroupId'] },
+      DestinationSecurityGroupId: {
+        'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseSecurityGroup'), 'GroupId'],
+      },
+      FromPort: { 'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseInstance'), 'Endpoint.Port'] },
+    });
   });
 
   test('the app tier can read the secret and gets the connection facts', () => {

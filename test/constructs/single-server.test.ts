@@ -51,6 +51,15 @@ describe('SingleServer defaults', () => {
     template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
   });
 
+  test('outbound traffic is limited to HTTPS and HTTP', () => {
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupEgress: [
+        Match.objectLike({ CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 443, ToPort: 443 }),
+        Match.objectLike({ CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 80, ToPort: 80 }),
+      ],
+    });
+  });
+
   test('shell access through SSM Session Manager', () => {
     template.hasResourceProperties('AWS::IAM::Role', {
       ManagedPolicyArns: Match.arrayWith([
