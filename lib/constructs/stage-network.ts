@@ -1,8 +1,8 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { checkWholeNumber } from '../private/errors';
+import { checkWholeNumber, ScaleStagesError } from '../private/errors';
 
 /** Properties of a `StageNetwork`. */
 export interface StageNetworkProps {
@@ -15,7 +15,8 @@ export interface StageNetworkProps {
    */
   readonly natGateways?: number;
   /**
-   * The VPC's IPv4 range. It is create-only: changing it replaces every subnet and so the database.
+   * The VPC's IPv4 range, /16 to /18. It is create-only: changing it replaces every subnet and so
+   * the database.
    *
    * @default '10.0.0.0/16'
    */
@@ -57,9 +58,22 @@ export class StageNetwork extends Construct {
     super(scope, id);
     const natGateways = props.natGateways ?? 0;
     checkWholeNumber(this, 'natGateways', natGateways, 0, 2, 'one per availability zone at most');
+    const cidr = props.cidr ?? '10.0.0.0/16';
+    const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+    const valid =
+      match &&
+      match.slice(1, 5).every((octet) => Number(octet) <= 255) &&
+      Number(match[5]) >= 16 &&
+      Number(match[5]) <= 18;
+    if (!Token.isUnresolved(cidr) && !valid) {
+      throw new ScaleStagesError(
+        `cidr must be an IPv4 range from /16 to /18 (the three subnet tiers fill most of a /18), such as '10.0.0.0/16'; got '${cidr}'.`,
+        this,
+      );
+    }
 
     this.vpc = new ec2.Vpc(this, 'Vpc', {
-      ipAddresses: ec2.IpAddresses.cidr(props.cidr ?? '10.0.0.0/16'),
+      ipAddresses: ec2.IpAddresses.cidr(cidr),
       maxAzs: 2,
       natGateways,
       subnetConfiguration: [

@@ -95,3 +95,17 @@ test('adding NAT gateways later (stage 1k) keeps every subnet: same logical ids,
   expect(subnets(1)).toEqual(subnets(0));
   expect(Object.keys(subnets(0))).toHaveLength(6);
 });
+
+test.each([['10.0.0.0/24'], ['10.0.0.0'], ['300.0.0.0/16'], ['10.0.0.0/8'], ['fd00::/56']])(
+  'cidr %p fails',
+  (cidr) => {
+    expect(() => build({ cidr })).toThrow(
+      `Test/Network: cidr must be an IPv4 range from /16 to /18 (the three subnet tiers fill most of a /18), such as '10.0.0.0/16'; got '${cidr}'.`,
+    );
+  },
+);
+
+test('the smallest allowed range, /18, holds all three tiers', () => {
+  const { template } = build({ cidr: '10.1.0.0/18' });
+  template.resourceCountIs('AWS::EC2::Subnet', 6);
+});
