@@ -14,8 +14,19 @@ export default tseslint.config(
     },
   },
   {
+    // The example web client runs in browsers.
+    files: ['assets/web-client/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { fetch: 'readonly', document: 'readonly' } },
+  },
+  {
+    // CloudFront Functions: CloudFront calls the top-level `handler`.
+    files: ['assets/cloudfront/**/*.js'],
+    languageOptions: { sourceType: 'script' },
+    rules: { '@typescript-eslint/no-unused-vars': ['error', { varsIgnorePattern: '^handler$' }] },
+  },
+  {
     // Plain CommonJS that runs on servers (the demo app) or in tooling (jest config).
-    files: ['assets/**/*.js', '*.js'],
+    files: ['assets/demo-app/**/*.js', '*.js'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: {

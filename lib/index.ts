@@ -5,3 +5,4 @@ export * from './constructs/single-server';
 export * from './constructs/separated-db';
 export * from './stages/user-stage';
 export * from './stages/stage-stack';
+export * from './constructs/cdn-static';

@@ -42,6 +42,17 @@ describe('upgrading one stage up in place', () => {
   });
 });
 
+test('10 -> 100 only adds: nothing that exists changes, so the server is not even restarted', () => {
+  const changed: string[] = [];
+  fullDiff(
+    templates.get(UserStage.USERS_10)!,
+    templates.get(UserStage.USERS_100)!,
+  ).resources.forEachDifference((id, change) => {
+    if (!change.isAddition) changed.push(`${id} ${change.changeImpact}`);
+  });
+  expect(changed).toEqual([]);
+});
+
 describe('the upgrade check itself', () => {
   test('flags a database that would be replaced (a create-only property changes)', () => {
     const renamed = synthStage(UserStage.USERS_10, {}).template.toJSON();

@@ -1,5 +1,6 @@
-// The cdk-scale-stages demo app: answers `/` and `/healthz` and reports whether its database is
-// reachable. Plain Node.js with no dependencies, so it runs on a fresh server with only `node`.
+// The cdk-scale-stages demo app: answers `/`, `/healthz` and `/api/status` (the path the example
+// web client calls through CloudFront) and reports whether its database is reachable. Plain
+// Node.js with no dependencies, so it runs on a fresh server with only `node`.
 'use strict';
 const http = require('http');
 const net = require('net');
@@ -25,14 +26,13 @@ function databaseReachable(timeoutMs = 1000) {
 
 const server = http.createServer(async (req, res) => {
   const path = new URL(req.url, 'http://localhost').pathname;
-  if (path !== '/' && path !== '/healthz') {
+  if (!['/', '/healthz', '/api/status'].includes(path)) {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     return;
   }
   const reachable = await databaseReachable();
   const body = {
     app: 'cdk-scale-stages demo',
-    stage: process.env.APP_STAGE || 'unknown',
     database: { configured: Boolean(dbHost), reachable },
   };
   // The server is healthy when it answers; the database state is reported, not required, so that

@@ -1,4 +1,15 @@
-import { Annotations, Duration, RemovalPolicy, Size, Stack, Token, Validations } from 'aws-cdk-lib';
+import {
+  Annotations,
+  Aws,
+  CfnCondition,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Size,
+  Stack,
+  Token,
+  Validations,
+} from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -298,6 +309,26 @@ export class SingleServer extends Construct implements IAppTier {
   /** The server's public IPv4 address. */
   public get publicIp(): string {
     return Token.asString(this.elasticIp.ref);
+  }
+
+  /**
+   * The public DNS name of the server's Elastic IP, for what needs a name rather than an address
+   * (a CloudFront origin). EC2 names it `ec2-1-2-3-4.compute-1.amazonaws.com` in us-east-1 and
+   * `ec2-1-2-3-4.<region>.compute.amazonaws.com` elsewhere.
+   */
+  public get publicDnsName(): string {
+    const stack = Stack.of(this);
+    const dashed = Fn.join('-', Fn.split('.', this.publicIp));
+    const suffix = (region: string) =>
+      region === 'us-east-1' ? 'compute-1.amazonaws.com' : `${region}.compute.amazonaws.com`;
+    if (!Token.isUnresolved(stack.region)) {
+      return `ec2-${dashed}.${suffix(stack.region)}`;
+    }
+    const inUsEast1 =
+      (this.node.tryFindChild('InUsEast1') as CfnCondition | undefined) ??
+      new CfnCondition(this, 'InUsEast1', { expression: Fn.conditionEquals(Aws.REGION, 'us-east-1') });
+    const regionalSuffix = Fn.conditionIf(inUsEast1.logicalId, suffix('us-east-1'), suffix(Aws.REGION));
+    return `ec2-${dashed}.${Token.asString(regionalSuffix)}`;
   }
 }
 

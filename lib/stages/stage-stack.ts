@@ -1,7 +1,10 @@
-import { CfnOutput, Size, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Size, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
+import { CdnStatic } from '../constructs/cdn-static';
 import { SeparatedDb } from '../constructs/separated-db';
 import { SingleServer } from '../constructs/single-server';
 import { StageNetwork } from '../constructs/stage-network';
@@ -19,6 +22,12 @@ export interface StageStackProps extends StackProps {
    * @default - the demo app, `AppSource.demo()`
    */
   readonly app?: AppSource;
+  /**
+   * The folder with the built web client, served by CloudFront from stage 100.
+   *
+   * @default - the small example client shipped with this library
+   */
+  readonly webClientPath?: string;
   /**
    * The app server instance type.
    *
@@ -61,6 +70,8 @@ export class StageStack extends Stack {
   public readonly server?: SingleServer;
   /** The RDS database (stage 10 onwards). */
   public readonly database?: SeparatedDb;
+  /** The web client on S3 and CloudFront, with the API behind the same distribution (stage 100 onwards). */
+  public readonly cdn?: CdnStatic;
 
   constructor(scope: Construct, id: string, props: StageStackProps) {
     const row = STAGES.find((s) => s.stage === props.stage);
@@ -89,7 +100,6 @@ export class StageStack extends Stack {
       instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.serverInstanceType),
       dataVolumeSize: props.dataVolumeSize ?? Size.gibibytes(sizing.dataVolumeGiB),
       localDatabase: !atLeast(this.stage, UserStage.USERS_10),
-      environment: { APP_STAGE: this.stage },
     });
 
     const port = this.server.app.port === 80 ? '' : `:${this.server.app.port}`;
@@ -118,6 +128,25 @@ export class StageStack extends Stack {
       new CfnOutput(this, 'DatabaseSecretArn', {
         description: 'The secret with the database credentials, managed and rotated by RDS',
         value: this.database.secret.secretArn,
+      });
+    }
+
+    if (atLeast(this.stage, UserStage.USERS_100)) {
+      this.cdn = new CdnStatic(this, 'Cdn', { webClientPath: props.webClientPath });
+      this.cdn.addApiOrigin(
+        new origins.HttpOrigin(this.server.publicDnsName, {
+          protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+          httpPort: this.server.app.port,
+        }),
+      );
+      Validations.of(this.cdn.distribution).acknowledge({
+        id: 'AwsSolutions-CFR5',
+        reason:
+          'The stage-100 server has no TLS certificate, so CloudFront reaches its API over HTTP; the stage-1k load balancer takes HTTPS when given a certificate.',
+      });
+      new CfnOutput(this, 'WebClientUrl', {
+        description: 'The web client; its /api/* paths reach the app',
+        value: this.cdn.url,
       });
     }
   }

@@ -41,7 +41,17 @@ export const STAGES: readonly StageDefinition[] = [
       databaseMultiAz: false,
     },
   },
-  { stage: UserStage.USERS_100, users: 100 },
+  {
+    stage: UserStage.USERS_100,
+    users: 100,
+    sizing: {
+      serverInstanceType: 't4g.micro',
+      dataVolumeGiB: 20,
+      databaseInstanceType: 't4g.micro',
+      databaseStorageGiB: 20,
+      databaseMultiAz: false,
+    },
+  },
   { stage: UserStage.USERS_1K, users: 1_000 },
   { stage: UserStage.USERS_10K, users: 10_000 },
   { stage: UserStage.USERS_100K, users: 100_000 },

@@ -2,7 +2,7 @@ import { execFileSync } from 'child_process';
 import { Duration, Size, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { AppSource, SingleServer } from '../../lib';
+import { AppSource, SingleServer, StageNetwork } from '../../lib';
 import { networkStack, newApp, userDataScript } from '../helpers';
 
 function build(props: Partial<ConstructorParameters<typeof SingleServer>[2]> = {}) {
@@ -184,6 +184,26 @@ describe('SingleServer defaults', () => {
     expect(server.dataVolume).toBeInstanceOf(ec2.Volume);
     expect(server.localDatabaseSecret).toBeDefined();
     expect(server.connections.securityGroups).toHaveLength(1);
+  });
+});
+
+describe('SingleServer public DNS name', () => {
+  test.each([
+    ['us-east-1', 'compute-1.amazonaws.com'],
+    ['eu-west-1', 'eu-west-1.compute.amazonaws.com'],
+  ])('in %s it ends in %s', (region, suffix) => {
+    const stack = new Stack(newApp(), 'Test', { env: { region } });
+    const server = new SingleServer(stack, 'Server', { vpc: new StageNetwork(stack, 'Network').vpc });
+    expect(stack.resolve(server.publicDnsName)).toEqual({
+      'Fn::Join': [
+        '',
+        [
+          'ec2-',
+          { 'Fn::Join': ['-', { 'Fn::Split': ['.', { Ref: expect.stringMatching(/^ServerElasticIp/) }] }] },
+          `.${suffix}`,
+        ],
+      ],
+    });
   });
 });
 

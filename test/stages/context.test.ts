@@ -34,6 +34,7 @@ describe('context keys', () => {
     expect(read({ stage: 'all' }).stacks).toEqual([
       { stage: UserStage.USERS_1, stackName: 'ScaleStages-1' },
       { stage: UserStage.USERS_10, stackName: 'ScaleStages-10' },
+      { stage: UserStage.USERS_100, stackName: 'ScaleStages-100' },
     ]);
   });
 
@@ -88,7 +89,7 @@ describe('the CLI app', () => {
     ],
     [
       { stage: '1m' },
-      /^cdk-scale-stages: stage '1m' \(1,000,000 users\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10\.\n$/,
+      /^cdk-scale-stages: stage '1m' \(1,000,000 users\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10, 100\.\n$/,
     ],
   ])('a bad value %o fails with one line on stderr and no stack trace', (context, message) => {
     const result = runApp(context);

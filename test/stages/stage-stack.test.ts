@@ -2,6 +2,7 @@ import { Size } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AppSource, StageStack, UserStage } from '../../lib';
+import { BUILT_STAGES, STAGES } from '../../lib/stages/stage-table';
 import { newApp, synthStage, userDataScript } from '../helpers';
 
 describe('stage 1', () => {
@@ -24,10 +25,6 @@ describe('stage 1', () => {
     });
     template.hasOutput('ServerInstanceId', { Value: { Ref: Match.stringLikeRegexp('ServerInstance') } });
     expect(Object.keys(template.toJSON().Outputs)).toEqual(['ServerUrl', 'ServerInstanceId']);
-  });
-
-  test('the app learns its stage', () => {
-    expect(userDataScript(template)).toMatch(/APP_STAGE=1\n/);
   });
 
   test('no warnings from any construct', () => {
@@ -97,6 +94,76 @@ describe('stage 10', () => {
   });
 });
 
+describe('stage 100', () => {
+  const { stack, template } = synthStage(UserStage.USERS_100);
+
+  test('the web client moves to S3 behind CloudFront; the server keeps the API behind the same distribution', () => {
+    template.resourceCountIs('AWS::CloudFront::Distribution', 1);
+    template.resourceCountIs('AWS::EC2::Instance', 1);
+    template.resourceCountIs('AWS::RDS::DBInstance', 1);
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        CacheBehaviors: [Match.objectLike({ PathPattern: '/api/*' })],
+        Origins: Match.arrayWith([
+          Match.objectLike({
+            CustomOriginConfig: Match.objectLike({ OriginProtocolPolicy: 'http-only', HTTPPort: 80 }),
+          }),
+        ]),
+      }),
+    });
+    expect(stack.cdn).toBeDefined();
+  });
+
+  test("the API origin is the server's Elastic IP by its EC2 DNS name", () => {
+    const origins = template.toJSON().Resources;
+    const distribution = Object.values(
+      origins as Record<
+        string,
+        {
+          Type: string;
+          Properties: {
+            DistributionConfig: { Origins: Array<{ DomainName: unknown; CustomOriginConfig?: unknown }> };
+          };
+        }
+      >,
+    ).find((r) => r.Type === 'AWS::CloudFront::Distribution')!;
+    const api = distribution.Properties.DistributionConfig.Origins.find((o) => o.CustomOriginConfig)!;
+    const rendered = JSON.stringify(api.DomainName);
+    expect(rendered).toContain('"ec2-"');
+    expect(rendered).toMatch(/"Fn::Split":\["\.",\{"Ref":"ServerElasticIp[0-9A-F]+"\}/);
+    expect(rendered).toContain('compute-1.amazonaws.com');
+    template.hasCondition('*', {
+      'Fn::Equals': [{ Ref: 'AWS::Region' }, 'us-east-1'],
+    });
+  });
+
+  test('outputs the web client URL', () => {
+    template.hasOutput('WebClientUrl', {
+      Value: {
+        'Fn::Join': [
+          '',
+          ['https://', { 'Fn::GetAtt': [Match.stringLikeRegexp('CdnDistribution'), 'DomainName'] }],
+        ],
+      },
+    });
+  });
+
+  test('still no NAT gateway', () => {
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+  });
+
+  test('no warnings from any construct', () => {
+    Annotations.fromStack(new StageStack(newApp(), 'S', { stage: UserStage.USERS_100 })).hasNoWarning(
+      '*',
+      Match.anyValue(),
+    );
+  });
+
+  test('snapshot (a safety net; the assertions above are the spec)', () => {
+    expect(template.toJSON()).toMatchSnapshot();
+  });
+});
+
 describe('StageStack props', () => {
   test('sizing overrides win over the stage table', () => {
     const { template } = synthStage(UserStage.USERS_10, {
@@ -123,17 +190,11 @@ describe('StageStack props', () => {
     expect(script).not.toContain('scale-stages-app.service');
   });
 
-  test.each([
-    UserStage.USERS_100,
-    UserStage.USERS_1K,
-    UserStage.USERS_10K,
-    UserStage.USERS_100K,
-    UserStage.USERS_1M,
-    UserStage.USERS_10M,
-  ])('stage %s is not built yet and says so', (stage) => {
+  const unbuilt = STAGES.filter((s) => !s.sizing).map((s) => s.stage);
+  test.each(unbuilt)('stage %s is not built yet and says so', (stage) => {
     expect(() => new StageStack(newApp(), 'S', { stage })).toThrow(
       new RegExp(
-        `stage '${stage}' \\(.* users\\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10\\.`,
+        `stage '${stage}' \\(.* users\\) is not built yet in this version of cdk-scale-stages; built stages: ${BUILT_STAGES.join(', ')}\\.`,
       ),
     );
   });

@@ -1,0 +1,232 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
+import { Construct } from 'constructs';
+import { assetPath, readAsset } from '../private/assets';
+import { checkDays, ScaleStagesError } from '../private/errors';
+
+/** Properties of a `CdnStatic`. */
+export interface CdnStaticProps {
+  /**
+   * The folder with the built web client (it must hold an `index.html`). Its files are uploaded on
+   * every deploy; files no longer in the folder are removed from the bucket (older versions stay
+   * in the bucket's version history).
+   *
+   * @default - the small example client shipped with this library
+   */
+  readonly webClientPath?: string;
+  /**
+   * Custom domain names (CNAMEs) of the distribution; give `certificate` with them.
+   *
+   * @default - only the distribution's *.cloudfront.net name
+   */
+  readonly domainNames?: string[];
+  /**
+   * The ACM certificate (in us-east-1) that covers `domainNames`; with it viewers need TLS 1.2+.
+   *
+   * @default - the *.cloudfront.net certificate
+   */
+  readonly certificate?: acm.ICertificate;
+  /**
+   * The edge locations that serve the content; more locations cost more.
+   *
+   * @default cloudfront.PriceClass.PRICE_CLASS_100 (North America and Europe)
+   */
+  readonly priceClass?: cloudfront.PriceClass;
+  /**
+   * How long CloudFront and S3 access logs are kept.
+   *
+   * @default Duration.days(90)
+   */
+  readonly logRetention?: Duration;
+}
+
+/**
+ * The browser client of the app on a private S3 bucket served by CloudFront (origin access
+ * control): stage 100 onwards.
+ *
+ * HTTPS only (HTTP redirects), security headers on every response, single-page-app routing (paths
+ * without a file extension get `/index.html`), access logs for the distribution and the bucket.
+ * The bucket is versioned, encrypted, TLS-only and kept when the stack is deleted. `addApiOrigin`
+ * puts the app's API behind the same distribution, uncached.
+ */
+export class CdnStatic extends Construct {
+  /** The private bucket that holds the web client. */
+  public readonly bucket: s3.Bucket;
+  /** The bucket that receives the distribution's and the web bucket's access logs. */
+  public readonly logBucket: s3.Bucket;
+  /** The CloudFront distribution. */
+  public readonly distribution: cloudfront.Distribution;
+  /** The upload of the web client's files. */
+  public readonly deployment: s3deploy.BucketDeployment;
+
+  private readonly domainName?: string;
+
+  constructor(scope: Construct, id: string, props: CdnStaticProps = {}) {
+    super(scope, id);
+    const webClientPath = props.webClientPath ?? assetPath('web-client');
+    const logRetentionDays = checkDays(
+      this,
+      'logRetention',
+      props.logRetention ?? Duration.days(90),
+      1,
+      3650,
+    );
+    if (!fs.existsSync(path.join(webClientPath, 'index.html'))) {
+      throw new ScaleStagesError(
+        `webClientPath must be a folder with an index.html (your built web client); got '${webClientPath}'.`,
+        this,
+      );
+    }
+    if (Boolean(props.domainNames?.length) !== Boolean(props.certificate)) {
+      throw new ScaleStagesError(
+        'domainNames and certificate go together: give both for a custom domain, or neither for the *.cloudfront.net name.',
+        this,
+      );
+    }
+    this.domainName = props.domainNames?.[0];
+
+    this.logBucket = new s3.Bucket(this, 'LogBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      // CloudFront's standard logs are written with ACLs.
+      objectOwnership: s3.ObjectOwnership.OBJECT_WRITER,
+      lifecycleRules: [{ expiration: Duration.days(logRetentionDays) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.logBucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the access log bucket; logging its own access would log forever.',
+    });
+
+    this.bucket = new s3.Bucket(this, 'WebBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      versioned: true,
+      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30) }],
+      serverAccessLogsBucket: this.logBucket,
+      serverAccessLogsPrefix: 'web-bucket/',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const spaRouting = new cloudfront.Function(this, 'SpaRouting', {
+      comment: 'Serves /index.html for single-page-app routes',
+      code: cloudfront.FunctionCode.fromInline(readAsset('cloudfront/spa-routing.js')),
+      runtime: cloudfront.FunctionRuntime.JS_2_0,
+    });
+
+    this.distribution = new cloudfront.Distribution(this, 'Distribution', {
+      comment: `${Stack.of(this).stackName} web client`,
+      defaultBehavior: {
+        origin: origins.S3BucketOrigin.withOriginAccessControl(this.bucket),
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
+        responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+        functionAssociations: [
+          { function: spaRouting, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST },
+        ],
+      },
+      defaultRootObject: 'index.html',
+      domainNames: props.domainNames,
+      certificate: props.certificate,
+      minimumProtocolVersion: props.certificate ? cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 : undefined,
+      httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+      priceClass: props.priceClass ?? cloudfront.PriceClass.PRICE_CLASS_100,
+      enableLogging: true,
+      logBucket: this.logBucket,
+      logFilePrefix: 'distribution/',
+    });
+    Validations.of(this.distribution).acknowledge({
+      id: 'AwsSolutions-CFR1',
+      reason:
+        'The app serves every country; add geoRestriction through the distribution escape hatch if yours must not.',
+    });
+    Validations.of(this.distribution).acknowledge({
+      id: 'AwsSolutions-CFR2',
+      reason: 'A WAF web ACL costs at least $5 a month plus rules; the stage-1m blueprint adds one.',
+    });
+    if (!props.certificate) {
+      Validations.of(this.distribution).acknowledge({
+        id: 'AwsSolutions-CFR4',
+        reason:
+          'The default *.cloudfront.net certificate cannot pin TLS 1.2; giving certificate and domainNames does.',
+      });
+    }
+
+    this.deployment = new s3deploy.BucketDeployment(this, 'WebClient', {
+      sources: [s3deploy.Source.asset(webClientPath)],
+      destinationBucket: this.bucket,
+      distribution: this.distribution,
+      distributionPaths: ['/*'],
+    });
+    this.acknowledgeDeploymentHandler();
+  }
+
+  /**
+   * The upload runs in aws-cdk-lib's BucketDeployment handler, one Lambda per stack that this
+   * library does not write; what cdk-nag says of it is aws-cdk-lib's design.
+   */
+  private acknowledgeDeploymentHandler(): void {
+    const stack = Stack.of(this);
+    const webBucketId = stack.getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
+    const reason =
+      "aws-cdk-lib's BucketDeployment handler needs to read the CDK asset bucket, write and prune the web bucket, and invalidate the distribution (CreateInvalidation has no resource-level permissions).";
+    for (const finding of [
+      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      'IAM5[Action::s3:GetBucket*]',
+      'IAM5[Action::s3:GetObject*]',
+      'IAM5[Action::s3:List*]',
+      'IAM5[Action::s3:Abort*]',
+      'IAM5[Action::s3:DeleteObject*]',
+      'IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]',
+      `IAM5[Resource::<${webBucketId}.Arn>/*]`,
+      'IAM5[Resource::*]',
+    ]) {
+      Validations.of(this.deployment.handlerRole).acknowledge({ id: `AwsSolutions-${finding}`, reason });
+    }
+    const handler = stack.node.tryFindChild('Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C');
+    if (handler) {
+      Validations.of(handler).acknowledge({
+        id: 'AwsSolutions-L1',
+        reason:
+          'aws-cdk-lib picks the runtime of its BucketDeployment handler and moves it forward with its releases.',
+      });
+    }
+  }
+
+  /**
+   * Serves the app's API through the same distribution on `pathPattern`: never cached, with the
+   * viewer's headers, cookies and query strings passed on, so the browser client calls its own
+   * origin and needs no CORS.
+   *
+   * @param origin where the API runs (the server or the load balancer)
+   * @param pathPattern the API's paths
+   */
+  public addApiOrigin(origin: cloudfront.IOrigin, pathPattern: string = '/api/*'): void {
+    if (!pathPattern.startsWith('/') || pathPattern === '/*') {
+      throw new ScaleStagesError(
+        `pathPattern must start with '/' and leave the web client its paths, such as '/api/*'; got '${pathPattern}'.`,
+        this,
+      );
+    }
+    this.distribution.addBehavior(pathPattern, origin, {
+      viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+      allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
+      cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
+      originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+      responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+    });
+  }
+
+  /** The URL of the web client: the first custom domain name, or the *.cloudfront.net name. */
+  public get url(): string {
+    return `https://${this.domainName ?? this.distribution.distributionDomainName}`;
+  }
+}
