@@ -5,7 +5,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
-import { graviton } from '../private/servers';
+import { warnIfNotGraviton } from '../private/servers';
 import { StageNetwork } from './stage-network';
 
 /** Properties of a `SeparatedDb`. */
@@ -115,12 +115,7 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
         this,
       );
     }
-    if (!graviton(instanceType)) {
-      Annotations.of(this).addWarningV2(
-        'cdk-scale-stages:notGraviton',
-        `instanceType ${instanceType} is not Graviton; a t4g, m7g or r7g class costs less for the same work.`,
-      );
-    }
+    warnIfNotGraviton(this, instanceType);
     if (!deletionProtection) {
       Annotations.of(this).addWarningV2(
         'cdk-scale-stages:noDeletionProtection',

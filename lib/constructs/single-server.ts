@@ -1,15 +1,4 @@
-import {
-  Annotations,
-  Aws,
-  CfnCondition,
-  Duration,
-  Fn,
-  RemovalPolicy,
-  Size,
-  Stack,
-  Token,
-  Validations,
-} from 'aws-cdk-lib';
+import { Aws, CfnCondition, Duration, Fn, RemovalPolicy, Size, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -21,7 +10,14 @@ import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
 import { readAsset } from '../private/assets';
 import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
-import { graviton, serverImage } from '../private/servers';
+import {
+  acknowledgeSessionManagerPolicy,
+  allowWebEgress,
+  encryptedRootVolume,
+  serverImage,
+  startAppCommands,
+  warnIfNotGraviton,
+} from '../private/servers';
 
 /** Where the data volume is mounted on the server. */
 const DATA_MOUNT = '/data';
@@ -134,26 +130,14 @@ export class SingleServer extends Construct implements IAppTier {
         this,
       );
     }
-    if (!graviton(instanceType)) {
-      Annotations.of(this).addWarningV2(
-        'cdk-scale-stages:notGraviton',
-        `instanceType ${instanceType} is not Graviton; a t4g or m7g type costs about 20% less for the same work.`,
-      );
-    }
+    warnIfNotGraviton(this, instanceType);
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
       description: 'SingleServer: the app port and HTTPS from anywhere; no SSH (SSM Session Manager instead)',
       allowAllOutbound: false,
     });
-    // Outbound: HTTPS for packages, SSM, Secrets Manager and CloudFormation; HTTP for package mirrors.
-    // Connected data tiers add their own rules.
-    securityGroup.addEgressRule(
-      ec2.Peer.anyIpv4(),
-      ec2.Port.tcp(443),
-      'HTTPS to AWS APIs and package repositories',
-    );
-    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), 'HTTP to package mirrors');
+    allowWebEgress(securityGroup);
     for (const port of new Set([this.app.port, 443])) {
       securityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(port), `web traffic on port ${port}`);
     }
@@ -188,12 +172,7 @@ export class SingleServer extends Construct implements IAppTier {
       requireImdsv2: true,
       resourceSignalTimeout: Duration.minutes(15),
       ssmSessionPermissions: true,
-      blockDevices: [
-        {
-          deviceName: '/dev/xvda',
-          volume: ec2.BlockDeviceVolume.ebs(8, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
-        },
-      ],
+      blockDevices: [encryptedRootVolume()],
     });
     this.connections = this.instance.connections;
     this.grantPrincipal = this.instance.grantPrincipal;
@@ -202,11 +181,7 @@ export class SingleServer extends Construct implements IAppTier {
       reason:
         "ImageId is 'resolve:ssm:<parameter>', which EC2 resolves at launch (aws-cdk PR 26273); the linter only knows 'ami-' ids. It keeps a new AMI release from replacing the server on the next deploy.",
     });
-    Validations.of(this.instance.role).acknowledge({
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
-      reason:
-        'The AWS-maintained policy is the documented least privilege for SSM Session Manager, which replaces SSH.',
-    });
+    acknowledgeSessionManagerPolicy(this.instance.role);
     Validations.of(this.instance).acknowledge({
       id: 'AwsSolutions-EC28',
       reason:
@@ -290,12 +265,7 @@ export class SingleServer extends Construct implements IAppTier {
       script.addCommands(readAsset('scripts/stop-local-postgres.sh'));
     }
     this.environment.addAll(props.environment ?? {});
-    script.addCommands(
-      ...this.environment.writeCommands(),
-      ...this.app.startCommands,
-      `export APP_HEALTH_URL='http://127.0.0.1:${this.app.port}${this.app.healthCheckPath}'`,
-      readAsset('scripts/wait-for-app.sh'),
-    );
+    script.addCommands(...startAppCommands(this.environment, this.app));
     // The first boot reports its result to CloudFormation, so a server whose app never becomes
     // healthy fails the deploy instead of leaving a broken stack that looks fine.
     script.addSignalOnExitCommand(this.instance);

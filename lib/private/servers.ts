@@ -1,8 +1,24 @@
+import { Annotations, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { IConstruct } from 'constructs';
+import { AppSource } from '../app-source';
+import { AppEnvironment } from './app-environment';
+import { readAsset } from './assets';
 
 /** Whether an instance type runs on AWS Graviton (ARM). */
 export function graviton(instanceType: ec2.InstanceType): boolean {
   return instanceType.architecture === ec2.InstanceArchitecture.ARM_64;
+}
+
+/** Warns when an app server is not Graviton. */
+export function warnIfNotGraviton(scope: IConstruct, instanceType: ec2.InstanceType): void {
+  if (!graviton(instanceType)) {
+    Annotations.of(scope).addWarningV2(
+      'cdk-scale-stages:notGraviton',
+      `instanceType ${instanceType} is not Graviton; a t4g or m7g type costs about 20% less for the same work.`,
+    );
+  }
 }
 
 /**
@@ -15,4 +31,44 @@ export function serverImage(instanceType: ec2.InstanceType): ec2.IMachineImage {
   return ec2.MachineImage.resolveSsmParameterAtLaunch(
     `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${arch}`,
   );
+}
+
+/** An encrypted 8 GiB gp3 root volume: app servers keep nothing on it. */
+export function encryptedRootVolume(): ec2.BlockDevice {
+  return {
+    deviceName: '/dev/xvda',
+    volume: ec2.BlockDeviceVolume.ebs(8, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
+  };
+}
+
+/**
+ * Limits an app server's outbound traffic to HTTPS (AWS APIs, packages, CloudFormation signals)
+ * and HTTP (package mirrors); data tiers open their own ports.
+ */
+export function allowWebEgress(securityGroup: ec2.SecurityGroup): void {
+  securityGroup.addEgressRule(
+    ec2.Peer.anyIpv4(),
+    ec2.Port.tcp(443),
+    'HTTPS to AWS APIs and package repositories',
+  );
+  securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), 'HTTP to package mirrors');
+}
+
+/** Writes the environment file, starts the app, and exits non-zero unless it becomes healthy. */
+export function startAppCommands(environment: AppEnvironment, app: AppSource): string[] {
+  return [
+    ...environment.writeCommands(),
+    ...app.startCommands,
+    `export APP_HEALTH_URL='http://127.0.0.1:${app.port}${app.healthCheckPath}'`,
+    readAsset('scripts/wait-for-app.sh'),
+  ];
+}
+
+/** SSM Session Manager access, the acknowledged way. */
+export function acknowledgeSessionManagerPolicy(role: iam.IRole): void {
+  Validations.of(role).acknowledge({
+    id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+    reason:
+      'The AWS-maintained policy is the documented least privilege for SSM Session Manager, which replaces SSH.',
+  });
 }
