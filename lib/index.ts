@@ -6,3 +6,4 @@ export * from './constructs/separated-db';
 export * from './stages/user-stage';
 export * from './stages/stage-stack';
 export * from './constructs/cdn-static';
+export * from './constructs/load-balanced-tier';

@@ -69,16 +69,9 @@ export interface ComplianceReport {
 }
 
 /**
- * Synthesizes one stage with cdk-nag's AwsSolutions pack added to the bundled CloudFormation
+ * Synthesizes an app with cdk-nag's AwsSolutions pack added to the bundled CloudFormation
  * validator, and returns every unacknowledged finding of either, whatever its severity.
  */
-export function complianceReport(stage: UserStage): ComplianceReport {
-  const app = newApp({ validate: true });
-  new StageStack(app, 'ScaleStages', { stage });
-  return complianceReportOf(app);
-}
-
-/** The same for any app. */
 export function complianceReportOf(app: App): ComplianceReport {
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   let outdir = app.outdir;
@@ -116,7 +109,7 @@ export function userDataScript(template: Template): string {
 }
 
 /** Renders an Fn::Join (possibly nested in Fn::Base64) with every other token as `TOKEN`. */
-function flattenJoin(value: unknown): string {
+export function flattenJoin(value: unknown): string {
   if (typeof value === 'string') return value;
   if (value && typeof value === 'object') {
     const obj = value as Record<string, unknown>;

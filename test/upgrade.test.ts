@@ -53,6 +53,41 @@ test('10 -> 100 only adds: nothing that exists changes, so the server is not eve
   expect(changed).toEqual([]);
 });
 
+test('100 -> 1k: the server goes, its data volume and backups stay; the database changes in place', () => {
+  const changes: Record<string, { type: string; impact: string; properties: string[] }> = {};
+  fullDiff(
+    templates.get(UserStage.USERS_100)!,
+    templates.get(UserStage.USERS_1K)!,
+  ).resources.forEachDifference((id, change) => {
+    changes[id] = {
+      type: change.resourceType ?? '',
+      impact: change.changeImpact,
+      properties: Object.keys(change.propertyUpdates),
+    };
+  });
+  const byType = (type: string) => Object.values(changes).filter((c) => c.type === type);
+  expect(byType('AWS::EC2::Volume')).toEqual([
+    expect.objectContaining({ impact: ResourceImpact.WILL_ORPHAN }),
+  ]);
+  expect(byType('AWS::Backup::BackupVault')).toEqual([
+    expect.objectContaining({ impact: ResourceImpact.WILL_ORPHAN }),
+  ]);
+  expect(byType('AWS::EC2::Instance')).toEqual([
+    expect.objectContaining({ impact: ResourceImpact.WILL_DESTROY }),
+  ]);
+  expect(byType('AWS::RDS::DBInstance')).toEqual([
+    expect.objectContaining({ properties: ['DBInstanceClass', 'MultiAZ'] }),
+  ]);
+  expect(byType('AWS::S3::Bucket')).toEqual([
+    expect.objectContaining({ impact: ResourceImpact.WILL_CREATE }),
+  ]);
+  expect(
+    byType('AWS::EC2::Subnet').every(
+      (c) => c.impact === ResourceImpact.WILL_UPDATE && c.properties.join() === 'Tags',
+    ),
+  ).toBe(true);
+});
+
 describe('the upgrade check itself', () => {
   test('flags a database that would be replaced (a create-only property changes)', () => {
     const renamed = synthStage(UserStage.USERS_10, {}).template.toJSON();

@@ -1,10 +1,13 @@
 import { CfnOutput, Size, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
+import { IAppTier } from '../app-tier';
 import { CdnStatic } from '../constructs/cdn-static';
+import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { SeparatedDb } from '../constructs/separated-db';
 import { SingleServer } from '../constructs/single-server';
 import { StageNetwork } from '../constructs/stage-network';
@@ -29,11 +32,36 @@ export interface StageStackProps extends StackProps {
    */
   readonly webClientPath?: string;
   /**
-   * The app server instance type.
+   * The app servers' instance type.
    *
-   * @default - from the stage table: t4g.micro at stages 1 and 10
+   * @default - from the stage table: t4g.micro to stage 100, t4g.small from stage 1k
    */
   readonly serverInstanceType?: ec2.InstanceType;
+  /**
+   * The fewest servers of the load-balanced fleet (stage 1k onwards).
+   *
+   * @default - from the stage table: 2 at stage 1k
+   */
+  readonly webMinCapacity?: number;
+  /**
+   * The most servers of the load-balanced fleet (stage 1k onwards).
+   *
+   * @default - from the stage table: 6 at stage 1k
+   */
+  readonly webMaxCapacity?: number;
+  /**
+   * The load balancer's certificate (stage 1k onwards): it then serves HTTPS and redirects HTTP.
+   *
+   * @default - HTTP only, with a warning
+   */
+  readonly loadBalancerCertificate?: acm.ICertificate;
+  /**
+   * A NAT instance type to use instead of a NAT gateway (stage 1k onwards): a t4g.nano costs about
+   * $3 a month against a gateway's $33, but it is one instance without automatic failover.
+   *
+   * @default - one NAT gateway
+   */
+  readonly natInstanceType?: ec2.InstanceType;
   /**
    * The size of the stage-1 data volume.
    *
@@ -43,7 +71,7 @@ export interface StageStackProps extends StackProps {
   /**
    * The RDS instance class (stage 10 onwards).
    *
-   * @default - from the stage table: t4g.micro at stage 10
+   * @default - from the stage table: t4g.micro at stages 10 and 100, t4g.small (Multi-AZ) from 1k
    */
   readonly databaseInstanceType?: ec2.InstanceType;
   /**
@@ -68,6 +96,8 @@ export class StageStack extends Stack {
   public readonly network: StageNetwork;
   /** The stage-1 server (stages 1 to 100). */
   public readonly server?: SingleServer;
+  /** The load-balanced fleet (stage 1k onwards). */
+  public readonly web?: LoadBalancedTier;
   /** The RDS database (stage 10 onwards). */
   public readonly database?: SeparatedDb;
   /** The web client on S3 and CloudFront, with the API behind the same distribution (stage 100 onwards). */
@@ -92,35 +122,26 @@ export class StageStack extends Stack {
     this.stage = props.stage;
     const sizing: StageSizing = row.sizing;
 
-    this.network = new StageNetwork(this, 'Network');
-
-    this.server = new SingleServer(this, 'Server', {
-      vpc: this.network.vpc,
-      app: props.app,
-      instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.serverInstanceType),
-      dataVolumeSize: props.dataVolumeSize ?? Size.gibibytes(sizing.dataVolumeGiB),
-      localDatabase: !atLeast(this.stage, UserStage.USERS_10),
+    this.network = new StageNetwork(this, 'Network', {
+      natGateways: sizing.natGateways,
+      natInstanceType: props.natInstanceType,
     });
+    if (sizing.server) {
+      this.server = this.addServer(props, sizing.server);
+    } else {
+      this.web = this.addWeb(props, sizing.web!);
+    }
+    const appTier: IAppTier = this.server ?? this.web!;
 
-    const port = this.server.app.port === 80 ? '' : `:${this.server.app.port}`;
-    new CfnOutput(this, 'ServerUrl', {
-      description: 'The app, served by the single server',
-      value: `http://${this.server.publicIp}${port}`,
-    });
-    new CfnOutput(this, 'ServerInstanceId', {
-      description: 'Shell access: aws ssm start-session --target <this id>',
-      value: this.server.instance.instanceId,
-    });
-
-    if (atLeast(this.stage, UserStage.USERS_10)) {
+    if (sizing.database) {
       this.database = new SeparatedDb(this, 'Database', {
         vpc: this.network.vpc,
         vpcSubnets: this.network.dataSubnets,
-        instanceType: props.databaseInstanceType ?? new ec2.InstanceType(sizing.databaseInstanceType!),
-        allocatedStorage: props.databaseAllocatedStorage ?? Size.gibibytes(sizing.databaseStorageGiB!),
-        multiAz: sizing.databaseMultiAz,
+        instanceType: props.databaseInstanceType ?? new ec2.InstanceType(sizing.database.instanceType),
+        allocatedStorage: props.databaseAllocatedStorage ?? Size.gibibytes(sizing.database.storageGiB),
+        multiAz: sizing.database.multiAz,
       });
-      this.database.connectApp(this.server);
+      this.database.connectApp(appTier);
       new CfnOutput(this, 'DatabaseEndpoint', {
         description: 'The RDS PostgreSQL endpoint (reachable only from the app servers)',
         value: this.database.database.dbInstanceEndpointAddress,
@@ -133,21 +154,63 @@ export class StageStack extends Stack {
 
     if (atLeast(this.stage, UserStage.USERS_100)) {
       this.cdn = new CdnStatic(this, 'Cdn', { webClientPath: props.webClientPath });
+      // CloudFront reaches the API over HTTP: the server has no certificate, and the load
+      // balancer's certificate names the user's domain, not the load balancer's DNS name.
+      const apiHost = this.server ? this.server.publicDnsName : this.web!.loadBalancer.loadBalancerDnsName;
       this.cdn.addApiOrigin(
-        new origins.HttpOrigin(this.server.publicDnsName, {
+        new origins.HttpOrigin(apiHost, {
           protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-          httpPort: this.server.app.port,
+          httpPort: this.server ? this.server.app.port : 80,
         }),
       );
       Validations.of(this.cdn.distribution).acknowledge({
         id: 'AwsSolutions-CFR5',
         reason:
-          'The stage-100 server has no TLS certificate, so CloudFront reaches its API over HTTP; the stage-1k load balancer takes HTTPS when given a certificate.',
+          "CloudFront reaches the API over HTTP: the stage-100 server has no certificate, and a load balancer's certificate names the user's domain, not its DNS name.",
       });
       new CfnOutput(this, 'WebClientUrl', {
         description: 'The web client; its /api/* paths reach the app',
         value: this.cdn.url,
       });
     }
+  }
+
+  /** Stages 1 to 100: one server, which hosts the database at stage 1. */
+  private addServer(props: StageStackProps, sizing: NonNullable<StageSizing['server']>): SingleServer {
+    const server = new SingleServer(this, 'Server', {
+      vpc: this.network.vpc,
+      app: props.app,
+      instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+      dataVolumeSize: props.dataVolumeSize ?? Size.gibibytes(sizing.dataVolumeGiB),
+      localDatabase: !atLeast(this.stage, UserStage.USERS_10),
+    });
+    const port = server.app.port === 80 ? '' : `:${server.app.port}`;
+    new CfnOutput(this, 'ServerUrl', {
+      description: 'The app, served by the single server',
+      value: `http://${server.publicIp}${port}`,
+    });
+    new CfnOutput(this, 'ServerInstanceId', {
+      description: 'Shell access: aws ssm start-session --target <this id>',
+      value: server.instance.instanceId,
+    });
+    return server;
+  }
+
+  /** Stage 1k onwards: a load balancer in front of a fleet of stateless servers. */
+  private addWeb(props: StageStackProps, sizing: NonNullable<StageSizing['web']>): LoadBalancedTier {
+    const web = new LoadBalancedTier(this, 'Web', {
+      vpc: this.network.vpc,
+      vpcSubnets: this.network.appSubnets,
+      app: props.app,
+      instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+      minCapacity: props.webMinCapacity ?? sizing.minCapacity,
+      maxCapacity: props.webMaxCapacity ?? sizing.maxCapacity,
+      certificate: props.loadBalancerCertificate,
+    });
+    new CfnOutput(this, 'LoadBalancerUrl', {
+      description: 'The app, served by the load-balanced fleet',
+      value: web.url,
+    });
+    return web;
   }
 }

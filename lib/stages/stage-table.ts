@@ -2,16 +2,22 @@ import { UserStage } from './user-stage';
 
 /** Sizing of one stage; every value can be overridden through `StageStackProps`. */
 export interface StageSizing {
-  /** Instance type of the app server(s). */
-  readonly serverInstanceType: string;
-  /** Size of the stage-1 data volume, in GiB. */
-  readonly dataVolumeGiB: number;
-  /** RDS instance class without the `db.` prefix; absent before the database moves to RDS. */
-  readonly databaseInstanceType?: string;
-  /** Storage allocated to the RDS database at creation, in GiB. */
-  readonly databaseStorageGiB?: number;
-  /** Whether the RDS database is Multi-AZ. */
-  readonly databaseMultiAz?: boolean;
+  /** NAT gateways for the app subnets' outbound traffic. */
+  readonly natGateways: number;
+  /** The single server of stages 1 to 100. */
+  readonly server?: { readonly instanceType: string; readonly dataVolumeGiB: number };
+  /** The load-balanced fleet from stage 1k. */
+  readonly web?: {
+    readonly instanceType: string;
+    readonly minCapacity: number;
+    readonly maxCapacity: number;
+  };
+  /** The RDS database from stage 10 (instance class without the `db.` prefix). */
+  readonly database?: {
+    readonly instanceType: string;
+    readonly storageGiB: number;
+    readonly multiAz: boolean;
+  };
 }
 
 /** One row of the stage table. */
@@ -23,36 +29,31 @@ export interface StageDefinition {
   readonly sizing?: StageSizing;
 }
 
+const SERVER = { instanceType: 't4g.micro', dataVolumeGiB: 20 };
+const SMALL_DATABASE = { instanceType: 't4g.micro', storageGiB: 20, multiAz: false };
+
 /** The stages in upgrade order, with their sizing. */
 export const STAGES: readonly StageDefinition[] = [
-  {
-    stage: UserStage.USERS_1,
-    users: 1,
-    sizing: { serverInstanceType: 't4g.micro', dataVolumeGiB: 20 },
-  },
+  { stage: UserStage.USERS_1, users: 1, sizing: { natGateways: 0, server: SERVER } },
   {
     stage: UserStage.USERS_10,
     users: 10,
-    sizing: {
-      serverInstanceType: 't4g.micro',
-      dataVolumeGiB: 20,
-      databaseInstanceType: 't4g.micro',
-      databaseStorageGiB: 20,
-      databaseMultiAz: false,
-    },
+    sizing: { natGateways: 0, server: SERVER, database: SMALL_DATABASE },
   },
   {
     stage: UserStage.USERS_100,
     users: 100,
+    sizing: { natGateways: 0, server: SERVER, database: SMALL_DATABASE },
+  },
+  {
+    stage: UserStage.USERS_1K,
+    users: 1_000,
     sizing: {
-      serverInstanceType: 't4g.micro',
-      dataVolumeGiB: 20,
-      databaseInstanceType: 't4g.micro',
-      databaseStorageGiB: 20,
-      databaseMultiAz: false,
+      natGateways: 1,
+      web: { instanceType: 't4g.small', minCapacity: 2, maxCapacity: 6 },
+      database: { instanceType: 't4g.small', storageGiB: 20, multiAz: true },
     },
   },
-  { stage: UserStage.USERS_1K, users: 1_000 },
   { stage: UserStage.USERS_10K, users: 10_000 },
   { stage: UserStage.USERS_100K, users: 100_000 },
   { stage: UserStage.USERS_1M, users: 1_000_000 },

@@ -1,5 +1,6 @@
 import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { StageNetwork } from '../../lib';
 import { newApp } from '../helpers';
@@ -108,4 +109,29 @@ test.each([['10.0.0.0/24'], ['10.0.0.0'], ['300.0.0.0/16'], ['10.0.0.0/8'], ['fd
 test('the smallest allowed range, /18, holds all three tiers', () => {
   const { template } = build({ cidr: '10.1.0.0/18' });
   template.resourceCountIs('AWS::EC2::Subnet', 6);
+});
+
+test('a NAT instance can replace the NAT gateway; it takes traffic from the VPC only and encrypts its root', () => {
+  const { template } = build({ natGateways: 1, natInstanceType: new ec2.InstanceType('t4g.nano') });
+  template.resourceCountIs('AWS::EC2::NatGateway', 0);
+  template.hasResourceProperties('AWS::EC2::Instance', {
+    InstanceType: 't4g.nano',
+    SourceDestCheck: false,
+    BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true, VolumeType: 'gp3' } }],
+  });
+  template.hasResourceProperties('AWS::EC2::Route', {
+    DestinationCidrBlock: '0.0.0.0/0',
+    InstanceId: Match.anyValue(),
+    RouteTableId: { Ref: Match.stringLikeRegexp('NetworkVpcAppSubnet1') },
+  });
+  template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+    SecurityGroupIngress: [Match.objectLike({ IpProtocol: '-1', CidrIp: '10.0.0.0/16' })],
+  });
+  const groups = Object.values(template.findResources('AWS::EC2::SecurityGroup'));
+  expect(
+    groups.every(
+      (g) =>
+        !(g.Properties.SecurityGroupIngress ?? []).some((r: { CidrIp?: string }) => r.CidrIp === '0.0.0.0/0'),
+    ),
+  ).toBe(true);
 });

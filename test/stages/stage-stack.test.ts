@@ -1,4 +1,5 @@
-import { Size } from 'aws-cdk-lib';
+import { Size, Stack } from 'aws-cdk-lib';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AppSource, StageStack, UserStage } from '../../lib';
@@ -157,6 +158,86 @@ describe('stage 100', () => {
       '*',
       Match.anyValue(),
     );
+  });
+
+  test('snapshot (a safety net; the assertions above are the spec)', () => {
+    expect(template.toJSON()).toMatchSnapshot();
+  });
+});
+
+describe('stage 1k', () => {
+  const { stack, template } = synthStage(UserStage.USERS_1K);
+
+  test('a load-balanced fleet of two t4g.small replaces the single server', () => {
+    template.resourceCountIs('AWS::EC2::Instance', 0);
+    template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '2', MaxSize: '6' });
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({ InstanceType: 't4g.small' }),
+    });
+    expect(stack.server).toBeUndefined();
+    expect(stack.web).toBeDefined();
+  });
+
+  test('egress for the app subnets: one NAT gateway', () => {
+    template.resourceCountIs('AWS::EC2::NatGateway', 1);
+  });
+
+  test('the same database becomes Multi-AZ and a size larger; it admits the fleet', () => {
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      MultiAZ: true,
+      DBInstanceClass: 'db.t4g.small',
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseSecurityGroup'), 'GroupId'] },
+      SourceSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('WebServerSecurityGroup'), 'GroupId'] },
+    });
+    expect(JSON.stringify(template.findResources('AWS::EC2::LaunchTemplate'))).toContain('DATABASE_HOST=');
+  });
+
+  test('CloudFront sends the API to the load balancer', () => {
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        Origins: Match.arrayWith([
+          Match.objectLike({
+            DomainName: { 'Fn::GetAtt': [Match.stringLikeRegexp('WebLoadBalancer'), 'DNSName'] },
+            CustomOriginConfig: Match.objectLike({ OriginProtocolPolicy: 'http-only' }),
+          }),
+        ]),
+      }),
+    });
+  });
+
+  test('outputs the load balancer URL instead of the server', () => {
+    const outputs = Object.keys(template.toJSON().Outputs);
+    expect(outputs).toEqual(expect.arrayContaining(['LoadBalancerUrl', 'DatabaseEndpoint', 'WebClientUrl']));
+    expect(outputs).not.toContain('ServerUrl');
+  });
+
+  test('the only warning is the HTTP-only load balancer, which a certificate removes', () => {
+    const annotations = Annotations.fromStack(new StageStack(newApp(), 'S', { stage: UserStage.USERS_1K }));
+    annotations.hasWarning('/S/Web', Match.stringLikeRegexp('serves plain HTTP'));
+    annotations.hasNoWarning('/S/Network*', Match.anyValue());
+    const withCertificate = new StageStack(newApp(), 'T', {
+      stage: UserStage.USERS_1K,
+      loadBalancerCertificate: acm.Certificate.fromCertificateArn(
+        new Stack(newApp(), 'Certs'),
+        'Cert',
+        'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+      ),
+    });
+    Annotations.fromStack(withCertificate).hasNoWarning('*', Match.anyValue());
+  });
+
+  test('fleet size, NAT instance and certificate are props', () => {
+    const custom = synthStage(UserStage.USERS_1K, {
+      webMinCapacity: 3,
+      webMaxCapacity: 9,
+      natInstanceType: new ec2.InstanceType('t4g.nano'),
+    }).template;
+    custom.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '3', MaxSize: '9' });
+    custom.resourceCountIs('AWS::EC2::NatGateway', 0);
+    custom.hasResourceProperties('AWS::EC2::Instance', { InstanceType: 't4g.nano' });
   });
 
   test('snapshot (a safety net; the assertions above are the spec)', () => {

@@ -1,0 +1,358 @@
+import { Annotations, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { AppSource } from '../app-source';
+import { IAppTier } from '../app-tier';
+import { AppEnvironment } from '../private/app-environment';
+import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { enableAccessLogs } from '../private/load-balancer-logs';
+import {
+  acknowledgeSessionManagerPolicy,
+  allowWebEgress,
+  encryptedRootVolume,
+  serverImage,
+  startAppCommands,
+  warnIfNotGraviton,
+} from '../private/servers';
+import { StageNetwork } from './stage-network';
+
+/** A known traffic peak, for `LoadBalancedTier.addScheduledPeak`. */
+export interface ScheduledPeakProps {
+  /** When the peak starts: the fleet grows to `minCapacity` servers then. */
+  readonly start: autoscaling.Schedule;
+  /** When the peak ends: the fleet's minimum returns to its usual value then. */
+  readonly end: autoscaling.Schedule;
+  /** How many servers at least during the peak. */
+  readonly minCapacity: number;
+  /**
+   * The time zone of the schedules, such as 'Europe/Berlin'.
+   *
+   * @default 'UTC'
+   */
+  readonly timeZone?: string;
+}
+
+/** Properties of a `LoadBalancedTier`. */
+export interface LoadBalancedTierProps {
+  /** The network: the load balancer goes in its public subnets, the servers in its app subnets. */
+  readonly vpc: ec2.IVpc;
+  /**
+   * The app the servers run.
+   *
+   * @default - the demo app, `AppSource.demo()`
+   */
+  readonly app?: AppSource;
+  /**
+   * Where the servers run; they need outbound access (a NAT) for packages and AWS APIs.
+   *
+   * @default - the subnet group named 'App': the private app tier of a `StageNetwork`
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * The servers' instance type.
+   *
+   * @default - t4g.small (2 vCPU, 2 GiB)
+   */
+  readonly instanceType?: ec2.InstanceType;
+  /**
+   * The fewest servers; two or more keep the app up when one server or one availability zone fails.
+   *
+   * @default 2
+   */
+  readonly minCapacity?: number;
+  /**
+   * The most servers scaling may reach; it must leave room above `minCapacity` for rolling updates.
+   *
+   * @default 6
+   */
+  readonly maxCapacity?: number;
+  /**
+   * The average CPU use the fleet scales to hold.
+   *
+   * @default 60
+   */
+  readonly targetCpuUtilizationPercent?: number;
+  /**
+   * The requests per server per minute the fleet scales to hold.
+   *
+   * @default 1000
+   */
+  readonly targetRequestsPerMinute?: number;
+  /**
+   * How long a new server may take to boot and start the app before failed health checks replace it.
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly healthCheckGracePeriod?: Duration;
+  /**
+   * The load balancer's certificate. With one, the load balancer serves HTTPS on 443 and redirects
+   * HTTP to it; without one it serves plain HTTP and warns.
+   *
+   * @default - HTTP only
+   */
+  readonly certificate?: acm.ICertificate;
+  /**
+   * How long the load balancer's access logs are kept.
+   *
+   * @default Duration.days(90)
+   */
+  readonly logRetention?: Duration;
+  /**
+   * Extra environment variables for the app; `addEnvironment` adds more later.
+   *
+   * @default - only the variables the library sets (APP_PORT, AWS_REGION)
+   */
+  readonly environment?: { [name: string]: string };
+}
+
+/**
+ * An internet-facing Application Load Balancer in front of an Auto Scaling group of stateless
+ * servers: the web tier from stage 1k.
+ *
+ * The servers run from a launch template (Graviton, IMDSv2, encrypted root volume, Session Manager
+ * instead of SSH) in the private app subnets across availability zones, are replaced when the load
+ * balancer's health check fails, scale on CPU and on requests per server, and are replaced one at a
+ * time on updates without dropping below the minimum. Each new server reports to CloudFormation
+ * once its app is healthy, so a bad release stops the update and rolls it back.
+ */
+export class LoadBalancedTier extends Construct implements IAppTier {
+  /** The Application Load Balancer. */
+  public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
+  /** The listener that forwards to the servers (HTTPS with a certificate, HTTP without). */
+  public readonly listener: elbv2.ApplicationListener;
+  /** The servers' target group. */
+  public readonly targetGroup: elbv2.ApplicationTargetGroup;
+  /** The Auto Scaling group of servers. */
+  public readonly autoScalingGroup: autoscaling.AutoScalingGroup;
+  /** The servers' launch template. */
+  public readonly launchTemplate: ec2.LaunchTemplate;
+  /** The bucket that keeps the load balancer's access logs. */
+  public readonly logBucket: s3.Bucket;
+  /** The app the servers run. */
+  public readonly app: AppSource;
+  /** The servers' security group. */
+  public readonly connections: ec2.Connections;
+  /** The servers' IAM role. */
+  public readonly grantPrincipal: iam.IPrincipal;
+
+  private readonly environment: AppEnvironment;
+  private readonly https: boolean;
+  private readonly minCapacity: number;
+  private readonly maxCapacity: number;
+
+  constructor(scope: Construct, id: string, props: LoadBalancedTierProps) {
+    super(scope, id);
+    this.app = props.app ?? AppSource.demo();
+    const instanceType =
+      props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.SMALL);
+    this.minCapacity = props.minCapacity ?? 2;
+    this.maxCapacity = props.maxCapacity ?? 6;
+    const targetCpu = props.targetCpuUtilizationPercent ?? 60;
+    const targetRequests = props.targetRequestsPerMinute ?? 1000;
+    const gracePeriod = props.healthCheckGracePeriod ?? Duration.minutes(5);
+    const logRetentionDays = checkDays(
+      this,
+      'logRetention',
+      props.logRetention ?? Duration.days(90),
+      1,
+      3650,
+    );
+
+    checkWholeNumber(
+      this,
+      'minCapacity',
+      this.minCapacity,
+      2,
+      100,
+      'two keep the app up when a server or a zone fails',
+    );
+    checkWholeNumber(
+      this,
+      'maxCapacity',
+      this.maxCapacity,
+      this.minCapacity + 1,
+      500,
+      'above minCapacity, so a rolling update can start a new server before stopping an old one',
+    );
+    checkWholeNumber(this, 'targetCpuUtilizationPercent', targetCpu, 10, 90);
+    checkWholeNumber(this, 'targetRequestsPerMinute', targetRequests, 1, 1_000_000);
+    if (gracePeriod.toSeconds() < 60 || gracePeriod.toSeconds() > 3600) {
+      throw new ScaleStagesError(
+        `healthCheckGracePeriod must be from 1 to 60 minutes (time to boot and start the app); got ${gracePeriod.toHumanString()}.`,
+        this,
+      );
+    }
+    const vpcSubnets = props.vpcSubnets ?? { subnetGroupName: StageNetwork.APP_SUBNETS };
+    if (props.vpc.selectSubnets(vpcSubnets).subnets.length < 2) {
+      throw new ScaleStagesError(
+        'vpcSubnets must select subnets in at least 2 availability zones, so the fleet survives the loss of one.',
+        this,
+      );
+    }
+    warnIfNotGraviton(this, instanceType);
+
+    this.logBucket = new s3.Bucket(this, 'LogBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      lifecycleRules: [{ expiration: Duration.days(logRetentionDays) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.logBucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the access log bucket; logging its own access would log forever.',
+    });
+
+    const lbSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+      vpc: props.vpc,
+      description: 'LoadBalancedTier: web traffic from anywhere to the load balancer',
+      allowAllOutbound: false,
+    });
+    Validations.of(lbSecurityGroup).acknowledge({
+      id: 'AwsSolutions-EC23',
+      reason: 'An internet-facing load balancer for a public web app accepts web traffic from anywhere.',
+    });
+    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, 'LoadBalancer', {
+      vpc: props.vpc,
+      internetFacing: true,
+      vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+      securityGroup: lbSecurityGroup,
+      dropInvalidHeaderFields: true,
+    });
+    enableAccessLogs(this.loadBalancer, this.logBucket, 'load-balancer');
+
+    const serverSecurityGroup = new ec2.SecurityGroup(this, 'ServerSecurityGroup', {
+      vpc: props.vpc,
+      description: 'LoadBalancedTier servers: the app port from the load balancer only',
+      allowAllOutbound: false,
+    });
+    allowWebEgress(serverSecurityGroup);
+    const role = new iam.Role(this, 'ServerRole', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+    });
+    acknowledgeSessionManagerPolicy(role);
+
+    this.environment = new AppEnvironment(this);
+    const userData = ec2.UserData.forLinux();
+    this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
+      instanceType,
+      machineImage: serverImage(instanceType),
+      userData,
+      securityGroup: serverSecurityGroup,
+      role,
+      requireImdsv2: true,
+      blockDevices: [encryptedRootVolume()],
+    });
+
+    this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Fleet', {
+      vpc: props.vpc,
+      vpcSubnets,
+      launchTemplate: this.launchTemplate,
+      minCapacity: this.minCapacity,
+      maxCapacity: this.maxCapacity,
+      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
+        additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
+        gracePeriod,
+      }),
+      signals: autoscaling.Signals.waitForMinCapacity({ timeout: Duration.minutes(15) }),
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
+        maxBatchSize: 1,
+        minInstancesInService: this.minCapacity,
+        waitOnResourceSignals: true,
+        pauseTime: Duration.minutes(15),
+      }),
+    });
+    Validations.of(this.autoScalingGroup).acknowledge({
+      id: 'AwsSolutions-AS3',
+      reason:
+        'Scaling notifications need an SNS topic and someone reading it; the stage-1m blueprint adds alarms.',
+    });
+    this.connections = this.autoScalingGroup.connections;
+    this.grantPrincipal = role;
+
+    this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'TargetGroup', {
+      vpc: props.vpc,
+      port: this.app.port,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targets: [this.autoScalingGroup],
+      deregistrationDelay: Duration.seconds(30),
+      healthCheck: {
+        path: this.app.healthCheckPath,
+        healthyHttpCodes: '200',
+        interval: Duration.seconds(15),
+        healthyThresholdCount: 2,
+        unhealthyThresholdCount: 3,
+      },
+    });
+    this.https = Boolean(props.certificate);
+    if (props.certificate) {
+      this.listener = this.loadBalancer.addListener('Https', {
+        port: 443,
+        certificates: [props.certificate],
+        sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+        defaultTargetGroups: [this.targetGroup],
+      });
+      this.loadBalancer.addRedirect();
+    } else {
+      this.listener = this.loadBalancer.addListener('Http', {
+        port: 80,
+        defaultTargetGroups: [this.targetGroup],
+      });
+      Annotations.of(this).addWarningV2(
+        'cdk-scale-stages:httpOnlyLoadBalancer',
+        'The load balancer serves plain HTTP; give certificate for HTTPS (behind CloudFront, viewers still get HTTPS).',
+      );
+    }
+
+    this.autoScalingGroup.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: targetCpu });
+    this.autoScalingGroup.scaleOnRequestCount('Requests', { targetRequestsPerMinute: targetRequests });
+
+    this.environment.add('APP_PORT', String(this.app.port));
+    this.environment.add('AWS_REGION', Stack.of(this).region);
+    this.environment.addAll(props.environment ?? {});
+    userData.addCommands('set -euo pipefail', ...startAppCommands(this.environment, this.app));
+    // Each new server reports whether its app became healthy: creation and rolling updates wait
+    // for it, and roll back when a release never gets healthy.
+    userData.addSignalOnExitCommand(this.autoScalingGroup);
+  }
+
+  /** Hands one environment variable to the app on every server. */
+  public addEnvironment(name: string, value: string): void {
+    this.environment.add(name, value);
+  }
+
+  /**
+   * Keeps more servers running through a known traffic peak (a launch, a daily rush): the minimum
+   * rises to `minCapacity` at `start` and returns at `end`.
+   */
+  public addScheduledPeak(id: string, props: ScheduledPeakProps): void {
+    checkWholeNumber(
+      this,
+      `scheduled peak '${id}' minCapacity`,
+      props.minCapacity,
+      this.minCapacity,
+      this.maxCapacity,
+    );
+    this.autoScalingGroup.scaleOnSchedule(`${id}Start`, {
+      schedule: props.start,
+      minCapacity: props.minCapacity,
+      timeZone: props.timeZone,
+    });
+    this.autoScalingGroup.scaleOnSchedule(`${id}End`, {
+      schedule: props.end,
+      minCapacity: this.minCapacity,
+      timeZone: props.timeZone,
+    });
+  }
+
+  /** The URL of the load balancer. */
+  public get url(): string {
+    return `${this.https ? 'https' : 'http'}://${this.loadBalancer.loadBalancerDnsName}`;
+  }
+}
