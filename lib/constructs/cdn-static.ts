@@ -8,6 +8,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
 import { assetPath, readAsset } from '../private/assets';
+import { logBucket } from '../private/buckets';
 import { checkDays, ScaleStagesError } from '../private/errors';
 
 /** Properties of a `CdnStatic`. */
@@ -91,19 +92,8 @@ export class CdnStatic extends Construct {
     }
     this.domainName = props.domainNames?.[0];
 
-    this.logBucket = new s3.Bucket(this, 'LogBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      // CloudFront's standard logs are written with ACLs.
-      objectOwnership: s3.ObjectOwnership.OBJECT_WRITER,
-      lifecycleRules: [{ expiration: Duration.days(logRetentionDays) }],
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    Validations.of(this.logBucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason: 'This is the access log bucket; logging its own access would log forever.',
-    });
+    // CloudFront's standard logs are written with ACLs.
+    this.logBucket = logBucket(this, logRetentionDays, s3.ObjectOwnership.OBJECT_WRITER);
 
     this.bucket = new s3.Bucket(this, 'WebBucket', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
