@@ -88,6 +88,31 @@ test('100 -> 1k: the server goes, its data volume and backups stay; the database
   ).toBe(true);
 });
 
+test('1k -> 10k: the database grows in place, the load balancer starts to demand the CDN header', () => {
+  const changes: Record<string, { type: string; impact: string; properties: string[] }> = {};
+  fullDiff(
+    templates.get(UserStage.USERS_1K)!,
+    templates.get(UserStage.USERS_10K)!,
+  ).resources.forEachDifference((id, change) => {
+    changes[id] = {
+      type: change.resourceType ?? '',
+      impact: change.changeImpact,
+      properties: Object.keys(change.propertyUpdates),
+    };
+  });
+  const byType = (type: string) => Object.values(changes).filter((c) => c.type === type);
+  expect(byType('AWS::RDS::DBInstance')).toEqual([
+    expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['DBInstanceClass'] }),
+  ]);
+  expect(byType('AWS::S3::Bucket')).toEqual([
+    expect.objectContaining({ impact: ResourceImpact.WILL_CREATE }),
+  ]);
+  expect(byType('AWS::ElasticLoadBalancingV2::Listener')).toEqual([
+    expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['DefaultActions'] }),
+  ]);
+  expect(Object.values(changes).filter((c) => c.impact === ResourceImpact.WILL_DESTROY)).toEqual([]);
+});
+
 describe('the upgrade check itself', () => {
   test('flags a database that would be replaced (a create-only property changes)', () => {
     const renamed = synthStage(UserStage.USERS_10, {}).template.toJSON();

@@ -67,6 +67,7 @@ export class CdnStatic extends Construct {
   public readonly deployment: s3deploy.BucketDeployment;
 
   private readonly domainName?: string;
+  private media?: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: CdnStaticProps = {}) {
     super(scope, id);
@@ -200,12 +201,7 @@ export class CdnStatic extends Construct {
    * @param pathPattern the API's paths
    */
   public addApiOrigin(origin: cloudfront.IOrigin, pathPattern: string = '/api/*'): void {
-    if (!pathPattern.startsWith('/') || pathPattern === '/*') {
-      throw new ScaleStagesError(
-        `pathPattern must start with '/' and leave the web client its paths, such as '/api/*'; got '${pathPattern}'.`,
-        this,
-      );
-    }
+    checkBehaviorPath(this, pathPattern);
     this.distribution.addBehavior(pathPattern, origin, {
       viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
       allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
@@ -215,8 +211,53 @@ export class CdnStatic extends Construct {
     });
   }
 
+  /**
+   * Adds a private media bucket (user uploads, images) served on `pathPattern` with caching and
+   * the same protections as the web client's bucket: stage 10k onwards. The app writes to it with
+   * its own credentials; viewers read it through CloudFront only.
+   *
+   * @param pathPattern the media paths; object keys start with the same prefix (`media/...`)
+   */
+  public addMediaBucket(pathPattern: string = '/media/*'): s3.IBucket {
+    if (this.media) {
+      throw new ScaleStagesError('addMediaBucket was called twice; a CdnStatic has one media bucket.', this);
+    }
+    checkBehaviorPath(this, pathPattern);
+    this.media = new s3.Bucket(this, 'MediaBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      versioned: true,
+      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(90) }],
+      serverAccessLogsBucket: this.logBucket,
+      serverAccessLogsPrefix: 'media-bucket/',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.distribution.addBehavior(pathPattern, origins.S3BucketOrigin.withOriginAccessControl(this.media), {
+      viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+      cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
+      responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+    });
+    return this.media;
+  }
+
+  /** The media bucket, once `addMediaBucket` has added it. */
+  public get mediaBucket(): s3.IBucket | undefined {
+    return this.media;
+  }
+
   /** The URL of the web client: the first custom domain name, or the *.cloudfront.net name. */
   public get url(): string {
     return `https://${this.domainName ?? this.distribution.distributionDomainName}`;
+  }
+}
+
+/** A behavior's path must be absolute and must not take every path from the web client. */
+function checkBehaviorPath(scope: Construct, pathPattern: string): void {
+  if (!pathPattern.startsWith('/') || pathPattern === '/*') {
+    throw new ScaleStagesError(
+      `pathPattern must start with '/' and leave the web client its paths, such as '/api/*'; got '${pathPattern}'.`,
+      scope,
+    );
   }
 }

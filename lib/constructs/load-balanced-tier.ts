@@ -1,10 +1,11 @@
-import { Annotations, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
@@ -36,6 +37,14 @@ export interface ScheduledPeakProps {
    * @default 'UTC'
    */
   readonly timeZone?: string;
+}
+
+/** A header that proves a request came through the CDN, for `LoadBalancedTier.requireOriginHeader`. */
+export interface OriginHeader {
+  /** The header's name. */
+  readonly name: string;
+  /** The header's secret value (a deploy-time reference to Secrets Manager). */
+  readonly value: string;
 }
 
 /** Properties of a `LoadBalancedTier`. */
@@ -340,6 +349,53 @@ export class LoadBalancedTier extends Construct implements IAppTier {
       minCapacity: this.minCapacity,
       timeZone: props.timeZone,
     });
+  }
+
+  /**
+   * Makes the load balancer serve only requests that carry a secret header, which the CDN adds to
+   * the requests it forwards: everything else gets 403. The secret is generated in Secrets Manager.
+   * Give the returned header to the CDN origin (`HttpOrigin`'s `customHeaders`), and deploy the
+   * CDN change before this one takes effect (StageStack orders them).
+   *
+   * @param name the header's name
+   */
+  public requireOriginHeader(name: string = 'X-Origin-Verify'): OriginHeader {
+    if (!/^X-[A-Za-z0-9-]+$/.test(name)) {
+      throw new ScaleStagesError(`origin header name must look like 'X-Origin-Verify'; got '${name}'.`, this);
+    }
+    if (this.node.tryFindChild('OriginHeaderSecret')) {
+      throw new ScaleStagesError(
+        'requireOriginHeader was called twice; one origin header guards the load balancer.',
+        this,
+      );
+    }
+    const secret = new secretsmanager.Secret(this, 'OriginHeaderSecret', {
+      description: 'The header value that proves a request to the load balancer came through CloudFront',
+      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(secret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'CloudFront and the load balancer read the value at deploy time; rotating it means a redeploy, which an automatic rotation would not do.',
+    });
+    const value = secret.secretValue.unsafeUnwrap();
+    Annotations.of(this.listener).acknowledgeWarning(
+      '@aws-cdk/aws-elbv2:listenerExistingDefaultActionReplaced',
+      'Replacing the forward-to-servers default with 403 is the point: only requests with the header are forwarded.',
+    );
+    this.listener.addAction('Default', {
+      action: elbv2.ListenerAction.fixedResponse(403, {
+        contentType: 'text/plain',
+        messageBody: 'Forbidden',
+      }),
+    });
+    this.listener.addAction('FromCdn', {
+      priority: 1,
+      conditions: [elbv2.ListenerCondition.httpHeader(name, [value])],
+      action: elbv2.ListenerAction.forward([this.targetGroup]),
+    });
+    return { name, value };
   }
 
   /** The URL of the load balancer. */

@@ -3,6 +3,8 @@ import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
@@ -157,12 +159,28 @@ export class StageStack extends Stack {
       // CloudFront reaches the API over HTTP: the server has no certificate, and the load
       // balancer's certificate names the user's domain, not the load balancer's DNS name.
       const apiHost = this.server ? this.server.publicDnsName : this.web!.loadBalancer.loadBalancerDnsName;
+      // From stage 10k the load balancer serves only requests that came through CloudFront.
+      const originHeader = atLeast(this.stage, UserStage.USERS_10K)
+        ? this.web!.requireOriginHeader()
+        : undefined;
       this.cdn.addApiOrigin(
         new origins.HttpOrigin(apiHost, {
           protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
           httpPort: this.server ? this.server.app.port : 80,
+          customHeaders: originHeader ? { [originHeader.name]: originHeader.value } : undefined,
         }),
       );
+      if (originHeader) {
+        // CloudFront must send the header before the load balancer starts to demand it.
+        this.web!.listener.node.addDependency(this.cdn.distribution);
+        const media = this.cdn.addMediaBucket();
+        this.grantMedia(media);
+        appTier.addEnvironment('MEDIA_BUCKET', media.bucketName);
+        new CfnOutput(this, 'MediaBucketName', {
+          description: 'Media uploads; served at <WebClientUrl>/media/*',
+          value: media.bucketName,
+        });
+      }
       Validations.of(this.cdn.distribution).acknowledge({
         id: 'AwsSolutions-CFR5',
         reason:
@@ -173,6 +191,22 @@ export class StageStack extends Stack {
         value: this.cdn.url,
       });
     }
+  }
+
+  /** The fleet reads, writes and deletes objects under `media/` in the media bucket, and lists it. */
+  private grantMedia(media: s3.IBucket): void {
+    const web = this.web!;
+    iam.Grant.addToPrincipal({
+      grantee: web,
+      actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+      resourceArns: [media.arnForObjects('media/*')],
+    });
+    iam.Grant.addToPrincipal({ grantee: web, actions: ['s3:ListBucket'], resourceArns: [media.bucketArn] });
+    const bucketId = this.getLogicalId(media.node.defaultChild as s3.CfnBucket);
+    Validations.of(web).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/media/*]`,
+      reason: 'The app stores media under media/ in its own bucket, by object keys it chooses.',
+    });
   }
 
   /** Stages 1 to 100: one server, which hosts the database at stage 1. */

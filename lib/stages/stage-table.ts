@@ -54,7 +54,15 @@ export const STAGES: readonly StageDefinition[] = [
       database: { instanceType: 't4g.small', storageGiB: 20, multiAz: true },
     },
   },
-  { stage: UserStage.USERS_10K, users: 10_000 },
+  {
+    stage: UserStage.USERS_10K,
+    users: 10_000,
+    sizing: {
+      natGateways: 1,
+      web: { instanceType: 't4g.medium', minCapacity: 2, maxCapacity: 10 },
+      database: { instanceType: 't4g.medium', storageGiB: 20, multiAz: true },
+    },
+  },
   { stage: UserStage.USERS_100K, users: 100_000 },
   { stage: UserStage.USERS_1M, users: 1_000_000 },
   { stage: UserStage.USERS_10M, users: 10_000_000 },

@@ -173,6 +173,47 @@ describe('CdnStatic overrides', () => {
   });
 });
 
+describe('CdnStatic media bucket', () => {
+  const { cdn, template } = build({}, (c) => c.addMediaBucket());
+
+  test('a second private, versioned, retained bucket served on /media/* with caching', () => {
+    template.resourceCountIs('AWS::S3::Bucket', 3);
+    template.hasResource('AWS::S3::Bucket', {
+      Properties: Match.objectLike({
+        VersioningConfiguration: { Status: 'Enabled' },
+        LoggingConfiguration: { LogFilePrefix: 'media-bucket/', DestinationBucketName: Match.anyValue() },
+      }),
+      DeletionPolicy: 'Retain',
+    });
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        CacheBehaviors: [
+          Match.objectLike({
+            PathPattern: '/media/*',
+            CachePolicyId: CACHING_OPTIMIZED,
+            ViewerProtocolPolicy: 'redirect-to-https',
+          }),
+        ],
+      }),
+    });
+    template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 2);
+    expect(cdn.mediaBucket).toBeDefined();
+  });
+
+  test('one media bucket per CdnStatic', () => {
+    expect(() =>
+      build({}, (c) => {
+        c.addMediaBucket();
+        c.addMediaBucket('/uploads/*');
+      }),
+    ).toThrow(/addMediaBucket was called twice/);
+  });
+
+  test('without addMediaBucket there is none', () => {
+    expect(build().cdn.mediaBucket).toBeUndefined();
+  });
+});
+
 describe('CdnStatic validation', () => {
   test('a web client folder without index.html fails', () => {
     expect(() => build({ webClientPath: os.tmpdir() + '/no-such-client' })).toThrow(

@@ -250,6 +250,65 @@ describe('LoadBalancedTier overrides', () => {
   });
 });
 
+describe('LoadBalancedTier origin header', () => {
+  const { stack, vpc } = stackWithNetwork();
+  const web = new LoadBalancedTier(stack, 'Web', { vpc });
+  const header = web.requireOriginHeader();
+  const template = Template.fromStack(stack);
+
+  test('requests without the secret header get 403; with it they reach the servers', () => {
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+      DefaultActions: [
+        { Type: 'fixed-response', FixedResponseConfig: Match.objectLike({ StatusCode: '403' }) },
+      ],
+    });
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::ListenerRule', {
+      Priority: 1,
+      Conditions: [
+        {
+          Field: 'http-header',
+          HttpHeaderConfig: {
+            HttpHeaderName: 'X-Origin-Verify',
+            Values: [
+              {
+                'Fn::Join': [
+                  '',
+                  [
+                    '{{resolve:secretsmanager:',
+                    { Ref: Match.stringLikeRegexp('WebOriginHeaderSecret') },
+                    ':SecretString:::}}',
+                  ],
+                ],
+              },
+            ],
+          },
+        },
+      ],
+      Actions: [Match.objectLike({ Type: 'forward' })],
+    });
+  });
+
+  test('the value is a generated, retained secret that never appears in the template', () => {
+    template.hasResource('AWS::SecretsManager::Secret', {
+      Properties: Match.objectLike({
+        GenerateSecretString: { ExcludePunctuation: true, PasswordLength: 48 },
+      }),
+      DeletionPolicy: 'Retain',
+    });
+    expect(header.name).toBe('X-Origin-Verify');
+    expect(JSON.stringify(stack.resolve(header.value))).toContain('{{resolve:secretsmanager:');
+  });
+
+  test('a bad header name or a second call fails', () => {
+    expect(() => web.requireOriginHeader()).toThrow(/requireOriginHeader was called twice/);
+    const other = stackWithNetwork();
+    const tier = new LoadBalancedTier(other.stack, 'Web', { vpc: other.vpc });
+    expect(() => tier.requireOriginHeader('Origin Verify')).toThrow(
+      /origin header name must look like 'X-Origin-Verify'; got 'Origin Verify'/,
+    );
+  });
+});
+
 describe('LoadBalancedTier access logs in an environment-agnostic stack', () => {
   const { template } = build();
 
