@@ -58,6 +58,15 @@ export interface StageStackProps extends StackProps {
    */
   readonly loadBalancerCertificate?: acm.ICertificate;
   /**
+   * The DNS name that points at the load balancer and that `loadBalancerCertificate` covers (stage
+   * 1k onwards): CloudFront then reaches the API over HTTPS at this name. Required with a
+   * certificate, since the load balancer then redirects HTTP and its own DNS name is in no
+   * certificate.
+   *
+   * @default - CloudFront reaches the load balancer over HTTP at its DNS name
+   */
+  readonly loadBalancerDomainName?: string;
+  /**
    * A NAT instance type to use instead of a NAT gateway (stage 1k onwards): a t4g.nano costs about
    * $3 a month against a gateway's $33, but it is one instance without automatic failover.
    *
@@ -117,6 +126,11 @@ export class StageStack extends Stack {
         `stage '${props.stage}' (${row.users.toLocaleString('en-US')} users) is not built yet in this version of cdk-scale-stages; built stages: ${BUILT_STAGES.join(', ')}.`,
       );
     }
+    if (Boolean(props.loadBalancerCertificate) !== Boolean(props.loadBalancerDomainName)) {
+      throw new ScaleStagesError(
+        'loadBalancerCertificate and loadBalancerDomainName go together: CloudFront reaches an HTTPS load balancer at the name its certificate covers. Give both, or neither for HTTP.',
+      );
+    }
     super(scope, id, {
       description: `cdk-scale-stages: the ${row.users.toLocaleString('en-US')}-user stage`,
       ...props,
@@ -156,16 +170,19 @@ export class StageStack extends Stack {
 
     if (atLeast(this.stage, UserStage.USERS_100)) {
       this.cdn = new CdnStatic(this, 'Cdn', { webClientPath: props.webClientPath });
-      // CloudFront reaches the API over HTTP: the server has no certificate, and the load
-      // balancer's certificate names the user's domain, not the load balancer's DNS name.
+      // CloudFront reaches the API over HTTPS only at a name the load balancer's certificate
+      // covers; the server has no certificate, and the load balancer's own DNS name is in none.
+      const httpsHost = this.web ? props.loadBalancerDomainName : undefined;
       const apiHost = this.server ? this.server.publicDnsName : this.web!.loadBalancer.loadBalancerDnsName;
       // From stage 10k the load balancer serves only requests that came through CloudFront.
       const originHeader = atLeast(this.stage, UserStage.USERS_10K)
         ? this.web!.requireOriginHeader()
         : undefined;
       this.cdn.addApiOrigin(
-        new origins.HttpOrigin(apiHost, {
-          protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+        new origins.HttpOrigin(httpsHost ?? apiHost, {
+          protocolPolicy: httpsHost
+            ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+            : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
           httpPort: this.server ? this.server.app.port : 80,
           customHeaders: originHeader ? { [originHeader.name]: originHeader.value } : undefined,
         }),
@@ -181,11 +198,13 @@ export class StageStack extends Stack {
           value: media.bucketName,
         });
       }
-      Validations.of(this.cdn.distribution).acknowledge({
-        id: 'AwsSolutions-CFR5',
-        reason:
-          "CloudFront reaches the API over HTTP: the stage-100 server has no certificate, and a load balancer's certificate names the user's domain, not its DNS name.",
-      });
+      if (!httpsHost) {
+        Validations.of(this.cdn.distribution).acknowledge({
+          id: 'AwsSolutions-CFR5',
+          reason:
+            'CloudFront reaches the API over HTTP: the stage-100 server has no certificate; from stage 1k, give loadBalancerCertificate and loadBalancerDomainName for HTTPS.',
+        });
+      }
       new CfnOutput(this, 'WebClientUrl', {
         description: 'The web client; its /api/* paths reach the app',
         value: this.cdn.url,

@@ -1,6 +1,6 @@
 import { Size, Stack } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
-import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AppSource, StageStack, UserStage } from '../../lib';
 import { BUILT_STAGES, STAGES } from '../../lib/stages/stage-table';
@@ -192,7 +192,7 @@ describe('stage 1k', () => {
     expect(outputs).not.toContain('ServerUrl');
   });
 
-  test('a certificate removes the HTTP-only warning', () => {
+  test('with a certificate and its domain name: no warning, and CloudFront reaches the API over HTTPS', () => {
     const withCertificate = new StageStack(newApp(), 'T', {
       stage: UserStage.USERS_1K,
       loadBalancerCertificate: acm.Certificate.fromCertificateArn(
@@ -200,8 +200,35 @@ describe('stage 1k', () => {
         'Cert',
         'arn:aws:acm:us-east-1:123456789012:certificate/abc',
       ),
+      loadBalancerDomainName: 'origin.example.com',
     });
     Annotations.fromStack(withCertificate).hasNoWarning('*', Match.anyValue());
+    Template.fromStack(withCertificate).hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        Origins: Match.arrayWith([
+          Match.objectLike({
+            DomainName: 'origin.example.com',
+            CustomOriginConfig: Match.objectLike({ OriginProtocolPolicy: 'https-only' }),
+          }),
+        ]),
+      }),
+    });
+  });
+
+  test('a certificate without its domain name fails, and the reverse', () => {
+    const certificate = acm.Certificate.fromCertificateArn(
+      new Stack(newApp(), 'Certs'),
+      'Cert',
+      'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+    );
+    expect(
+      () =>
+        new StageStack(newApp(), 'S', { stage: UserStage.USERS_1K, loadBalancerCertificate: certificate }),
+    ).toThrow(/loadBalancerCertificate and loadBalancerDomainName go together/);
+    expect(
+      () =>
+        new StageStack(newApp(), 'S', { stage: UserStage.USERS_1K, loadBalancerDomainName: 'a.example.com' }),
+    ).toThrow(/loadBalancerCertificate and loadBalancerDomainName go together/);
   });
 
   test('fleet size, NAT instance and certificate are props', () => {
