@@ -17,6 +17,7 @@ import {
   acknowledgeSessionManagerPolicy,
   allowWebEgress,
   encryptedRootVolume,
+  prepareServerCommands,
   serverImage,
   startAppCommands,
   warnIfNotGraviton,
@@ -316,7 +317,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
     this.environment.add('APP_PORT', String(this.app.port));
     this.environment.add('AWS_REGION', Stack.of(this).region);
     this.environment.addAll(props.environment ?? {});
-    userData.addCommands('set -euo pipefail', ...startAppCommands(this.environment, this.app));
+    userData.addCommands(...prepareServerCommands(), ...startAppCommands(this.environment, this.app));
     // Each new server reports whether its app became healthy: creation and rolling updates wait
     // for it, and roll back when a release never gets healthy.
     userData.addSignalOnExitCommand(this.autoScalingGroup);

@@ -14,6 +14,7 @@ import {
   acknowledgeSessionManagerPolicy,
   allowWebEgress,
   encryptedRootVolume,
+  prepareServerCommands,
   serverImage,
   startAppCommands,
   warnIfNotGraviton,
@@ -158,7 +159,7 @@ export class SingleServer extends Construct implements IAppTier {
     this.environment = new AppEnvironment(this);
     const script = ec2.UserData.forLinux();
     script.addCommands(
-      'set -euo pipefail',
+      ...prepareServerCommands(),
       `export AWS_REGION='${Stack.of(this).region}' DATA_MOUNT='${DATA_MOUNT}' DATA_VOLUME_ID='${this.dataVolume.volumeId}'`,
       readAsset('scripts/mount-data-volume.sh'),
     );

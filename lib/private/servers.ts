@@ -54,6 +54,14 @@ export function allowWebEgress(securityGroup: ec2.SecurityGroup): void {
   securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), 'HTTP to package mirrors');
 }
 
+/**
+ * The first commands of every server's user data: stop at the first failure, and install the
+ * CloudFormation helper scripts (`cfn-signal`), which not every Amazon Linux 2023 image carries.
+ */
+export function prepareServerCommands(): string[] {
+  return ['set -euo pipefail', 'dnf install -y aws-cfn-bootstrap'];
+}
+
 /** Writes the environment file, starts the app, and exits non-zero unless it becomes healthy. */
 export function startAppCommands(environment: AppEnvironment, app: AppSource): string[] {
   return [

@@ -1,3 +1,4 @@
+import { execFileSync } from 'child_process';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
@@ -147,9 +148,15 @@ describe('LoadBalancedTier defaults', () => {
   test('each server starts the app, waits for it to be healthy and signals the Auto Scaling group', () => {
     const script = launchScript(template);
     expect(script).toMatch(/\/opt\/aws\/bin\/cfn-signal --stack Test --resource WebFleetASG[0-9A-F]+ /);
+    expect(script).toMatch(/trap exitTrap EXIT\nset -euo pipefail\ndnf install -y aws-cfn-bootstrap\n/);
     expect(script).toContain('APP_PORT=80\n');
     expect(script).toContain("APP_HEALTH_URL='http://127.0.0.1:80/healthz'");
   });
+});
+
+test('the launch template user data is valid bash', () => {
+  const { template } = build();
+  expect(() => execFileSync('bash', ['-n'], { input: launchScript(template) })).not.toThrow();
 });
 
 describe('LoadBalancedTier overrides', () => {
