@@ -340,6 +340,13 @@ export class LoadBalancedTier extends Construct implements IAppTier {
       this.minCapacity,
       this.maxCapacity,
     );
+    const zone = props.timeZone;
+    if (zone !== undefined && zone !== 'UTC' && !Intl.supportedValuesOf('timeZone').includes(zone)) {
+      throw new ScaleStagesError(
+        `scheduled peak '${id}' timeZone must be an IANA time zone such as 'Europe/Berlin' or 'UTC'; got '${zone}'.`,
+        this,
+      );
+    }
     this.autoScalingGroup.scaleOnSchedule(`${id}Start`, {
       schedule: props.start,
       minCapacity: props.minCapacity,

@@ -245,6 +245,16 @@ describe('LoadBalancedTier overrides', () => {
         minCapacity: 7,
       }),
     ).toThrow(/scheduled peak 'TooBig' minCapacity must be a whole number from 2 to 6; got 7/);
+    expect(() =>
+      web.addScheduledPeak('Mars', {
+        start: autoscaling.Schedule.cron({ hour: '1' }),
+        end: autoscaling.Schedule.cron({ hour: '2' }),
+        minCapacity: 3,
+        timeZone: 'Mars/Olympus',
+      }),
+    ).toThrow(
+      /scheduled peak 'Mars' timeZone must be an IANA time zone such as 'Europe\/Berlin' or 'UTC'; got 'Mars\/Olympus'/,
+    );
   });
 
   test('in a stack with a region, the region-specific access log policy of aws-cdk-lib is used', () => {
