@@ -7,6 +7,25 @@ import { dataLossOnUpgrade } from './upgrade-check';
 const templates = new Map(BUILT_STAGES.map((stage) => [stage, synthStage(stage).template.toJSON()]));
 const pairs = BUILT_STAGES.slice(1).map((stage, i) => [BUILT_STAGES[i], stage] as const);
 
+interface Change {
+  readonly type: string;
+  readonly impact: string;
+  readonly properties: string[];
+}
+
+/** The changes of an upgrade, looked up by resource type (or all of them, without one). */
+function changesByType(from: UserStage, to: UserStage): (type?: string) => Change[] {
+  const changes: Change[] = [];
+  fullDiff(templates.get(from)!, templates.get(to)!).resources.forEachDifference((_id, change) => {
+    changes.push({
+      type: change.resourceType ?? '',
+      impact: change.changeImpact,
+      properties: Object.keys(change.propertyUpdates),
+    });
+  });
+  return (type) => changes.filter((c) => type === undefined || c.type === type);
+}
+
 describe('upgrading one stage up in place', () => {
   test.each(pairs)('%s -> %s replaces and deletes no stateful resource', (from, to) => {
     expect(dataLossOnUpgrade(templates.get(from)!, templates.get(to)!)).toEqual([]);
@@ -54,18 +73,7 @@ test('10 -> 100 only adds: nothing that exists changes, so the server is not eve
 });
 
 test('100 -> 1k: the server goes, its data volume and backups stay; the database changes in place', () => {
-  const changes: Record<string, { type: string; impact: string; properties: string[] }> = {};
-  fullDiff(
-    templates.get(UserStage.USERS_100)!,
-    templates.get(UserStage.USERS_1K)!,
-  ).resources.forEachDifference((id, change) => {
-    changes[id] = {
-      type: change.resourceType ?? '',
-      impact: change.changeImpact,
-      properties: Object.keys(change.propertyUpdates),
-    };
-  });
-  const byType = (type: string) => Object.values(changes).filter((c) => c.type === type);
+  const byType = changesByType(UserStage.USERS_100, UserStage.USERS_1K);
   expect(byType('AWS::EC2::Volume')).toEqual([
     expect.objectContaining({ impact: ResourceImpact.WILL_ORPHAN }),
   ]);
@@ -89,18 +97,7 @@ test('100 -> 1k: the server goes, its data volume and backups stay; the database
 });
 
 test('1k -> 10k: the database grows in place, the load balancer starts to demand the CDN header', () => {
-  const changes: Record<string, { type: string; impact: string; properties: string[] }> = {};
-  fullDiff(
-    templates.get(UserStage.USERS_1K)!,
-    templates.get(UserStage.USERS_10K)!,
-  ).resources.forEachDifference((id, change) => {
-    changes[id] = {
-      type: change.resourceType ?? '',
-      impact: change.changeImpact,
-      properties: Object.keys(change.propertyUpdates),
-    };
-  });
-  const byType = (type: string) => Object.values(changes).filter((c) => c.type === type);
+  const byType = changesByType(UserStage.USERS_1K, UserStage.USERS_10K);
   expect(byType('AWS::RDS::DBInstance')).toEqual([
     expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['DBInstanceClass'] }),
   ]);
@@ -110,7 +107,7 @@ test('1k -> 10k: the database grows in place, the load balancer starts to demand
   expect(byType('AWS::ElasticLoadBalancingV2::Listener')).toEqual([
     expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['DefaultActions'] }),
   ]);
-  expect(Object.values(changes).filter((c) => c.impact === ResourceImpact.WILL_DESTROY)).toEqual([]);
+  expect(byType().filter((c) => c.impact === ResourceImpact.WILL_DESTROY)).toEqual([]);
 });
 
 describe('the upgrade check itself', () => {
