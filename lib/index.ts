@@ -7,3 +7,5 @@ export * from './stages/user-stage';
 export * from './stages/stage-stack';
 export * from './constructs/cdn-static';
 export * from './constructs/load-balanced-tier';
+export * from './constructs/cached-tier';
+export * from './constructs/replicated-db';

@@ -110,6 +110,72 @@ test('1k -> 10k: the database grows in place, the load balancer starts to demand
   expect(byType().filter((c) => c.impact === ResourceImpact.WILL_DESTROY)).toEqual([]);
 });
 
+describe('10k -> 100k', () => {
+  const from = templates.get(UserStage.USERS_10K)! as { Resources: Record<string, { Type: string }> };
+  const idsOf = (type: string) =>
+    Object.entries(from.Resources)
+      .filter(([, r]) => r.Type === type)
+      .map(([id]) => id);
+  const changed = new Set<string>();
+  const changes = new Map<string, Change>();
+  fullDiff(from, templates.get(UserStage.USERS_100K)!).resources.forEachDifference((id, change) => {
+    changed.add(id);
+    changes.set(id, {
+      type: change.resourceType ?? '',
+      impact: change.changeImpact,
+      properties: Object.keys(change.propertyUpdates),
+    });
+  });
+
+  // Only DBInstanceClass changes, so ManageMasterUserPassword and with it the RDS-managed secret stay.
+  test('the primary database keeps its logical id and only grows a class, in place', () => {
+    const [primary] = idsOf('AWS::RDS::DBInstance');
+    expect(primary).toMatch(/^DatabaseInstance[0-9A-F]{8}$/);
+    expect(changes.get(primary)).toEqual({
+      type: 'AWS::RDS::DBInstance',
+      impact: ResourceImpact.WILL_UPDATE,
+      properties: ['DBInstanceClass'],
+    });
+  });
+
+  test("its subnet group and parameter group, the stack's secrets and every bucket are untouched", () => {
+    const kept = [
+      ...idsOf('AWS::RDS::DBSubnetGroup'),
+      ...idsOf('AWS::RDS::DBParameterGroup'),
+      ...idsOf('AWS::S3::Bucket'),
+      ...idsOf('AWS::SecretsManager::Secret'),
+    ];
+    expect(kept.length).toBeGreaterThanOrEqual(6);
+    expect(kept.filter((id) => changed.has(id))).toEqual([]);
+  });
+
+  test('adds the cache, the replica and nothing stateful is removed', () => {
+    const added = [...changes.values()]
+      .filter((c) => c.impact === ResourceImpact.WILL_CREATE)
+      .map((c) => c.type);
+    expect(added).toEqual(
+      expect.arrayContaining([
+        'AWS::ElastiCache::ReplicationGroup',
+        'AWS::RDS::DBInstance',
+        'AWS::EC2::NatGateway',
+      ]),
+    );
+    expect([...changes.values()].filter((c) => c.impact === ResourceImpact.WILL_DESTROY)).toEqual([]);
+  });
+
+  test('the check would catch a recreated primary (a ReplicatedDb that built a new database)', () => {
+    const broken = structuredClone(templates.get(UserStage.USERS_100K)!) as {
+      Resources: Record<string, unknown>;
+    };
+    const [primary] = idsOf('AWS::RDS::DBInstance');
+    broken.Resources[`ReadReplicasPrimary${primary.slice(-8)}`] = broken.Resources[primary];
+    delete broken.Resources[primary];
+    expect(dataLossOnUpgrade(from, broken)).toEqual([
+      expect.objectContaining({ logicalId: primary, impact: ResourceImpact.WILL_DESTROY }),
+    ]);
+  });
+});
+
 describe('the upgrade check itself', () => {
   test('flags a database that would be replaced (a create-only property changes)', () => {
     const renamed = synthStage(UserStage.USERS_10, {}).template.toJSON();

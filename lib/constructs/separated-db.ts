@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
 import { warnIfNotGraviton } from '../private/servers';
+import { checkSubnets } from '../private/subnets';
 import { StageNetwork } from './stage-network';
 
 /** Properties of a `SeparatedDb`. */
@@ -87,11 +88,21 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
   public readonly connections: ec2.Connections;
   /** The name of the app's database. */
   public readonly databaseName: string;
+  /** The database instance class. */
+  public readonly instanceType: ec2.InstanceType;
+  /** The network the database is in. */
+  public readonly vpc: ec2.IVpc;
+  /** The subnets the database is in. */
+  public readonly vpcSubnets: ec2.SubnetSelection;
+  /** The parameter group (TLS required); read replicas use it too. */
+  public readonly parameterGroup: rds.ParameterGroup;
 
   constructor(scope: Construct, id: string, props: SeparatedDbProps) {
     super(scope, id);
     const instanceType =
       props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MICRO);
+    this.instanceType = instanceType;
+    this.vpc = props.vpc;
     const allocatedStorage = props.allocatedStorage ?? Size.gibibytes(20);
     const maxAllocatedStorage = props.maxAllocatedStorage ?? Size.gibibytes(100);
     const backupRetention = props.backupRetention ?? Duration.days(7);
@@ -124,14 +135,8 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     }
 
     const vpcSubnets = props.vpcSubnets ?? { subnetGroupName: StageNetwork.DATA_SUBNETS };
-    try {
-      props.vpc.selectSubnets(vpcSubnets);
-    } catch (error) {
-      throw new ScaleStagesError(
-        `vpcSubnets select no subnets in this vpc (${(error as Error).message}); pass vpcSubnets, for example { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }.`,
-        this,
-      );
-    }
+    this.vpcSubnets = vpcSubnets;
+    checkSubnets(this, props.vpc, vpcSubnets);
 
     const engine = rds.DatabaseInstanceEngine.postgres({
       version: props.engineVersion ?? rds.PostgresEngineVersion.VER_17,
@@ -140,6 +145,11 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       vpc: props.vpc,
       description: 'SeparatedDb: PostgreSQL from connected app tiers only; no outbound traffic',
       allowAllOutbound: false,
+    });
+    this.parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
+      engine,
+      description: 'SeparatedDb: TLS required for every connection',
+      parameters: { 'rds.force_ssl': '1' },
     });
     this.database = new rds.DatabaseInstance(this, 'Instance', {
       engine,
@@ -155,11 +165,7 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       credentials: rds.Credentials.fromUsername('postgres'),
       manageMasterUserPassword: true,
       databaseName: this.databaseName,
-      parameterGroup: new rds.ParameterGroup(this, 'Parameters', {
-        engine,
-        description: 'SeparatedDb: TLS required for every connection',
-        parameters: { 'rds.force_ssl': '1' },
-      }),
+      parameterGroup: this.parameterGroup,
       caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
       iamAuthentication: true,
       backupRetention,

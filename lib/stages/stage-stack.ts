@@ -1,4 +1,4 @@
-import { CfnOutput, Size, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Fn, Size, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -8,8 +8,10 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
+import { CachedTier } from '../constructs/cached-tier';
 import { CdnStatic } from '../constructs/cdn-static';
 import { LoadBalancedTier } from '../constructs/load-balanced-tier';
+import { ReplicatedDb } from '../constructs/replicated-db';
 import { SeparatedDb } from '../constructs/separated-db';
 import { SingleServer } from '../constructs/single-server';
 import { StageNetwork } from '../constructs/stage-network';
@@ -91,6 +93,30 @@ export interface StageStackProps extends StackProps {
    * @default - from the stage table: 20 GiB at stage 10
    */
   readonly databaseAllocatedStorage?: Size;
+  /**
+   * How many read replicas the RDS database has (stage 100k onwards).
+   *
+   * @default - from the stage table: 1 at stage 100k
+   */
+  readonly databaseReadReplicas?: number;
+  /**
+   * The read replicas' instance class (stage 100k onwards).
+   *
+   * @default - from the stage table: m7g.large at stage 100k
+   */
+  readonly databaseReplicaInstanceType?: ec2.InstanceType;
+  /**
+   * The cache's node type, without the `cache.` prefix (stage 100k onwards).
+   *
+   * @default - from the stage table: t4g.medium at stage 100k
+   */
+  readonly cacheNodeType?: ec2.InstanceType;
+  /**
+   * How many replicas follow the cache's primary node (stage 100k onwards).
+   *
+   * @default - from the stage table: 1 at stage 100k
+   */
+  readonly cacheReplicas?: number;
 }
 
 /**
@@ -111,6 +137,10 @@ export class StageStack extends Stack {
   public readonly web?: LoadBalancedTier;
   /** The RDS database (stage 10 onwards). */
   public readonly database?: SeparatedDb;
+  /** The read replicas of the RDS database (stage 100k onwards). */
+  public readonly readReplicas?: ReplicatedDb;
+  /** The Valkey cache for sessions and cached objects (stage 100k onwards). */
+  public readonly cache?: CachedTier;
   /** The web client on S3 and CloudFront, with the API behind the same distribution (stage 100 onwards). */
   public readonly cdn?: CdnStatic;
 
@@ -165,6 +195,37 @@ export class StageStack extends Stack {
       new CfnOutput(this, 'DatabaseSecretArn', {
         description: 'The secret with the database credentials, managed and rotated by RDS',
         value: this.database.secret.secretArn,
+      });
+    }
+    if (sizing.readReplicas) {
+      this.readReplicas = new ReplicatedDb(this, 'ReadReplicas', {
+        primary: this.database!,
+        replicas: props.databaseReadReplicas ?? sizing.readReplicas.count,
+        instanceType:
+          props.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.readReplicas.instanceType),
+      });
+      this.readReplicas.connectApp(appTier);
+      new CfnOutput(this, 'DatabaseReaderEndpoints', {
+        description: 'The read replicas, separated by commas (reachable only from the app servers)',
+        value: Fn.join(',', this.readReplicas.readerEndpoints),
+      });
+    }
+    if (sizing.cache) {
+      this.cache = new CachedTier(this, 'Cache', {
+        vpc: this.network.vpc,
+        vpcSubnets: this.network.dataSubnets,
+        nodeType: props.cacheNodeType ?? new ec2.InstanceType(sizing.cache.nodeType),
+        replicas: props.cacheReplicas ?? sizing.cache.replicas,
+      });
+      this.cache.connectApp(appTier);
+      new CfnOutput(this, 'CacheEndpoint', {
+        description:
+          'The Valkey primary endpoint, TLS and AUTH token required (reachable only from the app servers)',
+        value: this.cache.primaryEndpointAddress,
+      });
+      new CfnOutput(this, 'CacheSecretArn', {
+        description: 'The secret with the cache AUTH token',
+        value: this.cache.authSecret.secretArn,
       });
     }
 

@@ -18,6 +18,10 @@ export interface StageSizing {
     readonly storageGiB: number;
     readonly multiAz: boolean;
   };
+  /** The read replicas of the RDS database from stage 100k. */
+  readonly readReplicas?: { readonly count: number; readonly instanceType: string };
+  /** The ElastiCache cache from stage 100k (node type without the `cache.` prefix). */
+  readonly cache?: { readonly nodeType: string; readonly replicas: number };
 }
 
 /** One row of the stage table. */
@@ -63,7 +67,17 @@ export const STAGES: readonly StageDefinition[] = [
       database: { instanceType: 't4g.medium', storageGiB: 20, multiAz: true },
     },
   },
-  { stage: UserStage.USERS_100K, users: 100_000 },
+  {
+    stage: UserStage.USERS_100K,
+    users: 100_000,
+    sizing: {
+      natGateways: 2,
+      web: { instanceType: 'm7g.large', minCapacity: 2, maxCapacity: 20 },
+      database: { instanceType: 'm7g.large', storageGiB: 20, multiAz: true },
+      readReplicas: { count: 1, instanceType: 'm7g.large' },
+      cache: { nodeType: 't4g.medium', replicas: 1 },
+    },
+  },
   { stage: UserStage.USERS_1M, users: 1_000_000 },
   { stage: UserStage.USERS_10M, users: 10_000_000 },
 ];

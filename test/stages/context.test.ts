@@ -37,6 +37,7 @@ describe('context keys', () => {
       { stage: UserStage.USERS_100, stackName: 'ScaleStages-100' },
       { stage: UserStage.USERS_1K, stackName: 'ScaleStages-1k' },
       { stage: UserStage.USERS_10K, stackName: 'ScaleStages-10k' },
+      { stage: UserStage.USERS_100K, stackName: 'ScaleStages-100k' },
     ]);
   });
 
@@ -91,7 +92,7 @@ describe('the CLI app', () => {
     ],
     [
       { stage: '1m' },
-      /^cdk-scale-stages: stage '1m' \(1,000,000 users\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10, 100, 1k, 10k\.\n$/,
+      /^cdk-scale-stages: stage '1m' \(1,000,000 users\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10, 100, 1k, 10k, 100k\.\n$/,
     ],
   ])('a bad value %o fails with one line on stderr and no stack trace', (context, message) => {
     const result = runApp(context);

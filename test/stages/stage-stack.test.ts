@@ -318,6 +318,82 @@ describe('stage 10k', () => {
   });
 });
 
+describe('stage 100k', () => {
+  const { stack, template } = synthStage(UserStage.USERS_100K);
+
+  test('adds a Valkey cache (primary and replica, Multi-AZ) on cache.t4g.medium, wired into the fleet', () => {
+    template.resourceCountIs('AWS::ElastiCache::ReplicationGroup', 1);
+    template.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      Engine: 'valkey',
+      CacheNodeType: 'cache.t4g.medium',
+      NumCacheClusters: 2,
+      MultiAZEnabled: true,
+      CacheSubnetGroupName: { Ref: Match.stringLikeRegexp('^CacheSubnetGroup') },
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CacheSecurityGroup'), 'GroupId'] },
+      SourceSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^WebServerSecurityGroup'), 'GroupId'] },
+    });
+    const launchTemplate = JSON.stringify(template.findResources('AWS::EC2::LaunchTemplate'));
+    for (const name of ['CACHE_HOST=', 'CACHE_PORT=6379', 'CACHE_SECRET_ARN=', 'DATABASE_READER_HOSTS=']) {
+      expect(launchTemplate).toContain(name);
+    }
+    expect(stack.cache).toBeDefined();
+  });
+
+  test('adds one m7g.large read replica of the same primary, which grows to db.m7g.large Multi-AZ', () => {
+    const instances = Object.entries(template.findResources('AWS::RDS::DBInstance'));
+    expect(
+      instances.map(([id, r]) => [id.replace(/[0-9A-F]{8}$/, ''), r.Properties.DBInstanceClass]),
+    ).toEqual([
+      ['DatabaseInstance', 'db.m7g.large'],
+      ['ReadReplicasReplica1', 'db.m7g.large'],
+    ]);
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      MultiAZ: true,
+      SourceDBInstanceIdentifier: Match.absent(),
+    });
+    expect(stack.readReplicas!.replicas).toHaveLength(1);
+  });
+
+  test('sized from the stage table: an m7g.large fleet of 2 to 20, and a NAT gateway per availability zone', () => {
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '2', MaxSize: '20' });
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({ InstanceType: 'm7g.large' }),
+    });
+    template.resourceCountIs('AWS::EC2::NatGateway', 2);
+  });
+
+  test('outputs the reader endpoints, the cache endpoint and its secret', () => {
+    template.hasOutput('DatabaseReaderEndpoints', Match.anyValue());
+    template.hasOutput('CacheEndpoint', {
+      Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CacheReplicationGroup'), 'PrimaryEndPoint.Address'] },
+    });
+    template.hasOutput('CacheSecretArn', { Value: { Ref: Match.stringLikeRegexp('^CacheAuthToken') } });
+  });
+
+  test('cache and replica sizing are props', () => {
+    const custom = synthStage(UserStage.USERS_100K, {
+      cacheNodeType: new ec2.InstanceType('r7g.large'),
+      cacheReplicas: 2,
+      databaseReadReplicas: 2,
+      databaseReplicaInstanceType: new ec2.InstanceType('r7g.large'),
+    }).template;
+    custom.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      CacheNodeType: 'cache.r7g.large',
+      NumCacheClusters: 3,
+    });
+    const replicas = Object.values(custom.findResources('AWS::RDS::DBInstance')).filter(
+      (r) => r.Properties.SourceDBInstanceIdentifier,
+    );
+    expect(replicas.map((r) => r.Properties.DBInstanceClass)).toEqual(['db.r7g.large', 'db.r7g.large']);
+  });
+
+  test('snapshot (a safety net; the assertions above are the spec)', () => {
+    expect(template.toJSON()).toMatchSnapshot();
+  });
+});
+
 describe('StageStack props', () => {
   test('sizing overrides win over the stage table', () => {
     const { template } = synthStage(UserStage.USERS_10, {

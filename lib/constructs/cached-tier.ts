@@ -1,0 +1,320 @@
+import { Annotations, Duration, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elasticache from 'aws-cdk-lib/aws-elasticache';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { IAppTier } from '../app-tier';
+import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { warnIfNotGraviton } from '../private/servers';
+import { checkSubnets } from '../private/subnets';
+import { StageNetwork } from './stage-network';
+
+/**
+ * What the cache drops when it is full (Valkey's and Redis OSS's `maxmemory-policy`).
+ *
+ * `allkeys-*` policies treat every key as a cache entry; `volatile-*` policies drop only keys that
+ * have a TTL, so keys without one are kept (and writes fail once only those are left).
+ */
+export enum EvictionPolicy {
+  /** Drops the least recently used keys: the right choice for a cache of sessions and objects. */
+  ALLKEYS_LRU = 'allkeys-lru',
+  /** Drops the least frequently used keys: better when a small set of keys is read far more than the rest. */
+  ALLKEYS_LFU = 'allkeys-lfu',
+  /** Drops random keys. */
+  ALLKEYS_RANDOM = 'allkeys-random',
+  /** Drops the least recently used keys among those with a TTL. */
+  VOLATILE_LRU = 'volatile-lru',
+  /** Drops the least frequently used keys among those with a TTL. */
+  VOLATILE_LFU = 'volatile-lfu',
+  /** Drops random keys among those with a TTL. */
+  VOLATILE_RANDOM = 'volatile-random',
+  /** Drops the keys with a TTL that expire soonest. */
+  VOLATILE_TTL = 'volatile-ttl',
+  /** Drops nothing: writes fail when memory is full. For data that must not vanish, such as queues. */
+  NO_EVICTION = 'noeviction',
+}
+
+/** The engine and version of a `CachedTier`. */
+export class CacheEngineVersion {
+  /** Valkey 8.0. */
+  public static readonly VALKEY_8_0 = new CacheEngineVersion('valkey', '8.0', 'valkey8');
+  /** Valkey 7.2, the first Valkey release, compatible with Redis OSS 7.2. */
+  public static readonly VALKEY_7_2 = new CacheEngineVersion('valkey', '7.2', 'valkey7');
+  /** Redis OSS 7.1, the last Redis OSS release on ElastiCache. */
+  public static readonly REDIS_7_1 = new CacheEngineVersion('redis', '7.1', 'redis7');
+
+  /**
+   * Any engine version ElastiCache offers.
+   *
+   * @param engine 'valkey' or 'redis'
+   * @param version such as '8.0'
+   * @param parameterGroupFamily such as 'valkey8'
+   */
+  public static of(engine: string, version: string, parameterGroupFamily: string): CacheEngineVersion {
+    return new CacheEngineVersion(engine, version, parameterGroupFamily);
+  }
+
+  /** The ElastiCache engine name. */
+  public readonly engine: string;
+  /** The engine version. */
+  public readonly version: string;
+  /** The parameter group family of this version. */
+  public readonly parameterGroupFamily: string;
+
+  private constructor(engine: string, version: string, parameterGroupFamily: string) {
+    this.engine = engine;
+    this.version = version;
+    this.parameterGroupFamily = parameterGroupFamily;
+  }
+}
+
+/** Properties of a `CachedTier`. */
+export interface CachedTierProps {
+  /** The network; the cache nodes go in its isolated subnets. */
+  readonly vpc: ec2.IVpc;
+  /**
+   * Where the cache nodes go, one availability zone per subnet.
+   *
+   * @default - the subnet group named 'Data': the isolated data tier of a `StageNetwork`
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * The node type (without the `cache.` prefix): t4g, t3, m7g, m6g, m5, r7g, r6g, r5 or c7gn.
+   *
+   * @default - t4g.micro (0.5 GiB), about $9 a month per node with Valkey
+   */
+  readonly nodeType?: ec2.InstanceType;
+  /**
+   * How many replicas follow the primary node; one or more give Multi-AZ with automatic failover,
+   * and readers can use them through the reader endpoint.
+   *
+   * @default 1
+   */
+  readonly replicas?: number;
+  /**
+   * The engine and its version.
+   *
+   * @default CacheEngineVersion.VALKEY_8_0
+   */
+  readonly engineVersion?: CacheEngineVersion;
+  /**
+   * What the cache drops when memory is full.
+   *
+   * @default EvictionPolicy.ALLKEYS_LRU
+   */
+  readonly evictionPolicy?: EvictionPolicy;
+  /**
+   * How long the daily snapshots are kept; 1 to 35 days.
+   *
+   * @default Duration.days(3)
+   */
+  readonly snapshotRetention?: Duration;
+  /**
+   * How long the slow log (commands slower than 10 ms) is kept in CloudWatch Logs.
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly slowLogRetention?: logs.RetentionDays;
+  /**
+   * What happens to the cache when it leaves the stack or is replaced: SNAPSHOT keeps a final
+   * snapshot, RETAIN keeps the running cache, DESTROY keeps nothing.
+   *
+   * @default RemovalPolicy.SNAPSHOT
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/** Node families ElastiCache offers (current generation), with their sizes. */
+const NODE_SIZES: Record<string, readonly string[]> = (() => {
+  const burstable = ['micro', 'small', 'medium'];
+  const graviton = ['large', 'xlarge', '2xlarge', '4xlarge', '8xlarge', '12xlarge', '16xlarge'];
+  const intel = ['large', 'xlarge', '2xlarge', '4xlarge', '12xlarge', '24xlarge'];
+  return {
+    t4g: burstable,
+    t3: burstable,
+    m7g: graviton,
+    m6g: graviton,
+    r7g: graviton,
+    r6g: graviton,
+    c7gn: graviton,
+    m5: intel,
+    r5: intel,
+  };
+})();
+
+const CACHE_PORT = 6379;
+
+/**
+ * A Valkey (or Redis OSS) cache on ElastiCache for sessions and cached objects: the cache tier of
+ * stage 100k.
+ *
+ * One primary node and `replicas` replicas in different availability zones, with automatic
+ * failover; encrypted at rest and in transit (TLS required); clients authenticate with a token that
+ * Secrets Manager generates and keeps. The eviction policy is explicit, daily snapshots are kept for
+ * a few days, and a final snapshot is taken when the cache is deleted or replaced. Only app tiers
+ * passed to `connectApp` can reach it.
+ */
+export class CachedTier extends Construct implements ec2.IConnectable {
+  /** The ElastiCache replication group. */
+  public readonly replicationGroup: elasticache.CfnReplicationGroup;
+  /** The cache's security group. */
+  public readonly connections: ec2.Connections;
+  /** The AUTH token clients send, generated by Secrets Manager. */
+  public readonly authSecret: secretsmanager.ISecret;
+  /** The parameter group that sets the eviction policy; add parameters to tune the engine. */
+  public readonly parameterGroup: elasticache.CfnParameterGroup;
+  /** The log group that receives the slow log. */
+  public readonly slowLog: logs.LogGroup;
+  /** The endpoint of the primary node, for reads and writes. */
+  public readonly primaryEndpointAddress: string;
+  /** The endpoint that spreads reads over the replicas. */
+  public readonly readerEndpointAddress: string;
+  /** The port clients connect to. */
+  public readonly port: number = CACHE_PORT;
+
+  constructor(scope: Construct, id: string, props: CachedTierProps) {
+    super(scope, id);
+    const nodeType = props.nodeType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MICRO);
+    const replicas = props.replicas ?? 1;
+    const engineVersion = props.engineVersion ?? CacheEngineVersion.VALKEY_8_0;
+    const evictionPolicy = props.evictionPolicy ?? EvictionPolicy.ALLKEYS_LRU;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.SNAPSHOT;
+
+    checkNodeType(this, nodeType);
+    checkWholeNumber(
+      this,
+      'replicas',
+      replicas,
+      1,
+      5,
+      'ElastiCache allows 5; one or more give Multi-AZ failover',
+    );
+    const snapshotDays = checkDays(
+      this,
+      'snapshotRetention',
+      props.snapshotRetention ?? Duration.days(3),
+      1,
+      35,
+    );
+    if (!Object.values(EvictionPolicy).includes(evictionPolicy)) {
+      throw new ScaleStagesError(
+        `evictionPolicy must be one of ${Object.values(EvictionPolicy).join(', ')}; got '${evictionPolicy}'.`,
+        this,
+      );
+    }
+    if (!['valkey', 'redis'].includes(engineVersion.engine)) {
+      throw new ScaleStagesError(
+        `engineVersion engine must be 'valkey' or 'redis'; got '${engineVersion.engine}'.`,
+        this,
+      );
+    }
+    if (removalPolicy === RemovalPolicy.DESTROY) {
+      Annotations.of(this).addWarningV2(
+        'cdk-scale-stages:cacheDestroyedWithoutSnapshot',
+        'removalPolicy is DESTROY: deleting or replacing the cache loses its data without a final snapshot.',
+      );
+    }
+    warnIfNotGraviton(this, nodeType);
+    const subnets = checkSubnets(
+      this,
+      props.vpc,
+      props.vpcSubnets ?? { subnetGroupName: StageNetwork.DATA_SUBNETS },
+    );
+
+    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'CachedTier: Valkey/Redis from connected app tiers only; no outbound traffic',
+      allowAllOutbound: false,
+    });
+    this.connections = new ec2.Connections({
+      securityGroups: [securityGroup],
+      defaultPort: ec2.Port.tcp(CACHE_PORT),
+    });
+    const subnetGroup = new elasticache.CfnSubnetGroup(this, 'SubnetGroup', {
+      description: 'CachedTier: the isolated data subnets',
+      subnetIds: subnets.subnetIds,
+    });
+    this.parameterGroup = new elasticache.CfnParameterGroup(this, 'Parameters', {
+      cacheParameterGroupFamily: engineVersion.parameterGroupFamily,
+      description: `CachedTier: maxmemory-policy ${evictionPolicy}`,
+      properties: { 'maxmemory-policy': evictionPolicy },
+    });
+    this.authSecret = new secretsmanager.Secret(this, 'AuthToken', {
+      description: 'CachedTier: the AUTH token cache clients send',
+      // ElastiCache accepts 16 to 128 printable characters without @, " or /.
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      // A retained cache still needs its token; otherwise the token goes with the cache.
+      removalPolicy: removalPolicy === RemovalPolicy.RETAIN ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    this.slowLog = new logs.LogGroup(this, 'SlowLog', {
+      retention: props.slowLogRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.replicationGroup = new elasticache.CfnReplicationGroup(this, 'ReplicationGroup', {
+      replicationGroupDescription: 'cdk-scale-stages cache: sessions and cached objects',
+      engine: engineVersion.engine,
+      engineVersion: engineVersion.version,
+      cacheNodeType: `cache.${nodeType}`,
+      numCacheClusters: 1 + replicas,
+      multiAzEnabled: true,
+      automaticFailoverEnabled: true,
+      cacheSubnetGroupName: subnetGroup.ref,
+      securityGroupIds: [securityGroup.securityGroupId],
+      cacheParameterGroupName: this.parameterGroup.ref,
+      port: CACHE_PORT,
+      atRestEncryptionEnabled: true,
+      transitEncryptionEnabled: true,
+      transitEncryptionMode: 'required',
+      authToken: this.authSecret.secretValue.unsafeUnwrap(),
+      snapshotRetentionLimit: snapshotDays,
+      autoMinorVersionUpgrade: true,
+      logDeliveryConfigurations: [
+        {
+          destinationType: 'cloudwatch-logs',
+          destinationDetails: { cloudWatchLogsDetails: { logGroup: this.slowLog.logGroupName } },
+          logFormat: 'json',
+          logType: 'slow-log',
+        },
+      ],
+    });
+    this.replicationGroup.applyRemovalPolicy(removalPolicy);
+    this.primaryEndpointAddress = this.replicationGroup.attrPrimaryEndPointAddress;
+    this.readerEndpointAddress = this.replicationGroup.attrReaderEndPointAddress;
+
+    Validations.of(this.authSecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'ElastiCache rotates an AUTH token through ModifyReplicationGroup (strategy ROTATE, then SET), not through a Secrets Manager rotation Lambda; the README gives the steps.',
+    });
+  }
+
+  /**
+   * Lets an app tier use the cache: opens the cache port to its security group, lets it read the
+   * AUTH token, and hands it CACHE_HOST, CACHE_READER_HOST, CACHE_PORT and CACHE_SECRET_ARN.
+   */
+  public connectApp(appTier: IAppTier): void {
+    this.connections.allowDefaultPortFrom(appTier, 'Valkey/Redis from the app tier');
+    this.authSecret.grantRead(appTier);
+    appTier.addEnvironment('CACHE_HOST', this.primaryEndpointAddress);
+    appTier.addEnvironment('CACHE_READER_HOST', this.readerEndpointAddress);
+    appTier.addEnvironment('CACHE_PORT', String(this.port));
+    appTier.addEnvironment('CACHE_SECRET_ARN', this.authSecret.secretArn);
+  }
+}
+
+function checkNodeType(scope: Construct, nodeType: ec2.InstanceType): void {
+  const name = nodeType.toString();
+  if (Token.isUnresolved(name)) return;
+  const [family, size] = name.split('.');
+  if (!NODE_SIZES[family]?.includes(size)) {
+    const choices = Object.entries(NODE_SIZES)
+      .map(([f, sizes]) => `${f}.{${sizes.join(',')}}`)
+      .join(' ');
+    throw new ScaleStagesError(
+      `nodeType must be an ElastiCache node type (without 'cache.'); got '${name}'. Choices: ${choices}.`,
+      scope,
+    );
+  }
+}
