@@ -1,9 +1,12 @@
+import * as zlib from 'zlib';
 import { Token } from 'aws-cdk-lib';
 import { readAsset } from './private/assets';
 import { ScaleStagesError } from './private/errors';
 
 /** Where the app's environment variables are written on every server, in `KEY=value` lines. */
 const ENV_FILE = '/etc/scale-stages/app.env';
+/** Where the demo app's start commands keep the cache's AUTH token (root only). */
+const CACHE_TOKEN_FILE = '/etc/scale-stages/cache-auth-token';
 
 /** Options every kind of app shares. */
 export interface AppSourceOptions {
@@ -83,16 +86,21 @@ export class AppSource {
 
   /**
    * The small demo app of this library: a dependency-free Node.js server that answers `/` and
-   * `/healthz` with JSON saying whether its database is reachable.
+   * `/healthz` with JSON saying whether its database is reachable. With a cache (stage 100k) it
+   * keeps sessions there (`/api/session`) and caches `/api/status` for 30 seconds; its start
+   * commands fetch the cache's AUTH token from Secrets Manager and systemd hands it to the app as
+   * a credential, never through the environment.
    */
   public static demo(options: AppSourceOptions = {}): AppSource {
-    const server = Buffer.from(readAsset('demo-app/server.js')).toString('base64');
+    // Compressed: EC2 user data holds 16 KB at most, and the server shares it with the setup.
+    const server = zlib.gzipSync(readAsset('demo-app/server.js'), { level: 9 }).toString('base64');
     const unit = [
       '[Unit]',
       'Description=cdk-scale-stages demo app',
       'After=network-online.target',
       '[Service]',
       `EnvironmentFile=${ENV_FILE}`,
+      `LoadCredential=cache-auth-token:${CACHE_TOKEN_FILE}`,
       'ExecStart=/usr/bin/node /opt/scale-stages/demo-app/server.js',
       'DynamicUser=yes',
       'AmbientCapabilities=CAP_NET_BIND_SERVICE',
@@ -103,7 +111,9 @@ export class AppSource {
     return new AppSource(options, [
       'dnf install -y nodejs',
       'mkdir -p /opt/scale-stages/demo-app',
-      `echo '${server}' | base64 -d > /opt/scale-stages/demo-app/server.js`,
+      `echo '${server}' | base64 -d | gunzip > /opt/scale-stages/demo-app/server.js`,
+      `(umask 077; : > ${CACHE_TOKEN_FILE})`,
+      `(set -a; . ${ENV_FILE}; set +a; if [ -n "\${CACHE_SECRET_ARN:-}" ]; then aws secretsmanager get-secret-value --secret-id "$CACHE_SECRET_ARN" --query SecretString --output text > ${CACHE_TOKEN_FILE}; fi)`,
       `cat > /etc/systemd/system/scale-stages-app.service <<'UNIT'\n${unit}\nUNIT`,
       'systemctl daemon-reload',
       'systemctl enable scale-stages-app',

@@ -1,3 +1,6 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import * as zlib from 'zlib';
 import { AppSource } from '../lib';
 
 describe('AppSource', () => {
@@ -9,8 +12,21 @@ describe('AppSource', () => {
     expect(script).toContain('dnf install -y nodejs');
     expect(script).toContain('EnvironmentFile=/etc/scale-stages/app.env');
     expect(script).toContain('DynamicUser=yes');
-    const shipped = /echo '([A-Za-z0-9+/=]+)' \| base64 -d/.exec(script)![1];
-    expect(Buffer.from(shipped, 'base64').toString()).toContain("'/healthz'");
+    const shipped = /echo '([A-Za-z0-9+/=]+)' \| base64 -d \| gunzip > /.exec(script)![1];
+    expect(zlib.gunzipSync(Buffer.from(shipped, 'base64')).toString()).toBe(
+      fs.readFileSync(path.join(__dirname, '..', 'assets', 'demo-app', 'server.js'), 'utf8'),
+    );
+  });
+
+  test('demo: fetches the cache AUTH token when there is a cache, and systemd hands it over as a credential', () => {
+    const script = AppSource.demo().startCommands.join('\n');
+    expect(script).toContain('(umask 077; : > /etc/scale-stages/cache-auth-token)');
+    expect(script).toContain(
+      'if [ -n "${CACHE_SECRET_ARN:-}" ]; then aws secretsmanager get-secret-value --secret-id "$CACHE_SECRET_ARN" --query SecretString --output text > /etc/scale-stages/cache-auth-token; fi',
+    );
+    expect(script).toContain('LoadCredential=cache-auth-token:/etc/scale-stages/cache-auth-token');
+    // The token never goes into the environment file, which every process of the app can read.
+    expect(script).not.toMatch(/CACHE_AUTH_TOKEN=/);
   });
 
   test('fromCommands: exports the environment, then runs the commands', () => {
