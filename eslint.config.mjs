@@ -14,6 +14,17 @@ export default tseslint.config(
     },
   },
   {
+    // The same classes as 'aws-cdk-lib', but jsii then reads 1,300 declaration files instead of
+    // 3,800: the build takes 10 s instead of 16 s.
+    files: ['lib/**/*.ts', 'bin/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'aws-cdk-lib', message: "Import core classes from 'aws-cdk-lib/core'." }] },
+      ],
+    },
+  },
+  {
     // The example web client runs in browsers.
     files: ['assets/web-client/**/*.js'],
     languageOptions: { sourceType: 'script', globals: { fetch: 'readonly', document: 'readonly' } },

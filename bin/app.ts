@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Reads the context keys (stage, appName, regions) and creates the stacks they ask for.
-import { App } from 'aws-cdk-lib';
+import { App } from 'aws-cdk-lib/core';
 import { StageStack } from '../lib';
 import { ScaleStagesError } from '../lib/private/errors';
 import { readStageContext } from '../lib/stages/context';

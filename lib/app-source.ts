@@ -1,5 +1,5 @@
 import * as zlib from 'zlib';
-import { Token } from 'aws-cdk-lib';
+import { Token } from 'aws-cdk-lib/core';
 import { readAsset } from './private/assets';
 import { ScaleStagesError } from './private/errors';
 

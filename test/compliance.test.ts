@@ -2,7 +2,8 @@ import { Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { atLeast, BUILT_STAGES } from '../lib/stages/stage-table';
 import { StageStack, UserStage } from '../lib';
-import { complianceReportOf, dataSafetyInfos, newApp } from './helpers';
+import { complianceReportOf, dataSafetyInfos } from './compliance-report';
+import { newApp } from './helpers';
 
 // Every built stage in one app, as `cdk synth -c stage=all` builds them: one synthesis, one
 // validation pass, one cdk-nag pass.

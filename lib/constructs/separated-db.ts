@@ -1,4 +1,4 @@
-import { Annotations, Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';

@@ -1,4 +1,14 @@
-import { Aws, CfnCondition, Duration, Fn, RemovalPolicy, Size, Stack, Token, Validations } from 'aws-cdk-lib';
+import {
+  Aws,
+  CfnCondition,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Size,
+  Stack,
+  Token,
+  Validations,
+} from 'aws-cdk-lib/core';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';

@@ -1,4 +1,4 @@
-import { Lazy, Token } from 'aws-cdk-lib';
+import { Lazy, Token } from 'aws-cdk-lib/core';
 import { IConstruct } from 'constructs';
 import { AppSource } from '../app-source';
 import { ScaleStagesError } from './errors';

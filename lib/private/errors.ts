@@ -1,4 +1,4 @@
-import { Duration, Size, SizeRoundingBehavior, Token } from 'aws-cdk-lib';
+import { Duration, Size, SizeRoundingBehavior, Token } from 'aws-cdk-lib/core';
 import { IConstruct } from 'constructs';
 
 /**

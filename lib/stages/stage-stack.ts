@@ -1,4 +1,4 @@
-import { CfnOutput, Fn, Size, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Fn, Size, Stack, StackProps, Validations } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
