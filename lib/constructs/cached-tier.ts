@@ -45,7 +45,7 @@ export class CacheEngineVersion {
   public static readonly REDIS_7_1 = new CacheEngineVersion('redis', '7.1', 'redis7');
 
   /**
-   * Any engine version ElastiCache offers.
+   * Any engine version ElastiCache offers from 7.0 on (earlier ones cannot require TLS).
    *
    * @param engine 'valkey' or 'redis'
    * @param version such as '8.0'
@@ -125,23 +125,22 @@ export interface CachedTierProps {
   readonly removalPolicy?: RemovalPolicy;
 }
 
-/** Node families ElastiCache offers (current generation), with their sizes. */
-const NODE_SIZES: Record<string, readonly string[]> = (() => {
-  const burstable = ['micro', 'small', 'medium'];
-  const graviton = ['large', 'xlarge', '2xlarge', '4xlarge', '8xlarge', '12xlarge', '16xlarge'];
-  const intel = ['large', 'xlarge', '2xlarge', '4xlarge', '12xlarge', '24xlarge'];
-  return {
-    t4g: burstable,
-    t3: burstable,
-    m7g: graviton,
-    m6g: graviton,
-    r7g: graviton,
-    r6g: graviton,
-    c7gn: graviton,
-    m5: intel,
-    r5: intel,
-  };
-})();
+const BURSTABLE_SIZES = ['micro', 'small', 'medium'];
+const GRAVITON_SIZES = ['large', 'xlarge', '2xlarge', '4xlarge', '8xlarge', '12xlarge', '16xlarge'];
+const INTEL_SIZES = ['large', 'xlarge', '2xlarge', '4xlarge', '12xlarge', '24xlarge'];
+
+/** Node families ElastiCache offers (current generation, without data tiering), with their sizes. */
+const NODE_SIZES: Record<string, readonly string[]> = {
+  t4g: BURSTABLE_SIZES,
+  t3: BURSTABLE_SIZES,
+  m7g: GRAVITON_SIZES,
+  m6g: GRAVITON_SIZES,
+  r7g: GRAVITON_SIZES,
+  r6g: GRAVITON_SIZES,
+  c7gn: GRAVITON_SIZES,
+  m5: INTEL_SIZES,
+  r5: INTEL_SIZES,
+};
 
 const CACHE_PORT = 6379;
 
@@ -206,6 +205,12 @@ export class CachedTier extends Construct implements ec2.IConnectable {
     if (!['valkey', 'redis'].includes(engineVersion.engine)) {
       throw new ScaleStagesError(
         `engineVersion engine must be 'valkey' or 'redis'; got '${engineVersion.engine}'.`,
+        this,
+      );
+    }
+    if (!(parseFloat(engineVersion.version) >= 7)) {
+      throw new ScaleStagesError(
+        `engineVersion version must be 7.0 or later, the first that can require TLS; got '${engineVersion.version}'.`,
         this,
       );
     }

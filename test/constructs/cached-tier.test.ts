@@ -227,6 +227,10 @@ describe('CachedTier validation', () => {
       /engine must be 'valkey' or 'redis'; got 'memcached'/,
     ],
     [
+      { engineVersion: CacheEngineVersion.of('redis', '6.2', 'redis6.x') },
+      /version must be 7.0 or later, the first that can require TLS; got '6.2'/,
+    ],
+    [
       { snapshotRetention: Duration.days(0) },
       /snapshotRetention \(days\) must be a whole number from 1 to 35; got 0/,
     ],

@@ -389,6 +389,20 @@ describe('stage 100k', () => {
     expect(replicas.map((r) => r.Properties.DBInstanceClass)).toEqual(['db.r7g.large', 'db.r7g.large']);
   });
 
+  test.each([
+    [{ cacheReplicas: 0 }, /^ScaleStages\/Cache: replicas must be a whole number from 1 to 5 .*got 0/],
+    [
+      { cacheNodeType: new ec2.InstanceType('t4g.nano') },
+      /^ScaleStages\/Cache: nodeType must be .*got 't4g.nano'/,
+    ],
+    [
+      { databaseReadReplicas: 16 },
+      /^ScaleStages\/ReadReplicas: replicas must be a whole number from 1 to 15 .*got 16/,
+    ],
+  ])('bad sizing %o fails naming the construct and the rule', (props, message) => {
+    expect(() => synthStage(UserStage.USERS_100K, props)).toThrow(message);
+  });
+
   test('snapshot (a safety net; the assertions above are the spec)', () => {
     expect(template.toJSON()).toMatchSnapshot();
   });
