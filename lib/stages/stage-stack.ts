@@ -38,7 +38,8 @@ export interface StageStackProps extends StackProps {
   /**
    * The app servers' instance type.
    *
-   * @default - from the stage table: t4g.micro to stage 100, t4g.small from stage 1k
+   * @default - from the stage table: t4g.micro to stage 100, t4g.small at 1k, t4g.medium at 10k,
+   * m7g.large at 100k
    */
   readonly serverInstanceType?: ec2.InstanceType;
   /**
@@ -50,7 +51,7 @@ export interface StageStackProps extends StackProps {
   /**
    * The most servers of the load-balanced fleet (stage 1k onwards).
    *
-   * @default - from the stage table: 6 at stage 1k
+   * @default - from the stage table: 6 at stage 1k, 10 at 10k, 20 at 100k
    */
   readonly webMaxCapacity?: number;
   /**
@@ -84,7 +85,8 @@ export interface StageStackProps extends StackProps {
   /**
    * The RDS instance class (stage 10 onwards).
    *
-   * @default - from the stage table: t4g.micro at stages 10 and 100, t4g.small (Multi-AZ) from 1k
+   * @default - from the stage table: t4g.micro at stages 10 and 100, then Multi-AZ t4g.small at 1k,
+   * t4g.medium at 10k, m7g.large at 100k
    */
   readonly databaseInstanceType?: ec2.InstanceType;
   /**
