@@ -1,10 +1,19 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { fullDiff, ResourceImpact } from '@aws-cdk/cloudformation-diff';
 import { UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { synthStage } from './helpers';
 import { dataLossOnUpgrade } from './upgrade-check';
 
-const templates = new Map(BUILT_STAGES.map((stage) => [stage, synthStage(stage).template.toJSON()]));
+/** The parts of a synthesized template these tests read. */
+interface Template {
+  readonly Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+}
+
+const templates = new Map(
+  BUILT_STAGES.map((stage) => [stage, synthStage(stage).template.toJSON() as Template]),
+);
 const pairs = BUILT_STAGES.slice(1).map((stage, i) => [BUILT_STAGES[i], stage] as const);
 
 interface Change {
@@ -127,7 +136,7 @@ describe('10k -> 100k', () => {
     });
   });
 
-  // Only DBInstanceClass changes, so ManageMasterUserPassword and with it the RDS-managed secret stay.
+  // Only DBInstanceClass changes: the primary's credentials, and so its secret, stay as they are.
   test('the primary database keeps its logical id and only grows a class, in place', () => {
     const [primary] = idsOf('AWS::RDS::DBInstance');
     expect(primary).toMatch(/^DatabaseInstance[0-9A-F]{8}$/);
@@ -192,6 +201,15 @@ describe('the upgrade check itself', () => {
     ]);
   });
 
+  test('flags a master username taken from the secret (MasterUsername is create-only)', () => {
+    const fromSecret = structuredClone(templates.get(UserStage.USERS_10)!);
+    const db = Object.values(fromSecret.Resources).find((r) => r.Type === 'AWS::RDS::DBInstance')!;
+    db.Properties.MasterUsername = '{{resolve:secretsmanager:secret:SecretString:username::}}';
+    expect(dataLossOnUpgrade(templates.get(UserStage.USERS_10)!, fromSecret)).toEqual([
+      expect.objectContaining({ type: 'AWS::RDS::DBInstance', properties: ['MasterUsername'] }),
+    ]);
+  });
+
   test('flags a database that would be deleted (Snapshot is not Retain)', () => {
     expect(dataLossOnUpgrade(templates.get(UserStage.USERS_10)!, templates.get(UserStage.USERS_1)!)).toEqual(
       expect.arrayContaining([
@@ -213,4 +231,72 @@ describe('the upgrade check itself', () => {
       [],
     );
   });
+});
+
+describe('upgrading stacks deployed from release 0.1.0 (RDS-managed master password)', () => {
+  const fixture = (stage: UserStage): Template =>
+    JSON.parse(
+      fs.readFileSync(
+        path.join(__dirname, 'fixtures', 'release-0.1.0', `stage-${stage}.template.json`),
+        'utf8',
+      ),
+    ) as Template;
+  const withDatabase = BUILT_STAGES.filter((stage) => stage !== UserStage.USERS_1);
+
+  test.each(BUILT_STAGES)(
+    '%s, same stage on this release: replaces and deletes no stateful resource',
+    (stage) => {
+      expect(dataLossOnUpgrade(fixture(stage), templates.get(stage)!)).toEqual([]);
+    },
+  );
+
+  test.each(pairs)('%s -> %s on this release: replaces and deletes no stateful resource', (from, to) => {
+    expect(dataLossOnUpgrade(fixture(from), templates.get(to)!)).toEqual([]);
+  });
+
+  test.each(withDatabase)(
+    '%s: the database turns RDS password management off in place and takes the stack-generated secret',
+    (stage) => {
+      const database = (t: Template) =>
+        Object.entries(t.Resources).find(
+          ([, r]) => r.Type === 'AWS::RDS::DBInstance' && !r.Properties.SourceDBInstanceIdentifier,
+        )!;
+      const [oldId, oldDb] = database(fixture(stage));
+      const [newId, newDb] = database(templates.get(stage)!);
+      expect(newId).toBe(oldId);
+      expect(oldDb.Properties.ManageMasterUserPassword).toBe(true);
+      expect(newDb.Properties).toMatchObject({ ManageMasterUserPassword: false, MasterUsername: 'postgres' });
+      expect(JSON.stringify(newDb.Properties.MasterUserPassword)).toMatch(
+        /resolve:secretsmanager:.*SecretString:password/,
+      );
+      const changes: Record<string, string | undefined> = {};
+      fullDiff(fixture(stage), templates.get(stage)!).resources.forEachDifference((id, change) => {
+        if (id !== oldId) return;
+        for (const [property, update] of Object.entries(change.propertyUpdates))
+          changes[property] = update.changeImpact;
+        changes.resource = change.changeImpact;
+      });
+      expect(changes).toEqual({
+        resource: ResourceImpact.WILL_UPDATE,
+        ManageMasterUserPassword: ResourceImpact.WILL_UPDATE,
+        MasterUserPassword: ResourceImpact.WILL_UPDATE,
+      });
+    },
+  );
+
+  test.each(withDatabase)(
+    "%s: the app's DATABASE_SECRET_ARN moves from the RDS-managed secret to the new one",
+    (stage) => {
+      const appTier = (t: Template) =>
+        JSON.stringify(
+          Object.values(t.Resources).filter(
+            (r) => r.Type === 'AWS::EC2::Instance' || r.Type === 'AWS::EC2::LaunchTemplate',
+          ),
+        );
+      expect(appTier(fixture(stage))).toContain('MasterUserSecret.SecretArn');
+      const now = appTier(templates.get(stage)!);
+      expect(now).not.toContain('MasterUserSecret.SecretArn');
+      expect(now).toMatch(/DATABASE_SECRET_ARN='?",\{"Ref":"DatabaseInstanceSecretAttachment[0-9A-F]{8}"\}/);
+    },
+  );
 });

@@ -63,6 +63,15 @@ export class ReplicatedDb extends Construct implements ec2.IConnectable {
     });
     const source = primary.database.node.defaultChild as rds.CfnDBInstance;
     const maxAllocatedStorage = source.maxAllocatedStorage;
+    // Checked at synth, after escape hatches have had their say.
+    this.node.addValidation({
+      validate: () =>
+        source.manageMasterUserPassword === true
+          ? [
+              'the primary lets RDS manage its master password (ManageMasterUserPassword), and RDS creates no read replica of such an instance (RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager", Limitations). Keep the master password in a stack-generated secret, as SeparatedDb does by default.',
+            ]
+          : [],
+    });
 
     this.replicas = [];
     const securityGroups: ec2.ISecurityGroup[] = [];

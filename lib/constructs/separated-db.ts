@@ -9,6 +9,9 @@ import { warnIfNotGraviton } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
 import { StageNetwork } from './stage-network';
 
+/** The master user of the database (create-only: changing it would replace the database). */
+const MASTER_USERNAME = 'postgres';
+
 /** Properties of a `SeparatedDb`. */
 export interface SeparatedDbProps {
   /** The network; the database goes in its isolated subnets. */
@@ -70,20 +73,45 @@ export interface SeparatedDbProps {
    * @default true
    */
   readonly deletionProtection?: boolean;
+  /**
+   * How often the master password is rotated by a Secrets Manager rotation function that runs in
+   * the database's subnets; 1 to 365 days.
+   *
+   * @default Duration.days(30)
+   */
+  readonly rotationInterval?: Duration;
+  /**
+   * The Secrets Manager interface endpoint the rotation function calls. Give one when the
+   * database's subnets have no route to the internet (isolated subnets, no NAT gateway): without
+   * it the rotation function cannot reach Secrets Manager and every rotation fails.
+   *
+   * @default - the rotation function reaches Secrets Manager through its subnets' own route
+   */
+  readonly secretsManagerEndpoint?: ec2.IInterfaceVpcEndpoint;
 }
 
 /**
  * Managed PostgreSQL on RDS in the isolated subnets: the database of stage 10 onwards.
  *
  * Encrypted storage that grows by itself, a week of point-in-time backups, deletion protection and
- * a final snapshot on deletion or replacement. RDS creates the master password, keeps it in Secrets
- * Manager and rotates it without a Lambda. Only app tiers passed to `connectApp` can reach it.
+ * a final snapshot on deletion or replacement. Only app tiers passed to `connectApp` can reach it.
+ *
+ * The master credentials live in a Secrets Manager secret that the stack generates (retained on
+ * delete) and that a rotation function in the database's subnets rotates on a schedule. The stack
+ * owns the secret, not RDS, because RDS does not create read replicas of an instance that manages
+ * its own master password (RDS User Guide, "Password management with Amazon RDS and AWS Secrets
+ * Manager", Limitations), and `ReplicatedDb` adds replicas to this instance.
  */
 export class SeparatedDb extends Construct implements ec2.IConnectable {
   /** The RDS instance. */
   public readonly database: rds.DatabaseInstance;
-  /** The RDS-managed secret with the master credentials (`username`, `password`). */
+  /**
+   * The secret with the master credentials (`username`, `password`, `host`, `port`, `dbname`),
+   * rotated on a schedule.
+   */
   public readonly secret: secretsmanager.ISecret;
+  /** The schedule and function that rotate the master password. */
+  public readonly rotation: secretsmanager.SecretRotation;
   /** The database's security group. */
   public readonly connections: ec2.Connections;
   /** The name of the app's database. */
@@ -108,6 +136,7 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     const backupRetention = props.backupRetention ?? Duration.days(7);
     const multiAz = props.multiAz ?? false;
     const deletionProtection = props.deletionProtection ?? true;
+    const rotationInterval = props.rotationInterval ?? Duration.days(30);
     this.databaseName = props.databaseName ?? 'app';
 
     const allocatedGiB = checkGibibytes(this, 'allocatedStorage', allocatedStorage, 20, 65536, 'gp3 on RDS');
@@ -120,6 +149,7 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       'at least allocatedStorage',
     );
     checkDays(this, 'backupRetention', backupRetention, 7, 35);
+    checkDays(this, 'rotationInterval', rotationInterval, 1, 365);
     if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(this.databaseName)) {
       throw new ScaleStagesError(
         `databaseName must start with a letter and hold only letters, digits and underscores (63 at most); got '${this.databaseName}'.`,
@@ -162,8 +192,9 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       allocatedStorage: allocatedGiB,
       maxAllocatedStorage: maxAllocatedGiB,
       storageEncrypted: true,
-      credentials: rds.Credentials.fromUsername('postgres'),
-      manageMasterUserPassword: true,
+      // fromGeneratedSecret keeps the username a literal in the template: MasterUsername is
+      // create-only, and a reference to the secret would replace the database of earlier stacks.
+      credentials: rds.Credentials.fromGeneratedSecret(MASTER_USERNAME),
       databaseName: this.databaseName,
       parameterGroup: this.parameterGroup,
       caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
@@ -176,7 +207,27 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       removalPolicy: RemovalPolicy.SNAPSHOT,
     });
     this.secret = this.database.secret!;
+    // Kept with the data: a snapshot restored after the stack is gone still needs its password.
+    (this.database.node.findChild('Secret') as rds.DatabaseSecret).applyRemovalPolicy(RemovalPolicy.RETAIN);
+    // Stacks from releases before 0.2 let RDS manage the password. Saying false (not leaving it
+    // out) makes the update turn that off and set MasterUserPassword in place.
+    (this.database.node.defaultChild as rds.CfnDBInstance).manageMasterUserPassword = false;
     this.connections = this.database.connections;
+    // The rotation function may reach the database (the rotation opens that) and Secrets
+    // Manager, nothing else.
+    const rotationSecurityGroup = new ec2.SecurityGroup(this, 'RotationSecurityGroup', {
+      vpc: props.vpc,
+      description: 'SeparatedDb password rotation: to the database and Secrets Manager only',
+      allowAllOutbound: false,
+    });
+    const secretsManager = props.secretsManagerEndpoint ?? ec2.Peer.anyIpv4();
+    rotationSecurityGroup.connections.allowTo(secretsManager, ec2.Port.tcp(443), 'Secrets Manager API');
+    this.rotation = this.database.addRotationSingleUser({
+      automaticallyAfter: rotationInterval,
+      vpcSubnets,
+      endpoint: props.secretsManagerEndpoint,
+      securityGroup: rotationSecurityGroup,
+    });
 
     if (!multiAz) {
       Validations.of(this.database).acknowledge({

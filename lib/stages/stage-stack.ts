@@ -188,6 +188,8 @@ export class StageStack extends Stack {
         instanceType: props.databaseInstanceType ?? new ec2.InstanceType(sizing.database.instanceType),
         allocatedStorage: props.databaseAllocatedStorage ?? Size.gibibytes(sizing.database.storageGiB),
         multiAz: sizing.database.multiAz,
+        // The rotation function runs in the isolated data subnets, which have no NAT at any stage.
+        secretsManagerEndpoint: this.network.addSecretsManagerEndpoint(sizing.database.multiAz ? 2 : 1),
       });
       this.database.connectApp(appTier);
       new CfnOutput(this, 'DatabaseEndpoint', {
@@ -195,7 +197,7 @@ export class StageStack extends Stack {
         value: this.database.database.dbInstanceEndpointAddress,
       });
       new CfnOutput(this, 'DatabaseSecretArn', {
-        description: 'The secret with the database credentials, managed and rotated by RDS',
+        description: 'The secret with the database master credentials, rotated every 30 days',
         value: this.database.secret.secretArn,
       });
     }

@@ -162,3 +162,11 @@ describe('ReplicatedDb validation', () => {
     expect(() => build({ replicas: 0 })).toThrow(/^Test\/ReadReplicas: /);
   });
 });
+
+test('a primary whose master password RDS manages fails synth: RDS creates no replica of it', () => {
+  const { stack, primary } = build();
+  (primary.database.node.defaultChild as rds.CfnDBInstance).manageMasterUserPassword = true;
+  expect(() => Template.fromStack(stack)).toThrow(
+    /ReadReplicas.*ManageMasterUserPassword.*RDS creates no read replica.*Password management with Amazon RDS and AWS Secrets Manager/s,
+  );
+});

@@ -41,15 +41,53 @@ describe('SeparatedDb defaults', () => {
     });
   });
 
-  test('RDS manages and rotates the master password in Secrets Manager', () => {
+  test('the master password comes from a retained secret the stack generates, not from RDS', () => {
     template.hasResourceProperties('AWS::RDS::DBInstance', {
-      ManageMasterUserPassword: true,
+      ManageMasterUserPassword: false,
       MasterUsername: 'postgres',
-      MasterUserPassword: Match.absent(),
+      MasterUserPassword: {
+        'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('resolve:secretsmanager:')])],
+      },
     });
-    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    template.hasResource('AWS::SecretsManager::Secret', {
+      Properties: {
+        GenerateSecretString: Match.objectLike({
+          SecretStringTemplate: '{"username":"postgres"}',
+          GenerateStringKey: 'password',
+          ExcludeCharacters: Match.stringLikeRegexp('/.*@.*"'),
+        }),
+      },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
     expect(stack.resolve(db.secret.secretArn)).toEqual({
-      'Fn::GetAtt': [expect.stringMatching(/^DatabaseInstance/), 'MasterUserSecret.SecretArn'],
+      Ref: expect.stringMatching(/^DatabaseInstanceSecretAttachment/),
+    });
+  });
+
+  test('the secret rotates every 30 days through a function in the database subnets', () => {
+    template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      RotationRules: { ScheduleExpression: 'rate(30 days)' },
+    });
+    template.hasResourceProperties('AWS::Serverless::Application', {
+      Location: Match.objectLike({ ApplicationId: Match.anyValue() }),
+      Parameters: Match.objectLike({
+        vpcSubnetIds: { 'Fn::Join': ['', Match.arrayWith([{ Ref: Match.stringLikeRegexp('DataSubnet1') }])] },
+      }),
+    });
+    expect(stack.resolve(db.rotation.node.path)).toBe('Test/Database/Instance/RotationSingleUser');
+  });
+
+  test('the rotation function may reach the database and HTTPS, nothing else', () => {
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      GroupDescription: Match.stringLikeRegexp('^SeparatedDb password rotation'),
+      SecurityGroupEgress: [Match.objectLike({ CidrIp: '0.0.0.0/0', FromPort: 443, ToPort: 443 })],
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DatabaseSecurityGroup'), 'GroupId'] },
+      SourceSecurityGroupId: {
+        'Fn::GetAtt': [Match.stringLikeRegexp('^DatabaseRotationSecurityGroup'), 'GroupId'],
+      },
     });
   });
 
@@ -69,9 +107,15 @@ describe('SeparatedDb defaults', () => {
     });
   });
 
-  test('only the connected app tier reaches the database port', () => {
+  test('only the connected app tier and the rotation function reach the database port', () => {
     const rules = template.findResources('AWS::EC2::SecurityGroupIngress');
     expect(Object.values(rules).map((r) => r.Properties)).toEqual([
+      expect.objectContaining({
+        SourceSecurityGroupId: {
+          'Fn::GetAtt': [expect.stringMatching(/^DatabaseRotationSecurityGroup/), 'GroupId'],
+        },
+        GroupId: { 'Fn::GetAtt': [expect.stringMatching(/^DatabaseSecurityGroup/), 'GroupId'] },
+      }),
       expect.objectContaining({
         IpProtocol: 'tcp',
         FromPort: { 'Fn::GetAtt': [expect.stringMatching(/^DatabaseInstance/), 'Endpoint.Port'] },
@@ -103,9 +147,7 @@ describe('SeparatedDb defaults', () => {
         Statement: Match.arrayWith([
           Match.objectLike({
             Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
-            Resource: {
-              'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseInstance'), 'MasterUserSecret.SecretArn'],
-            },
+            Resource: { Ref: Match.stringLikeRegexp('^DatabaseInstanceSecretAttachment') },
           }),
         ]),
       },
@@ -143,6 +185,36 @@ describe('SeparatedDb overrides', () => {
       BackupRetentionPeriod: 14,
       EngineVersion: '16',
       DBName: 'shop',
+    });
+  });
+
+  test('rotation interval, and a Secrets Manager endpoint for subnets without a NAT', () => {
+    const { stack, vpc } = networkStack();
+    const endpoint = vpc.addInterfaceEndpoint('SecretsManager', {
+      service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    });
+    new SeparatedDb(stack, 'Database', {
+      vpc,
+      rotationInterval: Duration.days(7),
+      secretsManagerEndpoint: endpoint,
+    });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      RotationRules: { ScheduleExpression: 'rate(7 days)' },
+    });
+    template.hasResourceProperties('AWS::Serverless::Application', {
+      Parameters: Match.objectLike({
+        endpoint: { 'Fn::Join': ['', Match.arrayWith([{ Ref: Match.stringLikeRegexp('SecretsManager') }])] },
+      }),
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupEgress', {
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DatabaseRotationSecurityGroup'), 'GroupId'] },
+      DestinationSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('SecretsManager'), 'GroupId'] },
+      FromPort: 443,
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      GroupDescription: Match.stringLikeRegexp('^SeparatedDb password rotation'),
+      SecurityGroupEgress: Match.absent(),
     });
   });
 
@@ -191,6 +263,18 @@ describe('SeparatedDb validation', () => {
       /backupRetention \(days\) must be a whole number from 7 to 35; got 8.33/,
     ],
     [{ databaseName: '1st-db' }, /databaseName must start with a letter.*got '1st-db'/],
+    [
+      { rotationInterval: Duration.days(0) },
+      /rotationInterval \(days\) must be a whole number from 1 to 365; got 0/,
+    ],
+    [
+      { rotationInterval: Duration.hours(36) },
+      /rotationInterval \(days\) must be a whole number from 1 to 365; got 1.5/,
+    ],
+    [
+      { rotationInterval: Duration.days(400) },
+      /rotationInterval \(days\) must be a whole number from 1 to 365; got 400/,
+    ],
   ])('%o fails', (props, message) => {
     expect(() => build(props)).toThrow(message);
   });

@@ -135,3 +135,41 @@ test('a NAT instance can replace the NAT gateway; it takes traffic from the VPC 
     ),
   ).toBe(true);
 });
+
+describe('addSecretsManagerEndpoint', () => {
+  test('an interface endpoint with private DNS in the data subnets, open to the VPC range only', () => {
+    const stack = new Stack(newApp(), 'Test');
+    const network = new StageNetwork(stack, 'Network', { cidr: '10.8.0.0/16' });
+    const endpoint = network.addSecretsManagerEndpoint(1);
+    expect(network.addSecretsManagerEndpoint(1)).toBe(endpoint);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::EC2::VPCEndpoint', 2);
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Interface',
+      PrivateDnsEnabled: true,
+      SubnetIds: [{ Ref: Match.stringLikeRegexp('^NetworkVpcDataSubnet1') }],
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupIngress: [Match.objectLike({ CidrIp: '10.8.0.0/16', FromPort: 443, ToPort: 443 })],
+    });
+  });
+
+  test('two zones by default', () => {
+    const stack = new Stack(newApp(), 'Test');
+    new StageNetwork(stack, 'Network').addSecretsManagerEndpoint();
+    Template.fromStack(stack).hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Interface',
+      SubnetIds: [
+        { Ref: Match.stringLikeRegexp('^NetworkVpcDataSubnet1') },
+        { Ref: Match.stringLikeRegexp('^NetworkVpcDataSubnet2') },
+      ],
+    });
+  });
+
+  test.each([0, 3, 1.5])('zones %p fails', (zones) => {
+    const network = new StageNetwork(new Stack(newApp(), 'Test'), 'Network');
+    expect(() => network.addSecretsManagerEndpoint(zones)).toThrow(
+      new RegExp(`zones must be a whole number from 1 to 2 .*got ${zones}`),
+    );
+  });
+});

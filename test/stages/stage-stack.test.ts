@@ -67,12 +67,26 @@ describe('stage 10', () => {
       Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseInstance'), 'Endpoint.Address'] },
     });
     template.hasOutput('DatabaseSecretArn', {
-      Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('DatabaseInstance'), 'MasterUserSecret.SecretArn'] },
+      Value: { Ref: Match.stringLikeRegexp('^DatabaseInstanceSecretAttachment') },
     });
   });
 
   test('still no NAT gateway', () => {
     template.resourceCountIs('AWS::EC2::NatGateway', 0);
+  });
+
+  test('the password rotation reaches Secrets Manager through an endpoint in one zone (no NAT)', () => {
+    template.resourceCountIs('AWS::SecretsManager::RotationSchedule', 1);
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Interface',
+      SubnetIds: [{ Ref: Match.stringLikeRegexp('^NetworkVpcDataSubnet1') }],
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupEgress', {
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DatabaseRotationSecurityGroup'), 'GroupId'] },
+      DestinationSecurityGroupId: {
+        'Fn::GetAtt': [Match.stringLikeRegexp('^NetworkSecretsManagerEndpointSecurityGroup'), 'GroupId'],
+      },
+    });
   });
 
   test('snapshot (a safety net; the assertions above are the spec)', () => {
@@ -145,6 +159,16 @@ describe('stage 100', () => {
 
 describe('stage 1k', () => {
   const { stack, template } = synthStage(UserStage.USERS_1K);
+
+  test('the Secrets Manager endpoint spans both zones, as the Multi-AZ database does', () => {
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Interface',
+      SubnetIds: [
+        { Ref: Match.stringLikeRegexp('^NetworkVpcDataSubnet1') },
+        { Ref: Match.stringLikeRegexp('^NetworkVpcDataSubnet2') },
+      ],
+    });
+  });
 
   test('a load-balanced fleet of two t4g.small replaces the single server', () => {
     template.resourceCountIs('AWS::EC2::Instance', 0);
