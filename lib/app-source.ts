@@ -7,6 +7,13 @@ import { ScaleStagesError } from './private/errors';
 const ENV_FILE = '/etc/scale-stages/app.env';
 /** Where the demo app's start commands keep the cache's AUTH token (root only). */
 const CACHE_TOKEN_FILE = '/etc/scale-stages/cache-auth-token';
+/**
+ * Where the demo app's start commands keep the CA bundle that signs RDS's server certificates,
+ * which are not in the public trust stores. See "Certificate bundles for all AWS Regions" in
+ * https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html
+ */
+const RDS_CA_FILE = '/etc/scale-stages/rds-ca-bundle.pem';
+const RDS_CA_URL = 'https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem';
 
 /** Options every kind of app shares. */
 export interface AppSourceOptions {
@@ -86,10 +93,12 @@ export class AppSource {
 
   /**
    * The small demo app of this library: a dependency-free Node.js server that answers `/` and
-   * `/healthz` with JSON saying whether its database is reachable. With a cache (stage 100k) it
-   * keeps sessions there (`/api/session`) and caches `/api/status` for 30 seconds; its start
-   * commands fetch the cache's AUTH token from Secrets Manager and systemd hands it to the app as
-   * a credential, never through the environment.
+   * `/healthz` with JSON saying whether it can log in to its PostgreSQL database: over TLS
+   * verified with RDS's CA bundle (which the start commands download), with the credentials of the
+   * database secret, read again when a login fails (the password was rotated). With a cache
+   * (stage 100k) it keeps sessions there (`/api/session`) and caches `/api/status` for 30
+   * seconds; its start commands fetch the cache's AUTH token from Secrets Manager and systemd
+   * hands it to the app as a credential, never through the environment.
    */
   public static demo(options: AppSourceOptions = {}): AppSource {
     // Compressed: EC2 user data holds 16 KB at most, and the server shares it with the setup.
@@ -99,6 +108,7 @@ export class AppSource {
       'Description=cdk-scale-stages demo app',
       'After=network-online.target',
       '[Service]',
+      `Environment=DATABASE_CA_FILE=${RDS_CA_FILE}`,
       `EnvironmentFile=${ENV_FILE}`,
       `LoadCredential=cache-auth-token:${CACHE_TOKEN_FILE}`,
       'ExecStart=/usr/bin/node /opt/scale-stages/demo-app/server.js',
@@ -114,6 +124,7 @@ export class AppSource {
       `echo '${server}' | base64 -d | gunzip > /opt/scale-stages/demo-app/server.js`,
       `(umask 077; : > ${CACHE_TOKEN_FILE})`,
       `(set -a; . ${ENV_FILE}; set +a; if [ -n "\${CACHE_SECRET_ARN:-}" ]; then aws secretsmanager get-secret-value --secret-id "$CACHE_SECRET_ARN" --query SecretString --output text > ${CACHE_TOKEN_FILE}; fi)`,
+      `curl --silent --show-error --fail --retry 2 --max-time 20 -o ${RDS_CA_FILE} ${RDS_CA_URL} || echo 'demo app: no RDS CA bundle, so it cannot verify an RDS certificate' >&2`,
       `cat > /etc/systemd/system/scale-stages-app.service <<'UNIT'\n${unit}\nUNIT`,
       'systemctl daemon-reload',
       'systemctl enable scale-stages-app',

@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as tls from 'tls';
 
 interface DemoResponse {
-  readonly database: { configured: boolean; reachable: boolean };
+  readonly database: { configured: boolean; reachable: boolean; authenticated: boolean };
 }
 
 const SERVER = path.join(__dirname, '..', 'assets', 'demo-app', 'server.js');
@@ -43,6 +43,8 @@ describe('demo app over HTTP', () => {
   });
   afterAll(() => new Promise<void>((resolve) => database.close(() => resolve())));
 
+  // Without DATABASE_SECRET_ARN the app has no credentials: it only opens a connection. Logins
+  // against a real PostgreSQL are in demo-app-database.test.ts.
   test('answers / and /healthz and reports a reachable database', async () => {
     const { child, url } = await startDemo({
       DATABASE_HOST: '127.0.0.1',
@@ -54,13 +56,13 @@ describe('demo app over HTTP', () => {
         expect(res.status).toBe(200);
         expect(await res.json()).toEqual({
           app: 'cdk-scale-stages demo',
-          database: { configured: true, reachable: true },
+          database: { configured: true, reachable: true, authenticated: false },
         });
       }
       const status = await fetch(url + '/api/status');
       expect(await status.json()).toEqual({
         app: 'cdk-scale-stages demo',
-        database: { configured: true, reachable: true, checkedAt: expect.any(String) },
+        database: { configured: true, reachable: true, authenticated: false, checkedAt: expect.any(String) },
         cache: 'off',
       });
       const session = await fetch(url + '/api/session');
@@ -82,7 +84,11 @@ describe('demo app over HTTP', () => {
     try {
       const res = await fetch(url + '/healthz');
       expect(res.status).toBe(200);
-      expect(((await res.json()) as DemoResponse).database).toEqual({ configured: true, reachable: false });
+      expect(((await res.json()) as DemoResponse).database).toEqual({
+        configured: true,
+        reachable: false,
+        authenticated: false,
+      });
     } finally {
       await stop(child);
     }
@@ -94,6 +100,7 @@ describe('demo app over HTTP', () => {
       expect(((await (await fetch(url + '/')).json()) as DemoResponse).database).toEqual({
         configured: false,
         reachable: false,
+        authenticated: false,
       });
     } finally {
       await stop(child);
