@@ -3,6 +3,7 @@ import {
   CfnCondition,
   Duration,
   Fn,
+  Lazy,
   RemovalPolicy,
   Size,
   Stack,
@@ -325,6 +326,13 @@ function runAtEveryBoot(script: ec2.UserData): ec2.UserData {
       body: '#cloud-config\ncloud_final_modules:\n- [scripts-user, always]\n',
     }),
   );
-  userData.addUserDataPart(script, ec2.MultipartBody.SHELL_SCRIPT, true);
+  // A plain-text part, not the base64 part `addUserDataPart` makes: EC2's 16 KB limit counts the
+  // MIME document as sent, and base64 would add a third to the script.
+  userData.addPart(
+    ec2.MultipartBody.fromRawBody({
+      contentType: ec2.MultipartBody.SHELL_SCRIPT,
+      body: Lazy.string({ produce: () => script.render() }),
+    }),
+  );
   return userData;
 }

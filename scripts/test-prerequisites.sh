@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Makes sure the programs the test suite runs for real are on this machine, before `npm test`:
+# redis-server and openssl (the demo app's cache tests, TLS and AUTH like ElastiCache) and the
+# shell linter (every server script is linted with shellcheck). On Debian as root it installs what is missing with
+# apt-get; anywhere else it stops and says what to install. Tests never skip for a missing tool.
+set -euo pipefail
+
+declare -A package_of=([redis-server]=redis-server [openssl]=openssl [shellcheck]=shellcheck)
+missing=()
+for tool in "${!package_of[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "npm test needs ${missing[*]}; install them (Debian/Ubuntu: sudo apt-get install -y ${missing[*]}; macOS: brew install ${missing[*]}) and run npm test again." >&2
+  exit 1
+fi
+echo "Installing test prerequisites with apt-get: ${missing[*]}"
+log="$(mktemp)"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+  # A fresh machine has no package lists yet.
+  if ! { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; } >>"$log" 2>&1; then
+    cat "$log" >&2
+    echo "could not install ${missing[*]} with apt-get (log above); install them and run npm test again." >&2
+    exit 1
+  fi
+fi
+rm -f "$log"

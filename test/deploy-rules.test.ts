@@ -1,0 +1,464 @@
+/**
+ * Deploy rules (test/deploy-rules/rules.ts) hold for every built stage, and each rule catches a template
+ * broken on purpose. The rules cover what cfn-lint and cdk-nag cannot see: rules between two resources
+ * or two services, and quotas.
+ */
+import { Token } from 'aws-cdk-lib';
+import { UserStage } from '../lib';
+import { BUILT_STAGES } from '../lib/stages/stage-table';
+import { synthStage } from './helpers';
+import { DEPLOY_RULES, DeployRule } from './deploy-rules/rules';
+import { CfnResource, CfnTemplate, JsonObject, resourcesOfType, RuleContext } from './deploy-rules/template';
+
+interface Synthesized {
+  readonly template: CfnTemplate;
+  readonly context: RuleContext;
+}
+
+/** Each built stage, synthesized once for the whole file. */
+const STAGES = new Map<UserStage, Synthesized>(
+  BUILT_STAGES.map((stage) => {
+    const { stack, template } = synthStage(stage);
+    const region = Token.isUnresolved(stack.region) ? undefined : stack.region;
+    return [
+      stage,
+      { template: template.toJSON() as CfnTemplate, context: { stackName: stack.stackName, region } },
+    ];
+  }),
+);
+
+function rule(id: string): DeployRule {
+  const found = DEPLOY_RULES.find((r) => r.id === id);
+  if (!found) throw new Error(`no deploy rule '${id}'`);
+  return found;
+}
+
+/** A copy of a stage's template to break, with its context. */
+function copyOf(stage: UserStage): { t: CfnTemplate; context: RuleContext } {
+  const s = STAGES.get(stage)!;
+  return { t: structuredClone(s.template), context: s.context };
+}
+
+/** The only resource of a type in a template (fails the test when there is not exactly one). */
+function only(t: CfnTemplate, type: string): [string, CfnResource] {
+  const found = resourcesOfType(t, type);
+  expect(found).toHaveLength(1);
+  return found[0];
+}
+
+/** The rule ids that have a broken-template test (each test's name starts with its rule id). */
+const BROKEN = new Set<string>();
+
+/** A test that breaks a template on purpose for the rule its name starts with (`<rule-id>: ...`). */
+function broken(name: string, fn: () => void): void {
+  BROKEN.add(name.split(':')[0]);
+  test(name, fn);
+}
+
+function properties(resource: CfnResource): JsonObject {
+  resource.Properties ??= {};
+  return resource.Properties;
+}
+
+describe('the deploy rules', () => {
+  test('have unique ids, a one-line title, an AWS documentation source and a quote', () => {
+    expect(DEPLOY_RULES.length).toBeGreaterThanOrEqual(15);
+    expect(new Set(DEPLOY_RULES.map((r) => r.id)).size).toBe(DEPLOY_RULES.length);
+    for (const r of DEPLOY_RULES) {
+      expect(r.id).toMatch(/^[a-z0-9]+(-[a-z0-9]+)*$/);
+      expect(r.title).not.toMatch(/\n/);
+      expect(r.source.url).toMatch(
+        /^https:\/\/(docs\.aws\.amazon\.com|docs\.amazonaws\.cn|github\.com\/awsdocs)\//,
+      );
+      expect(r.source.title.length).toBeGreaterThan(0);
+      expect(r.quote.length).toBeGreaterThan(20);
+    }
+  });
+});
+
+describe.each(BUILT_STAGES)('stage %s', (stage) => {
+  test.each(DEPLOY_RULES.map((r) => [r.id, r] as const))('keeps %s', (_id, r) => {
+    const { template, context } = STAGES.get(stage)!;
+    expect(r.check(template, context)).toEqual([]);
+  });
+});
+
+describe('each rule reports a template broken on purpose', () => {
+  broken('rds-replica-managed-password: a replica of a source with ManageMasterUserPassword', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    const [primary] = resourcesOfType(t, 'AWS::RDS::DBInstance').find(
+      ([, db]) => !db.Properties?.SourceDBInstanceIdentifier,
+    )!;
+    const p = properties(t.Resources[primary]);
+    delete p.MasterUserPassword;
+    p.ManageMasterUserPassword = true;
+    expect(rule('rds-replica-managed-password').check(t, context)).toEqual([
+      expect.stringMatching(new RegExp(`^ReadReplicasReplica1\\w+ replicates ${primary}`)),
+    ]);
+  });
+
+  broken('secrets-rotation-network-path: a rotation function in isolated subnets with no endpoint', () => {
+    const { t, context } = copyOf(UserStage.USERS_10);
+    const [endpoint] = resourcesOfType(t, 'AWS::EC2::VPCEndpoint').find(
+      ([, e]) => e.Properties?.VpcEndpointType === 'Interface',
+    )!;
+    delete t.Resources[endpoint];
+    const [app] = only(t, 'AWS::Serverless::Application');
+    delete properties(t.Resources[app]).endpoint;
+    expect(rule('secrets-rotation-network-path').check(t, context)).toEqual([
+      `${app} runs in subnets without a NAT or internet route and the template has no Secrets Manager interface endpoint`,
+    ]);
+  });
+
+  broken(
+    'secrets-rotation-network-path: a rotation function whose security group cannot reach the endpoint',
+    () => {
+      const { t, context } = copyOf(UserStage.USERS_1K);
+      for (const [id, e] of resourcesOfType(t, 'AWS::EC2::SecurityGroupEgress')) {
+        if (e.Properties?.FromPort === 443) delete t.Resources[id];
+      }
+      const [app] = only(t, 'AWS::Serverless::Application');
+      expect(rule('secrets-rotation-network-path').check(t, context)).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^${app} may not send HTTPS to the Secrets Manager endpoint NetworkSecretsManagerEndpoint`,
+          ),
+        ),
+      ]);
+    },
+  );
+
+  broken('rds-replica-source-backups: a replica of a source without backups', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    properties(t.Resources.DatabaseInstanceAA8A5FDE).BackupRetentionPeriod = 0;
+    expect(rule('rds-replica-source-backups').check(t, context)).toEqual([
+      expect.stringMatching(
+        /^ReadReplicasReplica1\w+ replicates DatabaseInstanceAA8A5FDE.*BackupRetentionPeriod: 0/,
+      ),
+    ]);
+  });
+
+  broken('rds-parameter-group-family: a postgres16 group on PostgreSQL 17, also through the replica', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    const [group] = only(t, 'AWS::RDS::DBParameterGroup');
+    properties(t.Resources[group]).Family = 'postgres16';
+    const violations = rule('rds-parameter-group-family').check(t, context);
+    expect(violations).toEqual([
+      `DatabaseInstanceAA8A5FDE runs postgres 17 but its parameter group ${group} is family postgres16`,
+      expect.stringMatching(new RegExp(`^ReadReplicasReplica1\\w+ runs postgres 17 .*${group}`)),
+    ]);
+  });
+
+  broken('rds-master-password-characters: a master password secret that may contain / " @', () => {
+    const { t, context } = copyOf(UserStage.USERS_10);
+    t.Resources.BrokenDbSecret = {
+      Type: 'AWS::SecretsManager::Secret',
+      Properties: {
+        GenerateSecretString: {
+          SecretStringTemplate: '{"username":"postgres"}',
+          GenerateStringKey: 'password',
+          PasswordLength: 30,
+        },
+      },
+    };
+    const db = properties(t.Resources.DatabaseInstanceAA8A5FDE);
+    delete db.ManageMasterUserPassword;
+    db.MasterUserPassword = {
+      'Fn::Join': [
+        '',
+        ['{{resolve:secretsmanager:', { Ref: 'BrokenDbSecret' }, ':SecretString:password::}}'],
+      ],
+    };
+    expect(rule('rds-master-password-characters').check(t, context)).toEqual([
+      'DatabaseInstanceAA8A5FDE.MasterUserPassword (from secret BrokenDbSecret) may contain characters it rejects: " / @',
+    ]);
+  });
+
+  broken('rds-subnet-group-two-azs: a DB subnet group with both subnets in one zone', () => {
+    const { t, context } = copyOf(UserStage.USERS_10);
+    const [group, g] = only(t, 'AWS::RDS::DBSubnetGroup');
+    const subnets = properties(g).SubnetIds as JsonObject[];
+    const [first] = subnets;
+    properties(g).SubnetIds = [first, first];
+    expect(rule('rds-subnet-group-two-azs').check(t, context)).toEqual([
+      `${group} has subnets in 1 Availability Zone(s)`,
+    ]);
+  });
+
+  broken('elasticache-auth-token-needs-tls: an AUTH token without in-transit encryption', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    const [rg, r] = only(t, 'AWS::ElastiCache::ReplicationGroup');
+    properties(r).TransitEncryptionEnabled = false;
+    delete properties(r).TransitEncryptionMode;
+    expect(rule('elasticache-auth-token-needs-tls').check(t, context)).toEqual([
+      `${rg} sets AuthToken without TransitEncryptionEnabled: true`,
+    ]);
+  });
+
+  broken(
+    'elasticache-auth-token-characters: a 12-character token with punctuation from a JSON secret',
+    () => {
+      const { t, context } = copyOf(UserStage.USERS_100K);
+      const [rg] = only(t, 'AWS::ElastiCache::ReplicationGroup');
+      const [secret] = resourcesOfType(t, 'AWS::SecretsManager::Secret').find(([id]) =>
+        id.startsWith('CacheAuthToken'),
+      )!;
+      properties(t.Resources[secret]).GenerateSecretString = {
+        PasswordLength: 12,
+        SecretStringTemplate: '{}',
+        GenerateStringKey: 'token',
+      };
+      const violations = rule('elasticache-auth-token-characters').check(t, context);
+      expect(violations).toEqual([
+        `${rg}.AuthToken (from secret ${secret}) resolves the whole JSON secret string, which contains '"'; select the key`,
+        `${rg}.AuthToken (from secret ${secret}) is 12 characters; it must be 16 to 128`,
+        expect.stringMatching(new RegExp(`^${rg}\\.AuthToken .* rejects: .*@`)),
+      ]);
+      const rejected = violations[2].split('rejects: ')[1].split(' ');
+      expect(rejected).toEqual(expect.arrayContaining(['@', '/', '"', '*']));
+      expect(rejected.filter((c) => '!&#$^<>-'.includes(c))).toEqual([]);
+    },
+  );
+
+  broken('elasticache-failover-needs-replica: automatic failover on one node', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    const [rg, r] = only(t, 'AWS::ElastiCache::ReplicationGroup');
+    properties(r).NumCacheClusters = 1;
+    expect(rule('elasticache-failover-needs-replica').check(t, context)).toEqual([
+      `${rg} enables automatic failover with NumCacheClusters 1`,
+    ]);
+  });
+
+  broken('elasticache-parameter-group-family: a valkey7 group on Valkey 8', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    const [rg] = only(t, 'AWS::ElastiCache::ReplicationGroup');
+    const [group, g] = only(t, 'AWS::ElastiCache::ParameterGroup');
+    properties(g).CacheParameterGroupFamily = 'valkey7';
+    expect(rule('elasticache-parameter-group-family').check(t, context)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${rg} runs valkey 8\\.\\d+ but its parameter group ${group} is family valkey7`),
+      ),
+    ]);
+  });
+
+  broken('elasticache-replication-group-id-length: a 41-character literal id', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    const [rg, r] = only(t, 'AWS::ElastiCache::ReplicationGroup');
+    properties(r).ReplicationGroupId = `a${'b'.repeat(40)}`;
+    expect(rule('elasticache-replication-group-id-length').check(t, context)).toEqual([
+      expect.stringMatching(new RegExp(`^${rg}\\.ReplicationGroupId 'ab+' must be 1-40`)),
+    ]);
+  });
+
+  broken('ebs-attachment-same-az: the data volume in the second zone, the server in the first', () => {
+    const { t, context } = copyOf(UserStage.USERS_1);
+    const [volume, v] = only(t, 'AWS::EC2::Volume');
+    const [attachment] = only(t, 'AWS::EC2::VolumeAttachment');
+    const [instance] = only(t, 'AWS::EC2::Instance');
+    properties(v).AvailabilityZone = { 'Fn::Select': [1, { 'Fn::GetAZs': '' }] };
+    expect(rule('ebs-attachment-same-az').check(t, context)).toEqual([
+      `${attachment}: volume ${volume} (index:1) and instance ${instance} (index:0) are in different zones`,
+    ]);
+  });
+
+  broken('ec2-user-data-16kb: a launch template whose script grows past 16 KB', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [lt, l] = only(t, 'AWS::EC2::LaunchTemplate');
+    const data = properties(l).LaunchTemplateData as JsonObject;
+    data.UserData = {
+      'Fn::Base64': { 'Fn::Join': ['', [data.UserData ?? '', `#${'x'.repeat(16 * 1024)}\n`]] },
+    };
+    expect(rule('ec2-user-data-16kb').check(t, context)).toEqual([
+      expect.stringMatching(new RegExp(`^${lt} user data is about \\d+ bytes`)),
+    ]);
+  });
+
+  broken('cfn-signal-targets-resource: user data that signals another resource and another stack', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [asg] = only(t, 'AWS::AutoScaling::AutoScalingGroup');
+    const [, l] = only(t, 'AWS::EC2::LaunchTemplate');
+    const data = properties(l).LaunchTemplateData as JsonObject;
+    data.UserData = JSON.parse(
+      JSON.stringify(data.UserData)
+        .replaceAll(`--resource ${asg}`, '--resource SomethingElse')
+        .replaceAll(`--stack ${context.stackName} `, '--stack OtherStack '),
+    );
+    expect(rule('cfn-signal-targets-resource').check(t, context)).toEqual([
+      `${asg} waits for signals but cfn-signal signals SomethingElse`,
+      `${asg}: cfn-signal names stack OtherStack, but the stack is ${context.stackName}`,
+    ]);
+  });
+
+  broken('cfn-signal-targets-resource: a server that waits for a signal its user data never sends', () => {
+    const { t, context } = copyOf(UserStage.USERS_1);
+    const [instance, i] = only(t, 'AWS::EC2::Instance');
+    properties(i).UserData = { 'Fn::Base64': '#!/bin/bash\necho hello\n' };
+    expect(rule('cfn-signal-targets-resource').check(t, context)).toEqual([
+      `${instance} waits for signals but its user data never runs cfn-signal`,
+    ]);
+  });
+
+  broken('asg-signal-count: waiting for 3 signals from a group of 2', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [asg, a] = only(t, 'AWS::AutoScaling::AutoScalingGroup');
+    a.CreationPolicy = { ResourceSignal: { Count: 3, Timeout: 'PT15M' } };
+    expect(rule('asg-signal-count').check(t, context)).toEqual([
+      `${asg} waits for 3 signals but launches 2 instance(s)`,
+    ]);
+  });
+
+  broken('asg-min-in-service-below-max: MinInstancesInService equal to MaxSize', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [asg, a] = only(t, 'AWS::AutoScaling::AutoScalingGroup');
+    properties(a).MaxSize = '2';
+    expect(rule('asg-min-in-service-below-max').check(t, context)).toEqual([
+      `${asg} keeps MinInstancesInService 2 in a rolling update but MaxSize is 2`,
+    ]);
+  });
+
+  broken('elb-access-log-bucket-sse-s3: an access-log bucket encrypted with KMS', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [lb] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+    properties(t.Resources.WebLogBucket8A1510ED).BucketEncryption = {
+      ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' } }],
+    };
+    expect(rule('elb-access-log-bucket-sse-s3').check(t, context)).toEqual([
+      `${lb} logs to WebLogBucket8A1510ED, which encrypts with aws:kms`,
+    ]);
+  });
+
+  broken('elb-access-log-bucket-policy: a log bucket policy without the ELB grant', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [lb] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+    const policy = properties(t.Resources.WebLogBucketPolicyD31827CE).PolicyDocument as JsonObject;
+    policy.Statement = (policy.Statement as JsonObject[]).filter((s) => s.Effect !== 'Allow');
+    expect(rule('elb-access-log-bucket-policy').check(t, context)).toEqual([
+      `${lb} logs to WebLogBucket8A1510ED, whose bucket policy grants ELB no s3:PutObject on load-balancer/AWSLogs/`,
+    ]);
+  });
+
+  broken('elb-access-log-bucket-policy: a load balancer that may be created before the policy', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [lb, l] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+    l.DependsOn = [l.DependsOn ?? []].flat().filter((d) => d !== 'WebLogBucketPolicyD31827CE');
+    expect(rule('elb-access-log-bucket-policy').check(t, context)).toEqual([
+      `${lb} does not depend on the bucket policy WebLogBucketPolicyD31827CE of its log bucket WebLogBucket8A1510ED`,
+    ]);
+  });
+
+  broken('elb-subnets-two-azs: a load balancer in one public subnet twice', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [lb, l] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+    const [first] = properties(l).Subnets as JsonObject[];
+    properties(l).Subnets = [first, first];
+    expect(rule('elb-subnets-two-azs').check(t, context)).toEqual([
+      `${lb} has subnets in 1 Availability Zone(s)`,
+    ]);
+  });
+
+  broken('elb-name-length: a 33-character load balancer name', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [lb, l] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+    properties(l).Name = 'x'.repeat(33);
+    expect(rule('elb-name-length').check(t, context)).toEqual([
+      expect.stringMatching(new RegExp(`^${lb}\\.Name 'x{33}' must be at most 32`)),
+    ]);
+  });
+
+  broken('cloudfront-log-bucket-acls: a standard-log bucket with ACLs disabled', () => {
+    const { t, context } = copyOf(UserStage.USERS_100);
+    const [distribution] = only(t, 'AWS::CloudFront::Distribution');
+    delete properties(t.Resources.CdnLogBucket75337C09).OwnershipControls;
+    expect(rule('cloudfront-log-bucket-acls').check(t, context)).toEqual([
+      `${distribution} logs to CdnLogBucket75337C09, whose object ownership is BucketOwnerEnforced (default)`,
+    ]);
+  });
+
+  broken('s3-bucket-name: a literal bucket name with capitals', () => {
+    const { t, context } = copyOf(UserStage.USERS_100);
+    properties(t.Resources.CdnLogBucket75337C09).BucketName = 'My_Logs';
+    expect(rule('s3-bucket-name').check(t, context)).toEqual([
+      expect.stringMatching(/^CdnLogBucket75337C09\.BucketName 'My_Logs' must be 3-63/),
+    ]);
+  });
+
+  /** Stage 1m adds a job queue with a dead-letter queue; until then the test adds both. */
+  function withQueues(source: JsonObject, dlq: JsonObject): { t: CfnTemplate; context: RuleContext } {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    t.Resources.JobsDlq = { Type: 'AWS::SQS::Queue', Properties: dlq };
+    t.Resources.Jobs = {
+      Type: 'AWS::SQS::Queue',
+      Properties: {
+        ...source,
+        RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': ['JobsDlq', 'Arn'] }, maxReceiveCount: 5 },
+      },
+    };
+    return { t, context };
+  }
+
+  broken('sqs-dlq-same-type: a FIFO queue with a standard dead-letter queue', () => {
+    const { t, context } = withQueues({ FifoQueue: true }, { MessageRetentionPeriod: 1_209_600 });
+    expect(rule('sqs-dlq-same-type').check(t, context)).toEqual([
+      'Jobs (FIFO) sends to dead-letter queue JobsDlq of the other type',
+    ]);
+    const fine = withQueues({ FifoQueue: true }, { FifoQueue: true });
+    expect(rule('sqs-dlq-same-type').check(fine.t, fine.context)).toEqual([]);
+  });
+
+  broken('sqs-dlq-retention-longer: a dead-letter queue that keeps messages for less time', () => {
+    const { t, context } = withQueues(
+      { MessageRetentionPeriod: 1_209_600 },
+      { MessageRetentionPeriod: 345_600 },
+    );
+    expect(rule('sqs-dlq-retention-longer').check(t, context)).toEqual([
+      'Jobs retains messages 1209600 s but its dead-letter queue JobsDlq only 345600 s',
+    ]);
+    const fine = withQueues({ MessageRetentionPeriod: 345_600 }, { MessageRetentionPeriod: 1_209_600 });
+    expect(rule('sqs-dlq-retention-longer').check(fine.t, fine.context)).toEqual([]);
+  });
+
+  broken(
+    'wafv2-cloudfront-scope-us-east-1: a CLOUDFRONT web ACL outside us-east-1 or in an unpinned stack',
+    () => {
+      // Stage 1k puts the web ACL in the `<appName>-Edge` stack, pinned to us-east-1.
+      const { t } = copyOf(UserStage.USERS_100K);
+      t.Resources.EdgeWebAcl = {
+        Type: 'AWS::WAFv2::WebACL',
+        Properties: {
+          Scope: 'CLOUDFRONT',
+          DefaultAction: { Allow: {} },
+          VisibilityConfig: {
+            CloudWatchMetricsEnabled: true,
+            MetricName: 'edge',
+            SampledRequestsEnabled: true,
+          },
+        },
+      };
+      const check = rule('wafv2-cloudfront-scope-us-east-1').check;
+      expect(check(t, { stackName: 'ScaleStages-Edge', region: 'eu-west-1' })).toEqual([
+        'EdgeWebAcl has Scope CLOUDFRONT in stack ScaleStages-Edge, whose region is eu-west-1; it must be us-east-1',
+      ]);
+      expect(check(t, { stackName: 'ScaleStages-Edge' })).toEqual([
+        expect.stringMatching(/^EdgeWebAcl has Scope CLOUDFRONT .* region is not set/),
+      ]);
+      expect(check(t, { stackName: 'ScaleStages-Edge', region: 'us-east-1' })).toEqual([]);
+    },
+  );
+
+  broken('cfn-dynamic-references-per-template: 61 dynamic references', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    for (let i = 0; i < 61; i++) {
+      t.Resources[`Param${i}`] = {
+        Type: 'AWS::SSM::Parameter',
+        Properties: { Type: 'String', Value: `{{resolve:ssm:/shared/value${i}}}` },
+      };
+    }
+    expect(rule('cfn-dynamic-references-per-template').check(t, context)).toEqual([
+      expect.stringMatching(/^\d+ dynamic references \(in .*Param60.*\); the limit is 60$/),
+    ]);
+  });
+});
+
+test('every rule has a broken-template test', () => {
+  expect(DEPLOY_RULES.map((r) => r.id).filter((id) => !BROKEN.has(id))).toEqual([]);
+});
