@@ -1,10 +1,16 @@
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import { createRequire } from 'module';
-import * as net from 'net';
-import * as os from 'os';
 import * as path from 'path';
 import { AppSource } from '../lib/app-source';
+import {
+  freePort,
+  removeTempDirs,
+  selfSignedCertificate,
+  spawnDemo,
+  stop,
+  tempDir,
+} from './demo-app-helpers';
 
 /**
  * The demo app against a real PostgreSQL 17 (the major RDS runs from stage 10), set up as RDS is:
@@ -14,7 +20,6 @@ import { AppSource } from '../lib/app-source';
  * machine needs. PostgreSQL refuses to run as root: as root, the test runs it as `nobody`.
  */
 
-const SERVER = path.join(__dirname, '..', 'assets', 'demo-app', 'server.js');
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:demo-db-AbCdEf';
 
 interface Status {
@@ -58,22 +63,6 @@ interface Database {
   readonly sql: (statement: string) => Promise<void>;
 }
 
-const tempDirs: string[] = [];
-
-function tempDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
 /** Creates a cluster in a temporary directory and starts it with TLS on a free port. */
 async function startPostgres(): Promise<Database> {
   const bin = postgresBinaries();
@@ -94,29 +83,7 @@ async function startPostgres(): Promise<Database> {
       stdio: 'pipe',
     },
   );
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      path.join(data, 'server.key'),
-      '-out',
-      path.join(data, 'server.crt'),
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSignedCertificate(path.join(data, 'server.key'), path.join(data, 'server.crt'));
   own(path.join(data, 'server.key'));
   own(path.join(data, 'server.crt'));
   fs.chmodSync(path.join(data, 'server.key'), 0o600);
@@ -183,42 +150,25 @@ function stubAwsCli(): { binDir: string; secretFile: string; calls: () => string
 
 /** Starts the demo app on a free port, configured as a server at stage 10, and collects its output. */
 async function startDemo(db: Database, aws: { binDir: string }, env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [SERVER], {
-    env: {
-      PATH: `${aws.binDir}:${process.env.PATH ?? ''}`,
-      APP_PORT: '0',
-      AWS_REGION: 'eu-west-1',
-      DATABASE_HOST: '127.0.0.1',
-      DATABASE_PORT: String(db.port),
-      DATABASE_NAME: 'app',
-      DATABASE_SECRET_ARN: SECRET_ARN,
-      DATABASE_CA_FILE: db.caFile,
-      ...env,
-    },
+  const demo = await spawnDemo({
+    PATH: `${aws.binDir}:${process.env.PATH ?? ''}`,
+    AWS_REGION: 'eu-west-1',
+    DATABASE_HOST: '127.0.0.1',
+    DATABASE_PORT: String(db.port),
+    DATABASE_NAME: 'app',
+    DATABASE_SECRET_ARN: SECRET_ARN,
+    DATABASE_CA_FILE: db.caFile,
+    ...env,
   });
-  let output = '';
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on port (\d+)/.exec(chunk.toString());
-      if (match) resolve(Number(match[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`demo app exited with ${code}`)));
-  });
+  let responses = '';
   const get = async (route: string) => {
-    const res = await fetch(`http://127.0.0.1:${port}${route}`);
+    const res = await fetch(`http://127.0.0.1:${demo.port}${route}`);
     expect(res.status).toBe(200);
     const text = await res.text();
-    output += text;
+    responses += text;
     return JSON.parse(text) as Status;
   };
-  const stop = async () => {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  };
-  return { get, stop, output: () => output };
+  return { get, stop: () => stop(demo.child), output: () => demo.output() + responses };
 }
 
 describe('demo app with a real PostgreSQL (TLS, scram-sha-256) and a rotated secret', () => {
@@ -236,7 +186,7 @@ describe('demo app with a real PostgreSQL (TLS, scram-sha-256) and a rotated sec
       db.child.kill('SIGINT');
       await exited;
     }
-    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+    removeTempDirs();
   });
 
   const secret = (pass: string) => JSON.stringify({ username: 'app', password: pass, engine: 'postgres' });

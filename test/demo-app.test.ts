@@ -1,35 +1,25 @@
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
-import * as os from 'os';
 import * as path from 'path';
 import * as tls from 'tls';
+import {
+  freePort,
+  removeTempDirs,
+  selfSignedCertificate,
+  spawnDemo,
+  stop,
+  tempDir,
+} from './demo-app-helpers';
 
 interface DemoResponse {
   readonly database: { configured: boolean; reachable: boolean; authenticated: boolean };
 }
 
-const SERVER = path.join(__dirname, '..', 'assets', 'demo-app', 'server.js');
-
 /** Starts the demo app on a free port with the given environment and waits until it listens. */
 async function startDemo(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [SERVER], {
-    env: { PATH: process.env.PATH ?? '', APP_PORT: '0', ...env },
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const match = /listening on port (\d+)/.exec(chunk.toString());
-      if (match) resolve(Number(match[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`demo app exited with ${code}`)));
-  });
+  const { child, port } = await spawnDemo(env);
   return { child, url: `http://127.0.0.1:${port}` };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
 }
 
 describe('demo app over HTTP', () => {
@@ -123,29 +113,7 @@ async function startCacheServer(
     );
   }
   const dir = tempDir('demo-cache-');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      path.join(dir, 'key.pem'),
-      '-out',
-      path.join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSignedCertificate(path.join(dir, 'key.pem'), path.join(dir, 'cert.pem'));
   const port = await freePort();
   const child = spawn(redis, [
     '--port',
@@ -178,22 +146,6 @@ async function startCacheServer(
   return { child, port, caFile: path.join(dir, 'cert.pem') };
 }
 
-const tempDirs: string[] = [];
-
-function tempDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
 describe('demo app with the cache (stage 100k)', () => {
   const token = 'test-token-0123456789abcdef';
   let cacheServer: { child: ChildProcess; port: number; caFile: string };
@@ -206,7 +158,7 @@ describe('demo app with the cache (stage 100k)', () => {
   });
   afterAll(async () => {
     await stop(cacheServer.child);
-    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+    removeTempDirs();
   });
 
   /** The demo app, configured as the fleet is at stage 100k, with the token as a systemd credential. */
