@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure the programs the test suite runs for real are on this machine, before `npm test`:
 # redis-server and openssl (the demo app's cache tests, TLS and AUTH like ElastiCache) and the
-# shell linter (every server script is linted with shellcheck). On Debian as root it installs what is missing with
+# shell linter (every server script is linted with shellcheck); python3 and unshare for the boot
+# tests, which run the servers' user data in a sandbox. On Debian as root it installs what is missing with
 # apt-get; anywhere else it stops and says what to install. Tests never skip for a missing tool.
 set -euo pipefail
 
-declare -A package_of=([redis-server]=redis-server [openssl]=openssl [shellcheck]=shellcheck)
+declare -A package_of=([redis-server]=redis-server [openssl]=openssl [shellcheck]=shellcheck [python3]=python3 [unshare]=util-linux)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

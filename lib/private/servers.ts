@@ -56,10 +56,16 @@ export function allowWebEgress(securityGroup: ec2.SecurityGroup): void {
 
 /**
  * The first commands of every server's user data: stop at the first failure, and install the
- * CloudFormation helper scripts (`cfn-signal`), which not every Amazon Linux 2023 image carries.
+ * CloudFormation helper scripts (`cfn-signal`), which the Amazon Linux 2023 AMI does not carry
+ * (amazonlinux/amazon-linux-2023 issue 768). The install is retried for about a minute: until it
+ * succeeds, the exit trap has no `cfn-signal` to report a failure with, and CloudFormation would
+ * wait out its whole timeout for a passing repository glitch.
  */
 export function prepareServerCommands(): string[] {
-  return ['set -euo pipefail', 'dnf install -y aws-cfn-bootstrap'];
+  return [
+    'set -euo pipefail',
+    'for attempt in 1 2 3 4 5; do dnf install -y aws-cfn-bootstrap && break; [ "$attempt" -lt 5 ] || exit 1; sleep 15; done',
+  ];
 }
 
 /** Writes the environment file, starts the app, and exits non-zero unless it becomes healthy. */

@@ -148,7 +148,9 @@ describe('LoadBalancedTier defaults', () => {
   test('each server starts the app, waits for it to be healthy and signals the Auto Scaling group', () => {
     const script = launchScript(template);
     expect(script).toMatch(/\/opt\/aws\/bin\/cfn-signal --stack Test --resource WebFleetASG[0-9A-F]+ /);
-    expect(script).toMatch(/trap exitTrap EXIT\nset -euo pipefail\ndnf install -y aws-cfn-bootstrap\n/);
+    expect(script).toMatch(
+      /trap exitTrap EXIT\nset -euo pipefail\nfor attempt in [^\n]*dnf install -y aws-cfn-bootstrap && break;[^\n]*\n/,
+    );
     expect(script).toContain('APP_PORT=80\n');
     expect(script).toContain("APP_HEALTH_URL='http://127.0.0.1:80/healthz'");
   });

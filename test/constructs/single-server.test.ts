@@ -166,7 +166,9 @@ describe('SingleServer defaults', () => {
     expect(script).toMatch(
       /^#!\/bin\/bash\nfunction exitTrap\(\)\{\nexitCode=\$\?\n\/opt\/aws\/bin\/cfn-signal .*-e \$exitCode/,
     );
-    expect(script).toMatch(/trap exitTrap EXIT\nset -euo pipefail\ndnf install -y aws-cfn-bootstrap\n/);
+    expect(script).toMatch(
+      /trap exitTrap EXIT\nset -euo pipefail\nfor attempt in [^\n]*dnf install -y aws-cfn-bootstrap && break;[^\n]*\n/,
+    );
     expect(script).toContain("APP_HEALTH_URL='http://127.0.0.1:80/healthz'");
     expect(script.indexOf('curl -fsS')).toBeGreaterThan(script.indexOf('systemctl restart scale-stages-app'));
   });

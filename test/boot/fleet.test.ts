@@ -1,0 +1,116 @@
+import { UserStage } from '../../lib';
+import { assertSandboxWorks, BootResult, commandLines, describeBoot, Machine } from './harness';
+import { fleetServer, hostFingerprint, StageServer } from './servers';
+import { FAKE_REGION } from './userdata';
+
+/**
+ * Boots the LoadBalancedTier's launch template user data (stages 1k, 10k, 100k) in a fake AL2023
+ * instance: every new server must signal the Auto Scaling group, success or failure, before
+ * CloudFormation's timeout, so a bad release rolls back at once.
+ */
+const STAGES = [UserStage.USERS_1K, UserStage.USERS_10K, UserStage.USERS_100K];
+const servers = new Map<UserStage, StageServer>();
+const machines: Machine[] = [];
+const hostBefore = hostFingerprint();
+
+beforeAll(() => {
+  assertSandboxWorks();
+  for (const stage of STAGES) servers.set(stage, fleetServer(stage));
+});
+
+afterAll(() => {
+  for (const machine of machines) machine.destroy();
+  expect(hostFingerprint()).toEqual(hostBefore);
+});
+
+function server(stage: UserStage): StageServer {
+  const found = servers.get(stage);
+  if (!found) throw new Error(`stage ${stage} was not synthesized`);
+  return found;
+}
+
+function bootNew(stage: UserStage, faults: string[] = []): { machine: Machine; result: BootResult } {
+  const machine = Machine.create({ deployment: server(stage).deployment });
+  machines.push(machine);
+  return { machine, result: machine.boot(server(stage).userData.script, faults) };
+}
+
+function expectSignal(stage: UserStage, result: BootResult, success: boolean): void {
+  const s = server(stage);
+  if (success)
+    expect({ status: result.status, log: result.status === 0 ? '' : describeBoot(result) }).toEqual({
+      status: 0,
+      log: '',
+    });
+  else expect(result.status).toBeGreaterThan(0);
+  expect(result.signals).toEqual([
+    {
+      at: expect.any(Number),
+      stack: 'ScaleStages',
+      resource: s.signalResource,
+      region: FAKE_REGION,
+      exitCode: result.status,
+    },
+  ]);
+  expect(result.signals[0].at).toBeLessThan(s.signalTimeoutSeconds);
+  expect(result.calls[result.calls.length - 1].command).toBe('cfn-signal');
+}
+
+test.each(STAGES)('stage %s: the fleet signals its Auto Scaling group, within 15 minutes', (stage) => {
+  expect(server(stage).signalResource).toMatch(/ASG/);
+  expect(server(stage).signalTimeoutSeconds).toBe(15 * 60);
+  expect(server(stage).userData.script.startsWith('#!/bin/bash\n')).toBe(true);
+});
+
+test.each(STAGES)('stage %s: a new server starts the app and signals success once', (stage) => {
+  const { machine, result } = bootNew(stage);
+  expectSignal(stage, result, true);
+  // Stateless: no volume to format or mount.
+  expect(commandLines(result, 'mkfs.xfs')).toEqual([]);
+  expect(commandLines(result, 'mount')).toEqual([]);
+  expect(machine.read('etc/scale-stages/app.env')).toMatch(/^DATABASE_HOST=\S+\.rds\.amazonaws\.com$/m);
+  expect(machine.exists('.harness/systemd/enabled/scale-stages-app.service')).toBe(true);
+});
+
+test.each(STAGES)('stage %s: running the user data again changes nothing and signals success', (stage) => {
+  const { machine, result } = bootNew(stage);
+  expectSignal(stage, result, true);
+  const env = machine.read('etc/scale-stages/app.env');
+  const unit = machine.read('etc/systemd/system/scale-stages-app.service');
+  const again = machine.boot();
+  expectSignal(stage, again, true);
+  expect(machine.read('etc/scale-stages/app.env')).toBe(env);
+  expect(machine.read('etc/systemd/system/scale-stages-app.service')).toBe(unit);
+});
+
+test('stage 100k: the cache AUTH token reaches the app as a root-only credential file', () => {
+  const { machine, result } = bootNew(UserStage.USERS_100K);
+  expectSignal(UserStage.USERS_100K, result, true);
+  expect(commandLines(result, 'aws')).toEqual([
+    expect.stringMatching(
+      /^aws secretsmanager get-secret-value --secret-id arn:aws:secretsmanager:\S+ --query SecretString --output text$/,
+    ),
+  ]);
+  expect(machine.read('etc/scale-stages/cache-auth-token')).toMatch(/^Pw[0-9a-f]+\n$/);
+});
+
+const FAILURES: [string, string[]][] = [
+  ['the app runtime cannot be installed (dnf install nodejs fails)', ['dnf-fail:nodejs']],
+  ['the app never answers its health check', ['app-unhealthy']],
+];
+
+describe.each([UserStage.USERS_1K, UserStage.USERS_100K])('stage %s', (stage) => {
+  test.each(FAILURES)('signals FAILURE once, before the timeout, when %s', (_name, faults) => {
+    expectSignal(stage, bootNew(stage, faults).result, false);
+  });
+});
+
+test('stage 1k: signals FAILURE when the app hangs on its health check', () => {
+  expectSignal(UserStage.USERS_1K, bootNew(UserStage.USERS_1K, ['app-hang']).result, false);
+});
+
+test('stage 100k: signals FAILURE when the cache secret cannot be read', () => {
+  const { result } = bootNew(UserStage.USERS_100K, ['aws-denied']);
+  expectSignal(UserStage.USERS_100K, result, false);
+  expect(commandLines(result, 'systemctl')).not.toContain('systemctl restart scale-stages-app');
+});

@@ -1,0 +1,125 @@
+import { spawnSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import { UserStage } from '../../lib';
+import { synthStage } from '../helpers';
+import { FakeDeployment, RenderedUserData } from './userdata';
+
+/** A server of a synthesized stage: its user data and what CloudFormation waits for. */
+export interface StageServer {
+  readonly stage: UserStage;
+  readonly deployment: FakeDeployment;
+  readonly userData: RenderedUserData;
+  /** The logical id cfn-signal must name: the instance (stages 1-100) or the Auto Scaling group. */
+  readonly signalResource: string;
+  /** How long CloudFormation waits for the signal (CreationPolicy ResourceSignal Timeout). */
+  readonly signalTimeoutSeconds: number;
+  /** The fake ids of the EBS volumes CloudFormation attaches to the instance. */
+  readonly attachedVolumeIds: string[];
+}
+
+interface TemplateResource {
+  readonly Type: string;
+  readonly Properties?: Record<string, unknown>;
+  readonly CreationPolicy?: { ResourceSignal?: { Timeout?: string } };
+}
+
+/** Seconds of an ISO 8601 duration such as PT15M. */
+export function isoSeconds(duration: string): number {
+  const match = /^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$/.exec(duration);
+  if (!match) throw new Error(`not an ISO 8601 duration: ${duration}`);
+  return Number(match[1] ?? 0) * 3600 + Number(match[2] ?? 0) * 60 + Number(match[3] ?? 0);
+}
+
+function refId(value: unknown): string | undefined {
+  return value && typeof value === 'object' && 'Ref' in value
+    ? String((value as { Ref: unknown }).Ref)
+    : undefined;
+}
+
+/** Synthesizes a stage and finds its SingleServer instance (stages 1-100). */
+export function singleServer(stage: UserStage): StageServer {
+  const { template } = synthStage(stage);
+  const deployment = new FakeDeployment(template);
+  const resources = (template.toJSON() as { Resources: Record<string, TemplateResource> }).Resources;
+  const instances = deployment.idsOfType('AWS::EC2::Instance');
+  if (instances.length !== 1)
+    throw new Error(`stage ${stage}: expected one instance, found ${instances.length}`);
+  const [instanceId] = instances;
+  const attachedVolumeIds = deployment
+    .idsOfType('AWS::EC2::VolumeAttachment')
+    .filter((id) => refId(deployment.properties(id).InstanceId) === instanceId)
+    .map((id) => deployment.resolve(deployment.properties(id).VolumeId));
+  return {
+    stage,
+    deployment,
+    userData: deployment.instanceUserData(instanceId),
+    signalResource: instanceId,
+    signalTimeoutSeconds: isoSeconds(resources[instanceId].CreationPolicy?.ResourceSignal?.Timeout ?? 'PT0S'),
+    attachedVolumeIds,
+  };
+}
+
+/** Synthesizes a stage and finds its LoadBalancedTier fleet (stage 1k on). */
+export function fleetServer(stage: UserStage): StageServer {
+  const { template } = synthStage(stage);
+  const deployment = new FakeDeployment(template);
+  const resources = (template.toJSON() as { Resources: Record<string, TemplateResource> }).Resources;
+  const groups = deployment.idsOfType('AWS::AutoScaling::AutoScalingGroup').filter((id) => {
+    const spec = deployment.properties(id).LaunchTemplate as { LaunchTemplateId?: unknown } | undefined;
+    return spec?.LaunchTemplateId !== undefined && resources[id].CreationPolicy?.ResourceSignal !== undefined;
+  });
+  if (groups.length !== 1)
+    throw new Error(`stage ${stage}: expected one signalling Auto Scaling group, found ${groups.length}`);
+  const [groupId] = groups;
+  const spec = deployment.properties(groupId).LaunchTemplate as { LaunchTemplateId: unknown };
+  const launchTemplateId = (spec.LaunchTemplateId as { Ref?: string }).Ref;
+  if (!launchTemplateId) throw new Error(`stage ${stage}: the group's launch template is not a Ref`);
+  return {
+    stage,
+    deployment,
+    userData: deployment.launchTemplateUserData(launchTemplateId),
+    signalResource: groupId,
+    signalTimeoutSeconds: isoSeconds(resources[groupId].CreationPolicy?.ResourceSignal?.Timeout ?? 'PT0S'),
+    attachedVolumeIds: [],
+  };
+}
+
+/**
+ * Files of this machine the user data would write to if it ever escaped the sandbox, with their
+ * hashes (or absence), to compare before and after a suite.
+ */
+export function hostFingerprint(): Record<string, string> {
+  const paths = [
+    '/etc/fstab',
+    '/etc/passwd',
+    '/etc/group',
+    '/etc/scale-stages',
+    '/etc/systemd/system/scale-stages-app.service',
+    '/etc/systemd/system/postgresql.service.d',
+    '/opt/aws',
+    '/data',
+    '/dev/disk',
+    '/var/lib/cloud',
+  ];
+  const fingerprint: Record<string, string> = {};
+  for (const file of paths) {
+    if (!fs.existsSync(file)) fingerprint[file] = 'absent';
+    else if (fs.statSync(file).isDirectory())
+      fingerprint[file] = `directory: ${fs.readdirSync(file).sort().join(',')}`;
+    else fingerprint[file] = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  }
+  return fingerprint;
+}
+
+/** The installed shellcheck, or an error that says how to install it. */
+export function requireShellcheck(): string {
+  const probe = spawnSync('shellcheck', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    throw new Error(
+      'shellcheck is not installed, and the user data must pass it. Install it with ' +
+        '`apt-get install -y shellcheck` (Debian 12 package shellcheck, 0.9.0), then run the tests again.',
+    );
+  }
+  return /version: (\S+)/.exec(probe.stdout)?.[1] ?? 'unknown';
+}
