@@ -6,10 +6,12 @@
 # apt-get; anywhere else it stops and says what to install. Tests never skip for a missing tool.
 set -euo pipefail
 
-declare -A package_of=([redis-server]=redis-server [openssl]=openssl [shellcheck]=shellcheck [python3]=python3 [unshare]=util-linux)
+declare -A package_of=([redis-server]='redis-server redis-tools' [openssl]=openssl [shellcheck]=shellcheck [python3]=python3 [unshare]=util-linux)
 missing=()
 for tool in "${!package_of[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
+  # Word splitting is wanted: a tool can need several packages.
+  # shellcheck disable=SC2206
+  command -v "$tool" >/dev/null 2>&1 || missing+=(${package_of[$tool]})
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
