@@ -41,6 +41,10 @@ test.each(fs.readdirSync(SCRIPTS).filter((file) => file.endsWith('.sh')))(
   },
 );
 
+test.each(['scripts/test-prerequisites.sh', '.ci/run'])('the project script %s passes shellcheck', (file) => {
+  expect(shellcheck(path.join(__dirname, '..', '..', file))).toBe('');
+});
+
 test.each([...SINGLE_SERVER_STAGES, ...FLEET_STAGES])(
   'the user data of stage %s passes shellcheck',
   (stage) => {
