@@ -98,6 +98,12 @@ test('100 -> 1k: the server goes, its data volume and backups stay; the database
   expect(byType('AWS::S3::Bucket')).toEqual([
     expect.objectContaining({ impact: ResourceImpact.WILL_CREATE }),
   ]);
+  // The Secrets Manager endpoint grows into the second zone in place (SubnetIds: no interruption).
+  expect(byType('AWS::EC2::VPCEndpoint')).toEqual(
+    expect.arrayContaining([
+      { type: 'AWS::EC2::VPCEndpoint', impact: ResourceImpact.WILL_UPDATE, properties: ['SubnetIds'] },
+    ]),
+  );
   expect(
     byType('AWS::EC2::Subnet').every(
       (c) => c.impact === ResourceImpact.WILL_UPDATE && c.properties.join() === 'Tags',
