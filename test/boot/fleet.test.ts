@@ -1,6 +1,6 @@
 import { UserStage } from '../../lib';
-import { assertSandboxWorks, BootResult, commandLines, describeBoot, Machine } from './harness';
-import { fleetServer, hostFingerprint, StageServer } from './servers';
+import { BootResult, commandLines, describeBoot, Machine } from './harness';
+import { bootSuite, fleetServer } from './servers';
 import { FAKE_REGION } from './userdata';
 
 /**
@@ -9,29 +9,11 @@ import { FAKE_REGION } from './userdata';
  * CloudFormation's timeout, so a bad release rolls back at once.
  */
 const STAGES = [UserStage.USERS_1K, UserStage.USERS_10K, UserStage.USERS_100K];
-const servers = new Map<UserStage, StageServer>();
-const machines: Machine[] = [];
-const hostBefore = hostFingerprint();
-
-beforeAll(() => {
-  assertSandboxWorks();
-  for (const stage of STAGES) servers.set(stage, fleetServer(stage));
-});
-
-afterAll(() => {
-  for (const machine of machines) machine.destroy();
-  expect(hostFingerprint()).toEqual(hostBefore);
-});
-
-function server(stage: UserStage): StageServer {
-  const found = servers.get(stage);
-  if (!found) throw new Error(`stage ${stage} was not synthesized`);
-  return found;
-}
+const suite = bootSuite(STAGES, fleetServer);
+const server = suite.server;
 
 function bootNew(stage: UserStage, faults: string[] = []): { machine: Machine; result: BootResult } {
-  const machine = Machine.create({ deployment: server(stage).deployment });
-  machines.push(machine);
+  const machine = suite.machine({ deployment: server(stage).deployment });
   return { machine, result: machine.boot(server(stage).userData.script, faults) };
 }
 

@@ -3,6 +3,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import { UserStage } from '../../lib';
 import { synthStage } from '../helpers';
+import { assertSandboxWorks, Machine } from './harness';
 import { FakeDeployment, RenderedUserData } from './userdata';
 
 /** A server of a synthesized stage: its user data and what CloudFormation waits for. */
@@ -122,4 +123,42 @@ export function requireShellcheck(): string {
     );
   }
   return /version: (\S+)/.exec(probe.stdout)?.[1] ?? 'unknown';
+}
+
+/** The servers of a boot test file and the fake machines it creates, cleaned up after the file. */
+export interface BootSuite {
+  /** The synthesized server of a stage. */
+  server(stage: UserStage): StageServer;
+  /** Creates a fake machine that the suite destroys after the file. */
+  machine(options: Parameters<typeof Machine.create>[0]): Machine;
+}
+
+/**
+ * Sets up a boot test file: checks the sandbox works and synthesizes each stage once before the
+ * tests, and afterwards destroys every machine and checks the host was not touched.
+ */
+export function bootSuite(stages: UserStage[], synthesize: (stage: UserStage) => StageServer): BootSuite {
+  const servers = new Map<UserStage, StageServer>();
+  const machines: Machine[] = [];
+  const hostBefore = hostFingerprint();
+  beforeAll(() => {
+    assertSandboxWorks();
+    for (const stage of stages) servers.set(stage, synthesize(stage));
+  });
+  afterAll(() => {
+    for (const machine of machines) machine.destroy();
+    expect(hostFingerprint()).toEqual(hostBefore);
+  });
+  return {
+    server: (stage) => {
+      const found = servers.get(stage);
+      if (!found) throw new Error(`stage ${stage} was not synthesized`);
+      return found;
+    },
+    machine: (options) => {
+      const machine = Machine.create(options);
+      machines.push(machine);
+      return machine;
+    },
+  };
 }

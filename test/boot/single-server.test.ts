@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import { UserStage } from '../../lib';
-import { assertSandboxWorks, BootResult, commandLines, describeBoot, Machine } from './harness';
-import { hostFingerprint, singleServer, StageServer } from './servers';
+import { BootResult, commandLines, describeBoot, Machine } from './harness';
+import { bootSuite, singleServer } from './servers';
 import { FAKE_REGION } from './userdata';
 
 /**
@@ -10,36 +10,17 @@ import { FAKE_REGION } from './userdata';
  * signal before its timeout.
  */
 const STAGES = [UserStage.USERS_1, UserStage.USERS_10, UserStage.USERS_100];
-const servers = new Map<UserStage, StageServer>();
-const machines: Machine[] = [];
-const hostBefore = hostFingerprint();
-
-beforeAll(() => {
-  assertSandboxWorks();
-  for (const stage of STAGES) servers.set(stage, singleServer(stage));
-});
-
-afterAll(() => {
-  for (const machine of machines) machine.destroy();
-  expect(hostFingerprint()).toEqual(hostBefore);
-});
-
-function server(stage: UserStage): StageServer {
-  const found = servers.get(stage);
-  if (!found) throw new Error(`stage ${stage} was not synthesized`);
-  return found;
-}
+const suite = bootSuite(STAGES, singleServer);
+const server = suite.server;
 
 /** A new instance of the stage's server, with its data volume attached (or not). */
 function launch(stage: UserStage, options: { attached?: boolean; delaySeconds?: number } = {}): Machine {
   const s = server(stage);
-  const machine = Machine.create({
+  return suite.machine({
     deployment: s.deployment,
     attachedVolumes:
       options.attached === false ? [] : s.attachedVolumeIds.map((volumeId) => ({ volumeId, ...options })),
   });
-  machines.push(machine);
-  return machine;
 }
 
 function volumeId(stage: UserStage): string {
