@@ -4,6 +4,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { StageNetwork, StageStack, StageStackProps, UserStage } from '../lib';
+import { Json, renderText } from './deploy-rules/template';
 
 /** The feature flags users get from cdk.json, so tests see what `cdk synth` produces. */
 export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(
@@ -54,14 +55,5 @@ export function userDataScript(template: Template): string {
 
 /** Renders an Fn::Join (possibly nested in Fn::Base64) with every other token as `TOKEN`. */
 export function flattenJoin(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (value && typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    if ('Fn::Join' in obj) {
-      const [sep, parts] = obj['Fn::Join'] as [string, unknown[]];
-      return parts.map(flattenJoin).join(sep);
-    }
-    if ('Fn::Base64' in obj) return flattenJoin(obj['Fn::Base64']);
-  }
-  return 'TOKEN';
+  return renderText(value as Json, () => 'TOKEN');
 }

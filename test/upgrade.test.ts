@@ -98,7 +98,8 @@ test('100 -> 1k: the server goes, its data volume and backups stay; the database
   expect(byType('AWS::S3::Bucket')).toEqual([
     expect.objectContaining({ impact: ResourceImpact.WILL_CREATE }),
   ]);
-  // The Secrets Manager endpoint grows into the second zone in place (SubnetIds: no interruption).
+  // The Secrets Manager endpoint grows into the second zone in place: the CloudFormation resource
+  // schema the diff engine reads does not make SubnetIds create-only.
   expect(byType('AWS::EC2::VPCEndpoint')).toEqual(
     expect.arrayContaining([
       { type: 'AWS::EC2::VPCEndpoint', impact: ResourceImpact.WILL_UPDATE, properties: ['SubnetIds'] },
