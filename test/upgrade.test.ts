@@ -262,7 +262,7 @@ describe('upgrading stacks deployed from release 0.1.0 (RDS-managed master passw
   });
 
   test.each(withDatabase)(
-    '%s: the database turns RDS password management off in place and takes the stack-generated secret',
+    '%s: the database turns RDS password management off and log exports on in place, and takes the stack-generated secret',
     (stage) => {
       const database = (t: Template) =>
         Object.entries(t.Resources).find(
@@ -287,6 +287,7 @@ describe('upgrading stacks deployed from release 0.1.0 (RDS-managed master passw
         resource: ResourceImpact.WILL_UPDATE,
         ManageMasterUserPassword: ResourceImpact.WILL_UPDATE,
         MasterUserPassword: ResourceImpact.WILL_UPDATE,
+        EnableCloudwatchLogsExports: ResourceImpact.WILL_UPDATE,
       });
     },
   );

@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
+import { DATABASE_LOG_EXPORTS } from '../private/database-logs';
 import { checkWholeNumber } from '../private/errors';
 import { warnIfNotGraviton } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
@@ -32,7 +33,7 @@ export interface ReplicatedDbProps {
  *
  * The replicas go in the primary's subnets, spread over its availability zones, each with its own
  * security group. They inherit the primary's encryption, use its parameter group (TLS required)
- * and grow their storage as the primary does. The primary is not touched: adding `ReplicatedDb` to
+ * and log exports, and grow their storage as the primary does. The primary is not touched: adding `ReplicatedDb` to
  * a stack creates the replicas and changes nothing that exists.
  *
  * A replica holds no data of its own, so its removal policy is DESTROY: CloudFormation takes no
@@ -93,6 +94,8 @@ export class ReplicatedDb extends Construct implements ec2.IConnectable {
         parameterGroup: primary.parameterGroup,
         caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
         iamAuthentication: true,
+        cloudwatchLogsExports: DATABASE_LOG_EXPORTS,
+        cloudwatchLogsRetention: primary.logRetention,
         autoMinorVersionUpgrade: true,
         publiclyAccessible: false,
         deletionProtection: false,

@@ -1,10 +1,12 @@
 import { Annotations, Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
-import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
+import { acknowledgeLogRetentionHandler, DATABASE_LOG_EXPORTS } from '../private/database-logs';
+import { checkDays, checkGibibytes, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { warnIfNotGraviton } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
 import { StageNetwork } from './stage-network';
@@ -88,6 +90,19 @@ export interface SeparatedDbProps {
    * @default - the rotation function reaches Secrets Manager through its subnets' own route
    */
   readonly secretsManagerEndpoint?: ec2.IInterfaceVpcEndpoint;
+  /**
+   * Statements that run at least this long are written to the PostgreSQL log, with their text and
+   * duration (`log_min_duration_statement`); `Duration.millis(0)` logs every statement.
+   *
+   * @default Duration.seconds(1)
+   */
+  readonly slowStatementThreshold?: Duration;
+  /**
+   * How long CloudWatch Logs keeps the exported `postgresql` and `upgrade` logs.
+   *
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
 }
 
 /**
@@ -95,6 +110,8 @@ export interface SeparatedDbProps {
  *
  * Encrypted storage that grows by itself, a week of point-in-time backups, deletion protection and
  * a final snapshot on deletion or replacement. Only app tiers passed to `connectApp` can reach it.
+ * The PostgreSQL log (failed logins, errors, slow statements) and the upgrade log go to CloudWatch
+ * Logs, so the team can search them.
  *
  * The master credentials live in a Secrets Manager secret that the stack generates (retained on
  * delete) and that a rotation function in the database's subnets rotates on a schedule. The stack
@@ -122,8 +139,10 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
   public readonly vpc: ec2.IVpc;
   /** The subnets the database is in. */
   public readonly vpcSubnets: ec2.SubnetSelection;
-  /** The parameter group (TLS required); read replicas use it too. */
+  /** The parameter group (TLS required, slow statements logged); read replicas use it too. */
   public readonly parameterGroup: rds.ParameterGroup;
+  /** How long CloudWatch Logs keeps the exported database logs; read replicas use it too. */
+  public readonly logRetention: logs.RetentionDays;
 
   constructor(scope: Construct, id: string, props: SeparatedDbProps) {
     super(scope, id);
@@ -137,6 +156,8 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     const multiAz = props.multiAz ?? false;
     const deletionProtection = props.deletionProtection ?? true;
     const rotationInterval = props.rotationInterval ?? Duration.days(30);
+    const slowStatementThreshold = props.slowStatementThreshold ?? Duration.seconds(1);
+    this.logRetention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
     this.databaseName = props.databaseName ?? 'app';
 
     const allocatedGiB = checkGibibytes(this, 'allocatedStorage', allocatedStorage, 20, 65536, 'gp3 on RDS');
@@ -150,6 +171,8 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     );
     checkDays(this, 'backupRetention', backupRetention, 7, 35);
     checkDays(this, 'rotationInterval', rotationInterval, 1, 365);
+    const slowStatementMillis = slowStatementThreshold.toMilliseconds({ integral: false });
+    checkWholeNumber(this, 'slowStatementThreshold (ms)', slowStatementMillis, 0, 2147483647);
     if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(this.databaseName)) {
       throw new ScaleStagesError(
         `databaseName must start with a letter and hold only letters, digits and underscores (63 at most); got '${this.databaseName}'.`,
@@ -178,8 +201,12 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     });
     this.parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
       engine,
+      // Create-only: a new description replaces the group, and the database then changes groups.
       description: 'SeparatedDb: TLS required for every connection',
-      parameters: { 'rds.force_ssl': '1' },
+      parameters: {
+        'rds.force_ssl': '1',
+        log_min_duration_statement: String(slowStatementMillis),
+      },
     });
     this.database = new rds.DatabaseInstance(this, 'Instance', {
       engine,
@@ -199,6 +226,8 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       parameterGroup: this.parameterGroup,
       caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
       iamAuthentication: true,
+      cloudwatchLogsExports: DATABASE_LOG_EXPORTS,
+      cloudwatchLogsRetention: this.logRetention,
       backupRetention,
       copyTagsToSnapshot: true,
       deletionProtection,
@@ -228,6 +257,8 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       endpoint: props.secretsManagerEndpoint,
       securityGroup: rotationSecurityGroup,
     });
+
+    acknowledgeLogRetentionHandler(this);
 
     if (!multiAz) {
       Validations.of(this.database).acknowledge({

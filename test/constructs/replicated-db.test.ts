@@ -54,6 +54,15 @@ describe('ReplicatedDb defaults', () => {
     });
   });
 
+  test("the replica exports the primary's logs, kept as long as the primary's", () => {
+    const [id, replica] = replicasOf(template)[0];
+    expect(replica.Properties.EnableCloudwatchLogsExports).toEqual(['postgresql', 'upgrade']);
+    template.hasResourceProperties('Custom::LogRetention', {
+      LogGroupName: { 'Fn::Join': ['', ['/aws/rds/instance/', { Ref: id }, '/postgresql']] },
+      RetentionInDays: 90,
+    });
+  });
+
   test('encryption comes from the encrypted primary (CloudFormation rejects StorageEncrypted on a replica)', () => {
     const [, replica] = replicasOf(template)[0];
     expect(replica.Properties.StorageEncrypted).toBeUndefined();

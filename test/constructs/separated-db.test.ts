@@ -1,6 +1,7 @@
 import { Duration, Size, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { SeparatedDb, SingleServer } from '../../lib';
 import { networkStack, newApp } from '../helpers';
@@ -94,8 +95,28 @@ describe('SeparatedDb defaults', () => {
   test('TLS is required through its own parameter group', () => {
     template.hasResourceProperties('AWS::RDS::DBParameterGroup', {
       Family: 'postgres17',
-      Parameters: { 'rds.force_ssl': '1' },
+      Parameters: Match.objectLike({ 'rds.force_ssl': '1' }),
     });
+  });
+
+  test('statements of a second or more are logged, and the logs go to CloudWatch for 90 days', () => {
+    template.hasResourceProperties('AWS::RDS::DBParameterGroup', {
+      Parameters: Match.objectLike({ log_min_duration_statement: '1000' }),
+    });
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      EnableCloudwatchLogsExports: ['postgresql', 'upgrade'],
+    });
+    for (const log of ['postgresql', 'upgrade']) {
+      template.hasResourceProperties('Custom::LogRetention', {
+        LogGroupName: {
+          'Fn::Join': [
+            '',
+            ['/aws/rds/instance/', { Ref: Match.stringLikeRegexp('^DatabaseInstance') }, `/${log}`],
+          ],
+        },
+        RetentionInDays: 90,
+      });
+    }
   });
 
   test('the subnet group uses the isolated data subnets', () => {
@@ -218,6 +239,18 @@ describe('SeparatedDb overrides', () => {
     });
   });
 
+  test('slow-statement threshold and log retention', () => {
+    const { stack } = build({
+      slowStatementThreshold: Duration.millis(250),
+      logRetention: logs.RetentionDays.ONE_YEAR,
+    });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::RDS::DBParameterGroup', {
+      Parameters: Match.objectLike({ log_min_duration_statement: '250' }),
+    });
+    template.resourcePropertiesCountIs('Custom::LogRetention', { RetentionInDays: 365 }, 2);
+  });
+
   test('turning deletion protection off warns', () => {
     const { stack } = build({ deletionProtection: false });
     Template.fromStack(stack).hasResourceProperties('AWS::RDS::DBInstance', { DeletionProtection: false });
@@ -274,6 +307,10 @@ describe('SeparatedDb validation', () => {
     [
       { rotationInterval: Duration.days(400) },
       /rotationInterval \(days\) must be a whole number from 1 to 365; got 400/,
+    ],
+    [
+      { slowStatementThreshold: Duration.millis(1.5) },
+      /slowStatementThreshold \(ms\) must be a whole number from 0 to 2147483647; got 1.5/,
     ],
   ])('%o fails', (props, message) => {
     expect(() => build(props)).toThrow(message);
