@@ -457,6 +457,63 @@ describe('each rule reports a template broken on purpose', () => {
       expect.stringMatching(/^\d+ dynamic references \(in .*Param60.*\); the limit is 60$/),
     ]);
   });
+
+  broken('cloudfront-vpc-origin-internet-gateway: a VPC origin in a VPC without an internet gateway', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [attachment] = only(t, 'AWS::EC2::VPCGatewayAttachment');
+    delete t.Resources[attachment];
+    const [origin] = only(t, 'AWS::CloudFront::VpcOrigin');
+    expect(rule('cloudfront-vpc-origin-internet-gateway').check(t, context)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${origin} reaches WebLoadBalancer\\w+ in NetworkVpc\\w+, which has no internet gateway`),
+      ),
+    ]);
+  });
+
+  broken('cloudfront-vpc-origin-private-subnets: a VPC origin on an internet-facing load balancer', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [lb] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+    const p = properties(t.Resources[lb]);
+    p.Scheme = 'internet-facing';
+    p.Subnets = Object.keys(t.Resources)
+      .filter((id) => /^NetworkVpcPublicSubnet[12]Subnet[0-9A-F]{8}$/.test(id))
+      .map((id) => ({ Ref: id }));
+    expect(p.Subnets).toHaveLength(2);
+    expect(rule('cloudfront-vpc-origin-private-subnets').check(t, context)).toEqual([
+      expect.stringMatching(
+        new RegExp(`reaches ${lb}, which is in public subnets \\(NetworkVpcPublicSubnet1`),
+      ),
+    ]);
+  });
+
+  broken(
+    "cloudfront-vpc-origin-admits-cloudfront: a load balancer that admits only the VPC's own range",
+    () => {
+      const { t, context } = copyOf(UserStage.USERS_1K);
+      for (const [id, r] of resourcesOfType(t, 'AWS::EC2::SecurityGroupIngress')) {
+        if (r.Properties?.SourcePrefixListId) delete t.Resources[id];
+      }
+      const [lb] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+      expect(rule('cloudfront-vpc-origin-admits-cloudfront').check(t, context)).toEqual([
+        expect.stringMatching(new RegExp(`reaches ${lb}, whose security groups do not admit CloudFront`)),
+      ]);
+    },
+  );
+
+  broken('security-group-rule-quota-prefix-list-weight: two rules naming the CloudFront prefix list', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [id, ingress] = resourcesOfType(t, 'AWS::EC2::SecurityGroupIngress').find(
+      ([, r]) => r.Properties?.SourcePrefixListId,
+    )!;
+    t.Resources[`${id}Https`] = structuredClone(ingress);
+    properties(t.Resources[`${id}Https`]).FromPort = 443;
+    properties(t.Resources[`${id}Https`]).ToPort = 443;
+    expect(rule('security-group-rule-quota-prefix-list-weight').check(t, context)).toEqual([
+      expect.stringMatching(
+        /^WebLoadBalancerSecurityGroup\w+ has inbound rules weighing 110; the default quota is 60$/,
+      ),
+    ]);
+  });
 });
 
 test('every rule has a broken-template test', () => {

@@ -8,7 +8,10 @@ import { dataLossOnUpgrade } from './upgrade-check';
 
 /** The parts of a synthesized template these tests read. */
 interface Template {
-  readonly Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  readonly Resources: Record<
+    string,
+    { Type: string; Properties: Record<string, unknown>; Metadata?: unknown }
+  >;
 }
 
 const templates = new Map(
@@ -70,7 +73,7 @@ describe('upgrading one stage up in place', () => {
   });
 });
 
-test('10 -> 100 only adds: nothing that exists changes, so the server is not even restarted', () => {
+test('10 -> 100: the same distribution takes the web client in place; the server is not even restarted', () => {
   const changed: string[] = [];
   fullDiff(
     templates.get(UserStage.USERS_10)!,
@@ -78,7 +81,11 @@ test('10 -> 100 only adds: nothing that exists changes, so the server is not eve
   ).resources.forEachDifference((id, change) => {
     if (!change.isAddition) changed.push(`${id} ${change.changeImpact}`);
   });
-  expect(changed).toEqual([]);
+  // The log bucket's policy also admits the new web bucket's access logs.
+  expect(changed.sort()).toEqual([
+    expect.stringMatching(/^CdnDistribution[0-9A-F]{8} WILL_UPDATE$/),
+    expect.stringMatching(/^CdnLogBucketPolicy[0-9A-F]{8} WILL_UPDATE$/),
+  ]);
 });
 
 test('100 -> 1k: the server goes, its data volume and backups stay; the database changes in place', () => {
@@ -112,7 +119,7 @@ test('100 -> 1k: the server goes, its data volume and backups stay; the database
   ).toBe(true);
 });
 
-test('1k -> 10k: the database grows in place, the load balancer starts to demand the CDN header', () => {
+test('1k -> 10k: the database grows in place, the distribution takes the media bucket in place', () => {
   const byType = changesByType(UserStage.USERS_1K, UserStage.USERS_10K);
   expect(byType('AWS::RDS::DBInstance')).toEqual([
     expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['DBInstanceClass'] }),
@@ -120,9 +127,10 @@ test('1k -> 10k: the database grows in place, the load balancer starts to demand
   expect(byType('AWS::S3::Bucket')).toEqual([
     expect.objectContaining({ impact: ResourceImpact.WILL_CREATE }),
   ]);
-  expect(byType('AWS::ElasticLoadBalancingV2::Listener')).toEqual([
-    expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['DefaultActions'] }),
+  expect(byType('AWS::CloudFront::Distribution')).toEqual([
+    expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['DistributionConfig'] }),
   ]);
+  expect(byType('AWS::ElasticLoadBalancingV2::LoadBalancer')).toEqual([]);
   expect(byType().filter((c) => c.impact === ResourceImpact.WILL_DESTROY)).toEqual([]);
 });
 
@@ -305,6 +313,104 @@ describe('upgrading stacks deployed from release 0.1.0 (RDS-managed master passw
       const now = appTier(templates.get(stage)!);
       expect(now).not.toContain('MasterUserSecret.SecretArn');
       expect(now).toMatch(/DATABASE_SECRET_ARN='?",\{"Ref":"DatabaseInstanceSecretAttachment[0-9A-F]{8}"\}/);
+    },
+  );
+});
+
+describe('upgrading stacks deployed from release 0.2.0 (server open to the world, internet-facing load balancer)', () => {
+  const fixture = (stage: UserStage): Template =>
+    JSON.parse(
+      fs.readFileSync(
+        path.join(__dirname, 'fixtures', 'release-0.2.0', `stage-${stage}.template.json`),
+        'utf8',
+      ),
+    ) as Template;
+  // The fixtures come from `cdk synth`, which adds aws:cdk:path metadata that the tests' apps leave
+  // out; metadata is no change to CloudFormation, so it is dropped before the diff.
+  const withoutMetadata = (template: Template): Template => ({
+    Resources: Object.fromEntries(
+      Object.entries(template.Resources).map(([id, { Metadata: _, ...resource }]) => [id, resource]),
+    ) as Template['Resources'],
+  });
+  const changesFrom = (stage: UserStage) => {
+    const changes = new Map<string, Change>();
+    fullDiff(
+      withoutMetadata(fixture(stage)),
+      withoutMetadata(templates.get(stage)!),
+    ).resources.forEachDifference((id, change) => {
+      changes.set(id, {
+        type: change.resourceType ?? '',
+        impact: change.changeImpact,
+        properties: Object.keys(change.propertyUpdates),
+      });
+    });
+    return changes;
+  };
+  const withServer = [UserStage.USERS_1, UserStage.USERS_10, UserStage.USERS_100];
+  const withFleet = BUILT_STAGES.filter((stage) => !withServer.includes(stage));
+
+  test.each(BUILT_STAGES)(
+    '%s, same stage on this release: replaces and deletes no stateful resource',
+    (stage) => {
+      expect(dataLossOnUpgrade(fixture(stage), templates.get(stage)!)).toEqual([]);
+    },
+  );
+
+  test.each(pairs)('%s -> %s on this release: replaces and deletes no stateful resource', (from, to) => {
+    expect(dataLossOnUpgrade(fixture(from), templates.get(to)!)).toEqual([]);
+  });
+
+  test.each(withServer)(
+    '%s: the server, its address, its data volume and its attachment are untouched; its open rules go',
+    (stage) => {
+      const changes = changesFrom(stage);
+      const server = [...changes.keys()].filter((id) =>
+        /^Server(Instance|ElasticIp|DataVolume|SecurityGroup)[0-9A-F]{8}$/.test(id),
+      );
+      expect(server.map((id) => [id, changes.get(id)])).toEqual([
+        [
+          expect.stringMatching(/^ServerSecurityGroup/),
+          expect.objectContaining({
+            impact: ResourceImpact.WILL_UPDATE,
+            properties: ['SecurityGroupIngress'],
+          }),
+        ],
+      ]);
+      const opened = Object.values(fixture(stage).Resources).flatMap(
+        (r) => (r.Properties.SecurityGroupIngress as Array<{ CidrIp?: string }> | undefined) ?? [],
+      );
+      expect(opened.filter((rule) => rule.CidrIp === '0.0.0.0/0')).not.toEqual([]);
+    },
+  );
+
+  test.each(withFleet)(
+    '%s: the load balancer is replaced by an internal one (it holds no data); CloudFront gets a VPC origin',
+    (stage) => {
+      const changes = changesFrom(stage);
+      const byType = (type: string) => [...changes.values()].filter((c) => c.type === type);
+      expect(byType('AWS::ElasticLoadBalancingV2::LoadBalancer')).toEqual([
+        expect.objectContaining({
+          impact: ResourceImpact.WILL_REPLACE,
+          properties: ['LoadBalancerAttributes', 'Scheme', 'Subnets'],
+        }),
+      ]);
+      expect(byType('AWS::CloudFront::VpcOrigin')).toEqual([
+        expect.objectContaining({ impact: ResourceImpact.WILL_CREATE }),
+      ]);
+      expect(byType('AWS::CloudFront::Distribution')).toEqual([
+        expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE }),
+      ]);
+      expect(byType('AWS::AutoScaling::AutoScalingGroup')).toEqual([]);
+    },
+  );
+
+  test.each([UserStage.USERS_10K, UserStage.USERS_100K])(
+    '%s: the origin-verify header secret is left behind (retained), no longer used',
+    (stage) => {
+      const secrets = [...changesFrom(stage).entries()].filter(([id]) => /^WebOriginHeaderSecret/.test(id));
+      expect(secrets).toEqual([
+        [expect.any(String), expect.objectContaining({ impact: ResourceImpact.WILL_ORPHAN })],
+      ]);
     },
   );
 });

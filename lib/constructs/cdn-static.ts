@@ -14,6 +14,27 @@ import { checkDays, ScaleStagesError } from '../private/errors';
 /** Properties of a `CdnStatic`. */
 export interface CdnStaticProps {
   /**
+   * Where the app runs (the server, or the load balancer through a VPC origin). Without a web
+   * client it serves every path; with one, the API paths (`apiPathPattern`). Never cached, with the
+   * viewer's headers, cookies and query strings passed on.
+   *
+   * @default - no app origin; `addApiOrigin` can add one later
+   */
+  readonly appOrigin?: cloudfront.IOrigin;
+  /**
+   * The paths the app serves when the web client is on S3.
+   *
+   * @default '/api/*'
+   */
+  readonly apiPathPattern?: string;
+  /**
+   * Whether the browser client is served from a private S3 bucket (stage 100 onwards). Without it
+   * the app serves every path itself, as at stages 1 and 10.
+   *
+   * @default true
+   */
+  readonly webClient?: boolean;
+  /**
    * The folder with the built web client (it must hold an `index.html`). Its files are uploaded on
    * every deploy; files no longer in the folder are removed from the bucket (older versions stay
    * in the bucket's version history).
@@ -21,6 +42,13 @@ export interface CdnStaticProps {
    * @default - the small example client shipped with this library
    */
   readonly webClientPath?: string;
+  /**
+   * The ARN of a CLOUDFRONT-scope AWS WAF web ACL (created in us-east-1) that inspects every
+   * request before it reaches an origin. `EdgeFirewall` builds one.
+   *
+   * @default - no web ACL
+   */
+  readonly webAclArn?: string;
   /**
    * Custom domain names (CNAMEs) of the distribution; give `certificate` with them.
    *
@@ -48,30 +76,32 @@ export interface CdnStaticProps {
 }
 
 /**
- * The browser client of the app on a private S3 bucket served by CloudFront (origin access
- * control): stage 100 onwards.
+ * The CloudFront distribution in front of the app, from stage 1, and the browser client on a
+ * private S3 bucket (origin access control) from stage 100.
  *
- * HTTPS only (HTTP redirects), security headers on every response, single-page-app routing (paths
- * without a file extension get `/index.html`), access logs for the distribution and the bucket.
- * The bucket is versioned, encrypted, TLS-only and kept when the stack is deleted. `addApiOrigin`
- * puts the app's API behind the same distribution, uncached.
+ * Viewers get HTTPS from the first stage with no domain and no certificate: the
+ * `*.cloudfront.net` name has one, and HTTP redirects. Security headers on every response,
+ * single-page-app routing on the web client (paths without a file extension get `/index.html`),
+ * access logs for the distribution and the bucket. The bucket is versioned, encrypted, TLS-only
+ * and kept when the stack is deleted. The app is never cached. Later stages grow the same
+ * distribution (same logical id): the web client moves to S3, media gets a bucket.
  */
 export class CdnStatic extends Construct {
-  /** The private bucket that holds the web client. */
-  public readonly bucket: s3.Bucket;
+  /** The private bucket that holds the web client; undefined without a web client. */
+  public readonly bucket?: s3.Bucket;
   /** The bucket that receives the distribution's and the web bucket's access logs. */
   public readonly logBucket: s3.Bucket;
   /** The CloudFront distribution. */
   public readonly distribution: cloudfront.Distribution;
-  /** The upload of the web client's files. */
-  public readonly deployment: s3deploy.BucketDeployment;
+  /** The upload of the web client's files; undefined without a web client. */
+  public readonly deployment?: s3deploy.BucketDeployment;
 
   private readonly domainName?: string;
   private media?: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: CdnStaticProps = {}) {
     super(scope, id);
-    const webClientPath = props.webClientPath ?? assetPath('web-client');
+    const webClient = props.webClient ?? true;
     const logRetentionDays = checkDays(
       this,
       'logRetention',
@@ -79,7 +109,20 @@ export class CdnStatic extends Construct {
       1,
       3650,
     );
-    if (!fs.existsSync(path.join(webClientPath, 'index.html'))) {
+    if (!webClient && !props.appOrigin) {
+      throw new ScaleStagesError(
+        'webClient is false and there is no appOrigin: the distribution would serve nothing. Give appOrigin, or leave webClient on.',
+        this,
+      );
+    }
+    if (!webClient && props.webClientPath !== undefined) {
+      throw new ScaleStagesError(
+        `webClientPath '${props.webClientPath}' is given but webClient is false; drop one of them.`,
+        this,
+      );
+    }
+    const webClientPath = props.webClientPath ?? assetPath('web-client');
+    if (webClient && !fs.existsSync(path.join(webClientPath, 'index.html'))) {
       throw new ScaleStagesError(
         `webClientPath must be a folder with an index.html (your built web client); got '${webClientPath}'.`,
         this,
@@ -96,26 +139,24 @@ export class CdnStatic extends Construct {
     // CloudFront's standard logs are written with ACLs.
     this.logBucket = logBucket(this, logRetentionDays, s3.ObjectOwnership.OBJECT_WRITER);
 
-    this.bucket = new s3.Bucket(this, 'WebBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      versioned: true,
-      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30) }],
-      serverAccessLogsBucket: this.logBucket,
-      serverAccessLogsPrefix: 'web-bucket/',
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-
-    const spaRouting = new cloudfront.Function(this, 'SpaRouting', {
-      comment: 'Serves /index.html for single-page-app routes',
-      code: cloudfront.FunctionCode.fromInline(readAsset('cloudfront/spa-routing.js')),
-      runtime: cloudfront.FunctionRuntime.JS_2_0,
-    });
-
-    this.distribution = new cloudfront.Distribution(this, 'Distribution', {
-      comment: `${Stack.of(this).stackName} web client`,
-      defaultBehavior: {
+    let defaultBehavior: cloudfront.BehaviorOptions;
+    if (webClient) {
+      this.bucket = new s3.Bucket(this, 'WebBucket', {
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        enforceSSL: true,
+        versioned: true,
+        lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30) }],
+        serverAccessLogsBucket: this.logBucket,
+        serverAccessLogsPrefix: 'web-bucket/',
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      const spaRouting = new cloudfront.Function(this, 'SpaRouting', {
+        comment: 'Serves /index.html for single-page-app routes',
+        code: cloudfront.FunctionCode.fromInline(readAsset('cloudfront/spa-routing.js')),
+        runtime: cloudfront.FunctionRuntime.JS_2_0,
+      });
+      defaultBehavior = {
         origin: origins.S3BucketOrigin.withOriginAccessControl(this.bucket),
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
         cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
@@ -123,8 +164,15 @@ export class CdnStatic extends Construct {
         functionAssociations: [
           { function: spaRouting, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST },
         ],
-      },
-      defaultRootObject: 'index.html',
+      };
+    } else {
+      defaultBehavior = { origin: props.appOrigin!, ...APP_BEHAVIOR };
+    }
+
+    this.distribution = new cloudfront.Distribution(this, 'Distribution', {
+      comment: `${Stack.of(this).stackName}: the app${webClient ? ' and its web client' : ''}`,
+      defaultBehavior,
+      defaultRootObject: webClient ? 'index.html' : undefined,
       domainNames: props.domainNames,
       certificate: props.certificate,
       minimumProtocolVersion: props.certificate ? cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 : undefined,
@@ -133,16 +181,20 @@ export class CdnStatic extends Construct {
       enableLogging: true,
       logBucket: this.logBucket,
       logFilePrefix: 'distribution/',
+      webAclId: props.webAclArn,
     });
     Validations.of(this.distribution).acknowledge({
       id: 'AwsSolutions-CFR1',
       reason:
         'The app serves every country; add geoRestriction through the distribution escape hatch if yours must not.',
     });
-    Validations.of(this.distribution).acknowledge({
-      id: 'AwsSolutions-CFR2',
-      reason: 'A WAF web ACL costs at least $5 a month plus rules; the stage-1m blueprint adds one.',
-    });
+    if (!props.webAclArn) {
+      Validations.of(this.distribution).acknowledge({
+        id: 'AwsSolutions-CFR2',
+        reason:
+          'No web ACL was given: StageStack adds the edge WAF from stage 1k (about $10 a month), and below that when asked (edgeFirewall).',
+      });
+    }
     if (!props.certificate) {
       Validations.of(this.distribution).acknowledge({
         id: 'AwsSolutions-CFR4',
@@ -151,22 +203,27 @@ export class CdnStatic extends Construct {
       });
     }
 
-    this.deployment = new s3deploy.BucketDeployment(this, 'WebClient', {
-      sources: [s3deploy.Source.asset(webClientPath)],
-      destinationBucket: this.bucket,
-      distribution: this.distribution,
-      distributionPaths: ['/*'],
-    });
-    this.acknowledgeDeploymentHandler();
+    if (this.bucket) {
+      this.deployment = new s3deploy.BucketDeployment(this, 'WebClient', {
+        sources: [s3deploy.Source.asset(webClientPath)],
+        destinationBucket: this.bucket,
+        distribution: this.distribution,
+        distributionPaths: ['/*'],
+      });
+      this.acknowledgeDeploymentHandler(this.bucket, this.deployment);
+    }
+    if (webClient && props.appOrigin) {
+      this.addApiOrigin(props.appOrigin, props.apiPathPattern);
+    }
   }
 
   /**
    * The upload runs in aws-cdk-lib's BucketDeployment handler, one Lambda per stack that this
    * library does not write; what cdk-nag says of it is aws-cdk-lib's design.
    */
-  private acknowledgeDeploymentHandler(): void {
+  private acknowledgeDeploymentHandler(bucket: s3.Bucket, deployment: s3deploy.BucketDeployment): void {
     const stack = Stack.of(this);
-    const webBucketId = stack.getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
+    const webBucketId = stack.getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
     const reason =
       "aws-cdk-lib's BucketDeployment handler needs to read the CDK asset bucket, write and prune the web bucket, and invalidate the distribution (CreateInvalidation has no resource-level permissions).";
     for (const finding of [
@@ -180,7 +237,7 @@ export class CdnStatic extends Construct {
       `IAM5[Resource::<${webBucketId}.Arn>/*]`,
       'IAM5[Resource::*]',
     ]) {
-      Validations.of(this.deployment.handlerRole).acknowledge({ id: `AwsSolutions-${finding}`, reason });
+      Validations.of(deployment.handlerRole).acknowledge({ id: `AwsSolutions-${finding}`, reason });
     }
     const handler = stack.node.tryFindChild('Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C');
     if (handler) {
@@ -202,13 +259,7 @@ export class CdnStatic extends Construct {
    */
   public addApiOrigin(origin: cloudfront.IOrigin, pathPattern: string = '/api/*'): void {
     checkBehaviorPath(this, pathPattern);
-    this.distribution.addBehavior(pathPattern, origin, {
-      viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-      allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
-      cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
-      originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
-      responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
-    });
+    this.distribution.addBehavior(pathPattern, origin, APP_BEHAVIOR);
   }
 
   /**
@@ -251,6 +302,15 @@ export class CdnStatic extends Construct {
     return `https://${this.domainName ?? this.distribution.distributionDomainName}`;
   }
 }
+
+/** How CloudFront passes requests to the app: every method, never cached, the viewer's request. */
+const APP_BEHAVIOR: cloudfront.AddBehaviorOptions = {
+  viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+  allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
+  cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
+  originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+  responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+};
 
 /** A behavior's path must be absolute and must not take every path from the web client. */
 function checkBehaviorPath(scope: Construct, pathPattern: string): void {

@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
+import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { logBucket } from '../private/buckets';
 import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { enableAccessLogs } from '../private/load-balancer-logs';
@@ -101,12 +102,27 @@ export interface LoadBalancedTierProps {
    */
   readonly healthCheckGracePeriod?: Duration;
   /**
-   * The load balancer's certificate. With one, the load balancer serves HTTPS on 443 and redirects
-   * HTTP to it; without one it serves plain HTTP and warns.
+   * The load balancer's certificate. With one, the load balancer serves HTTPS on 443 (and, when
+   * internet-facing, redirects HTTP to it); without one it serves plain HTTP on 80 and warns.
    *
    * @default - HTTP only
    */
   readonly certificate?: acm.ICertificate;
+  /**
+   * Whether the load balancer faces the internet from the public subnets. By default it is
+   * internal, in the servers' subnets, and admits only CloudFront's origin-facing servers: a
+   * CloudFront VPC origin (`CdnStatic`) reaches it without a public address.
+   *
+   * @default false
+   */
+  readonly internetFacing?: boolean;
+  /**
+   * Whether the load balancer refuses to be deleted. Turn it off before you delete the stack or
+   * move below stage 1k.
+   *
+   * @default true
+   */
+  readonly deletionProtection?: boolean;
   /**
    * How long the load balancer's access logs are kept.
    *
@@ -122,8 +138,9 @@ export interface LoadBalancedTierProps {
 }
 
 /**
- * An internet-facing Application Load Balancer in front of an Auto Scaling group of stateless
- * servers: the web tier from stage 1k.
+ * An Application Load Balancer in front of an Auto Scaling group of stateless servers: the web tier
+ * from stage 1k. The load balancer is internal by default, reached by CloudFront through a VPC
+ * origin, and has deletion protection.
  *
  * The servers run from a launch template (Graviton, IMDSv2, encrypted root volume, Session Manager
  * instead of SSH) in the private app subnets across availability zones, are replaced when the load
@@ -152,6 +169,8 @@ export class LoadBalancedTier extends Construct implements IAppTier {
   public readonly grantPrincipal: iam.IPrincipal;
 
   private readonly environment: AppEnvironment;
+  private readonly lbSecurityGroup: ec2.SecurityGroup;
+  private readonly lbPeer: ec2.IPeer;
   private readonly https: boolean;
   private readonly minCapacity: number;
   private readonly maxCapacity: number;
@@ -209,21 +228,28 @@ export class LoadBalancedTier extends Construct implements IAppTier {
 
     this.logBucket = logBucket(this, logRetentionDays);
 
-    const lbSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+    const internetFacing = props.internetFacing ?? false;
+    this.lbSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
       vpc: props.vpc,
-      description: 'LoadBalancedTier: web traffic from anywhere to the load balancer',
+      description: internetFacing
+        ? 'LoadBalancedTier: web traffic from anywhere to the load balancer'
+        : 'LoadBalancedTier: web traffic from CloudFront origin-facing servers to the load balancer',
       allowAllOutbound: false,
     });
-    Validations.of(lbSecurityGroup).acknowledge({
-      id: 'AwsSolutions-EC23',
-      reason: 'An internet-facing load balancer for a public web app accepts web traffic from anywhere.',
-    });
+    this.lbPeer = internetFacing ? ec2.Peer.anyIpv4() : cloudFrontOriginFacing(this);
+    if (internetFacing) {
+      Validations.of(this.lbSecurityGroup).acknowledge({
+        id: 'AwsSolutions-EC23',
+        reason: 'internetFacing was asked for: a public load balancer accepts web traffic from anywhere.',
+      });
+    }
     this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, 'LoadBalancer', {
       vpc: props.vpc,
-      internetFacing: true,
-      vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
-      securityGroup: lbSecurityGroup,
+      internetFacing,
+      vpcSubnets: internetFacing ? { subnetType: ec2.SubnetType.PUBLIC } : vpcSubnets,
+      securityGroup: this.lbSecurityGroup,
       dropInvalidHeaderFields: true,
+      deletionProtection: props.deletionProtection ?? true,
     });
     enableAccessLogs(this.loadBalancer, this.logBucket, 'load-balancer');
 
@@ -295,16 +321,25 @@ export class LoadBalancedTier extends Construct implements IAppTier {
     if (props.certificate) {
       this.listener = this.loadBalancer.addListener('Https', {
         port: 443,
+        open: false,
         certificates: [props.certificate],
         sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
         defaultTargetGroups: [this.targetGroup],
       });
-      this.loadBalancer.addRedirect();
+      this.lbSecurityGroup.addIngressRule(this.lbPeer, ec2.Port.tcp(443), 'HTTPS to the load balancer');
+      // CloudFront reaches an internal load balancer on 443 only; a second rule naming its prefix
+      // list would count 55 more against the security group's 60-rule quota.
+      if (internetFacing) {
+        this.loadBalancer.addRedirect({ open: false });
+        this.lbSecurityGroup.addIngressRule(this.lbPeer, ec2.Port.tcp(80), 'HTTP, redirected to HTTPS');
+      }
     } else {
       this.listener = this.loadBalancer.addListener('Http', {
         port: 80,
+        open: false,
         defaultTargetGroups: [this.targetGroup],
       });
+      this.lbSecurityGroup.addIngressRule(this.lbPeer, ec2.Port.tcp(80), 'HTTP to the load balancer');
       Annotations.of(this).addWarningV2(
         'cdk-scale-stages:httpOnlyLoadBalancer',
         'The load balancer serves plain HTTP; give certificate for HTTPS (behind CloudFront, viewers still get HTTPS).',

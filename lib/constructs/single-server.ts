@@ -19,6 +19,7 @@ import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
+import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { readAsset } from '../private/assets';
 import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
 import {
@@ -85,8 +86,10 @@ export interface SingleServerProps {
 /**
  * One Graviton server that runs the app and, at first, PostgreSQL: the whole of stage 1.
  *
- * The server sits in a public subnet behind an Elastic IP with only the app's port and HTTPS open;
- * shell access is through SSM Session Manager. PostgreSQL's data lives on its own encrypted volume
+ * The server sits in a public subnet behind an Elastic IP, for its own outbound traffic (packages,
+ * AWS APIs) without a NAT; its app port admits only CloudFront's origin-facing servers, so viewers
+ * reach it through a CloudFront distribution (`CdnStatic`) over HTTPS. Nothing else is open; shell
+ * access is through SSM Session Manager. PostgreSQL's data lives on its own encrypted volume
  * that is kept when the stack or this construct is deleted (DeletionPolicy Retain) and is backed up
  * daily. User data runs at every boot and is idempotent, so an upgrade that changes it (stage 1 to
  * 10 turns the local database off) is applied by a stop and start, without replacing the server.
@@ -146,18 +149,18 @@ export class SingleServer extends Construct implements IAppTier {
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
+      // Create-only: a new description would replace the group (and the rules that name it).
       description: 'SingleServer: the app port and HTTPS from anywhere; no SSH (SSM Session Manager instead)',
       allowAllOutbound: false,
     });
     allowWebEgress(securityGroup);
-    for (const port of new Set([this.app.port, 443])) {
-      securityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(port), `web traffic on port ${port}`);
-    }
-    Validations.of(securityGroup).acknowledge({
-      id: 'AwsSolutions-EC23',
-      reason:
-        'A single public web server with no load balancer must accept web traffic from anywhere; only the app port and 443 are open.',
-    });
+    // Viewers reach the app through CloudFront (HTTPS); the app port admits CloudFront's
+    // origin-facing servers and nothing else.
+    securityGroup.addIngressRule(
+      cloudFrontOriginFacing(this),
+      ec2.Port.tcp(this.app.port),
+      `the app port from CloudFront's origin-facing servers`,
+    );
 
     this.dataVolume = new ec2.Volume(this, 'DataVolume', {
       availabilityZone: subnet.availabilityZone,

@@ -143,8 +143,11 @@ export class StageStack extends Stack {
   public readonly readReplicas?: ReplicatedDb;
   /** The Valkey cache for sessions and cached objects (stage 100k onwards). */
   public readonly cache?: CachedTier;
-  /** The web client on S3 and CloudFront, with the API behind the same distribution (stage 100 onwards). */
-  public readonly cdn?: CdnStatic;
+  /**
+   * The CloudFront distribution in front of the app, and from stage 100 the web client on S3 with
+   * the API behind the same distribution.
+   */
+  public readonly cdn: CdnStatic;
 
   constructor(scope: Construct, id: string, props: StageStackProps) {
     const row = STAGES.find((s) => s.stage === props.stage);
@@ -233,48 +236,62 @@ export class StageStack extends Stack {
       });
     }
 
-    if (atLeast(this.stage, UserStage.USERS_100)) {
-      this.cdn = new CdnStatic(this, 'Cdn', { webClientPath: props.webClientPath });
-      // CloudFront reaches the API over HTTPS only at a name the load balancer's certificate
-      // covers; the server has no certificate, and the load balancer's own DNS name is in none.
-      const httpsHost = this.web ? props.loadBalancerDomainName : undefined;
-      const apiHost = this.server ? this.server.publicDnsName : this.web!.loadBalancer.loadBalancerDnsName;
-      // From stage 10k the load balancer serves only requests that came through CloudFront.
-      const originHeader = atLeast(this.stage, UserStage.USERS_10K)
-        ? this.web!.requireOriginHeader()
-        : undefined;
-      this.cdn.addApiOrigin(
-        new origins.HttpOrigin(httpsHost ?? apiHost, {
-          protocolPolicy: httpsHost
-            ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
-            : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-          httpPort: this.server ? this.server.app.port : 80,
-          customHeaders: originHeader ? { [originHeader.name]: originHeader.value } : undefined,
-        }),
-      );
-      if (originHeader) {
-        // CloudFront must send the header before the load balancer starts to demand it.
-        this.web!.listener.node.addDependency(this.cdn.distribution);
-        const media = this.cdn.addMediaBucket();
-        this.grantMedia(media);
-        appTier.addEnvironment('MEDIA_BUCKET', media.bucketName);
-        new CfnOutput(this, 'MediaBucketName', {
-          description: 'Media uploads; served at <WebClientUrl>/media/*',
-          value: media.bucketName,
-        });
-      }
-      if (!httpsHost) {
-        Validations.of(this.cdn.distribution).acknowledge({
-          id: 'AwsSolutions-CFR5',
-          reason:
-            'CloudFront reaches the API over HTTP: the stage-100 server has no certificate; from stage 1k, give loadBalancerCertificate and loadBalancerDomainName for HTTPS.',
-        });
-      }
-      new CfnOutput(this, 'WebClientUrl', {
-        description: 'The web client; its /api/* paths reach the app',
-        value: this.cdn.url,
+    // One distribution from stage 1, grown by later stages: viewers get HTTPS at its
+    // *.cloudfront.net name, and the app is reachable only through it.
+    const webClient = atLeast(this.stage, UserStage.USERS_100);
+    this.cdn = new CdnStatic(this, 'Cdn', {
+      appOrigin: this.appOrigin(props),
+      webClient,
+      webClientPath: webClient ? props.webClientPath : undefined,
+    });
+    if (atLeast(this.stage, UserStage.USERS_10K)) {
+      const media = this.cdn.addMediaBucket();
+      this.grantMedia(media);
+      appTier.addEnvironment('MEDIA_BUCKET', media.bucketName);
+      new CfnOutput(this, 'MediaBucketName', {
+        description: 'Media uploads; served at <AppUrl>/media/*',
+        value: media.bucketName,
       });
     }
+    new CfnOutput(this, 'AppUrl', {
+      description: webClient
+        ? 'The app: the web client, with the API at /api/*'
+        : 'The app, served by the single server through CloudFront',
+      value: this.cdn.url,
+    });
+  }
+
+  /**
+   * How CloudFront reaches the app. The stage-1 server has a public address and admits CloudFront's
+   * origin-facing servers only; CloudFront reaches it over HTTP, as it has no certificate. From
+   * stage 1k the load balancer is internal and CloudFront reaches it through a VPC origin, over
+   * HTTPS at `loadBalancerDomainName` when a certificate is given.
+   */
+  private appOrigin(props: StageStackProps): cloudfront.IOrigin {
+    if (this.server) {
+      this.acknowledgeHttpOrigin('the stage-1 server has no certificate; its port admits only CloudFront.');
+      return new origins.HttpOrigin(this.server.publicDnsName, {
+        protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+        httpPort: this.server.app.port,
+      });
+    }
+    const httpsHost = props.loadBalancerDomainName;
+    if (!httpsHost) {
+      this.acknowledgeHttpOrigin(
+        'CloudFront reaches the internal load balancer through a VPC origin, inside the AWS network; give loadBalancerCertificate and loadBalancerDomainName for HTTPS on that hop too.',
+      );
+    }
+    return origins.VpcOrigin.withApplicationLoadBalancer(this.web!.loadBalancer, {
+      domainName: httpsHost,
+      protocolPolicy: httpsHost
+        ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+        : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+    });
+  }
+
+  /** CloudFront's hop to the app is plain HTTP: said once, with why. */
+  private acknowledgeHttpOrigin(reason: string): void {
+    Validations.of(this).acknowledge({ id: 'AwsSolutions-CFR5', reason });
   }
 
   /** The fleet reads, writes and deletes objects under `media/` in the media bucket, and lists it. */
@@ -302,11 +319,6 @@ export class StageStack extends Stack {
       dataVolumeSize: props.dataVolumeSize ?? Size.gibibytes(sizing.dataVolumeGiB),
       localDatabase: !atLeast(this.stage, UserStage.USERS_10),
     });
-    const port = server.app.port === 80 ? '' : `:${server.app.port}`;
-    new CfnOutput(this, 'ServerUrl', {
-      description: 'The app, served by the single server',
-      value: `http://${server.publicIp}${port}`,
-    });
     new CfnOutput(this, 'ServerInstanceId', {
       description: 'Shell access: aws ssm start-session --target <this id>',
       value: server.instance.instanceId,
@@ -324,10 +336,6 @@ export class StageStack extends Stack {
       minCapacity: props.webMinCapacity ?? sizing.minCapacity,
       maxCapacity: props.webMaxCapacity ?? sizing.maxCapacity,
       certificate: props.loadBalancerCertificate,
-    });
-    new CfnOutput(this, 'LoadBalancerUrl', {
-      description: 'The app, served by the load-balanced fleet',
-      value: web.url,
     });
     return web;
   }

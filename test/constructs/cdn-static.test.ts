@@ -128,7 +128,7 @@ describe('CdnStatic defaults', () => {
 
   test('exposes the escape hatches and the https URL', () => {
     expect(cdn.distribution).toBeInstanceOf(cloudfront.Distribution);
-    expect(cdn.bucket.bucketArn).toBeDefined();
+    expect(cdn.bucket!.bucketArn).toBeDefined();
     expect(stack.resolve(cdn.url)).toEqual({
       'Fn::Join': [
         '',
@@ -214,7 +214,76 @@ describe('CdnStatic media bucket', () => {
   });
 });
 
+describe('CdnStatic in front of the app alone (stages 1 and 10)', () => {
+  const { cdn, template } = build({
+    appOrigin: new origins.HttpOrigin('app.example.com'),
+    webClient: false,
+  });
+
+  test('the app serves every path: HTTPS only, never cached, the viewer request passed on', () => {
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        DefaultCacheBehavior: Match.objectLike({
+          ViewerProtocolPolicy: 'redirect-to-https',
+          CachePolicyId: CACHING_DISABLED,
+          OriginRequestPolicyId: ALL_VIEWER_EXCEPT_HOST_HEADER,
+          ResponseHeadersPolicyId: SECURITY_HEADERS,
+          AllowedMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE'],
+        }),
+        CacheBehaviors: Match.absent(),
+        DefaultRootObject: Match.absent(),
+        Origins: [Match.objectLike({ DomainName: 'app.example.com' })],
+      }),
+    });
+  });
+
+  test('no web bucket, no upload, no routing function; the access logs stay', () => {
+    template.resourceCountIs('AWS::S3::Bucket', 1);
+    template.resourceCountIs('Custom::CDKBucketDeployment', 0);
+    template.resourceCountIs('AWS::CloudFront::Function', 0);
+    expect(cdn.bucket).toBeUndefined();
+    expect(cdn.deployment).toBeUndefined();
+  });
+});
+
+test('appOrigin with a web client serves the API on apiPathPattern', () => {
+  const { template } = build({
+    appOrigin: new origins.HttpOrigin('app.example.com'),
+    apiPathPattern: '/v1/*',
+  });
+  template.hasResourceProperties('AWS::CloudFront::Distribution', {
+    DistributionConfig: Match.objectLike({
+      CacheBehaviors: [Match.objectLike({ PathPattern: '/v1/*', CachePolicyId: CACHING_DISABLED })],
+    }),
+  });
+});
+
+test('a web ACL ARN reaches the distribution', () => {
+  const arn = 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/edge/abc';
+  build({ webAclArn: arn }).template.hasResourceProperties('AWS::CloudFront::Distribution', {
+    DistributionConfig: Match.objectLike({ WebACLId: arn }),
+  });
+});
+
 describe('CdnStatic validation', () => {
+  test('no web client and no app origin fails: nothing to serve', () => {
+    expect(() => build({ webClient: false })).toThrow(
+      /Test\/Cdn: webClient is false and there is no appOrigin: the distribution would serve nothing/,
+    );
+  });
+
+  test('a web client folder without a web client fails', () => {
+    expect(() =>
+      build({ webClient: false, webClientPath: '/tmp', appOrigin: new origins.HttpOrigin('a.example.com') }),
+    ).toThrow(/webClientPath '\/tmp' is given but webClient is false/);
+  });
+
+  test('an API path pattern that takes every path fails', () => {
+    expect(() => build({ appOrigin: new origins.HttpOrigin('a.example.com'), apiPathPattern: '/*' })).toThrow(
+      /pathPattern must start with '\/' and leave the web client its paths/,
+    );
+  });
+
   test('a web client folder without index.html fails', () => {
     expect(() => build({ webClientPath: os.tmpdir() + '/no-such-client' })).toThrow(
       /Test\/Cdn: webClientPath must be a folder with an index.html \(your built web client\); got '.*no-such-client'/,

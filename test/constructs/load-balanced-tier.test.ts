@@ -30,14 +30,15 @@ function launchScript(template: Template): string {
 describe('LoadBalancedTier defaults', () => {
   const { stack, web, template } = build();
 
-  test('an internet-facing ALB in the public subnets that drops invalid headers and logs access', () => {
+  test('an internal ALB in the app subnets, with deletion protection, that drops invalid headers and logs access', () => {
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
-      Scheme: 'internet-facing',
+      Scheme: 'internal',
       Subnets: [
-        { Ref: Match.stringLikeRegexp('NetworkVpcPublicSubnet1') },
-        { Ref: Match.stringLikeRegexp('NetworkVpcPublicSubnet2') },
+        { Ref: Match.stringLikeRegexp('NetworkVpcAppSubnet1') },
+        { Ref: Match.stringLikeRegexp('NetworkVpcAppSubnet2') },
       ],
       LoadBalancerAttributes: Match.arrayWith([
+        { Key: 'deletion_protection.enabled', Value: 'true' },
         { Key: 'routing.http.drop_invalid_header_fields.enabled', Value: 'true' },
         { Key: 'access_logs.s3.enabled', Value: 'true' },
         { Key: 'access_logs.s3.prefix', Value: 'load-balancer' },
@@ -49,6 +50,31 @@ describe('LoadBalancedTier defaults', () => {
       }),
       DeletionPolicy: 'Retain',
     });
+  });
+
+  test("the load balancer admits only CloudFront's origin-facing servers, on its listener port", () => {
+    const lbGroup = { 'Fn::GetAtt': [Match.stringLikeRegexp('^WebLoadBalancerSecurityGroup'), 'GroupId'] };
+    const [group] = Object.values(
+      template.findResources('AWS::EC2::SecurityGroup', {
+        Properties: { GroupDescription: Match.stringLikeRegexp('^LoadBalancedTier: web traffic') },
+      }),
+    );
+    expect(group.Properties.SecurityGroupIngress).toBeUndefined();
+    const ingress = template.findResources('AWS::EC2::SecurityGroupIngress', {
+      Properties: { GroupId: lbGroup },
+    });
+    expect(Object.values(ingress).map((r) => r.Properties)).toEqual([
+      expect.objectContaining({
+        FromPort: 80,
+        ToPort: 80,
+        SourcePrefixListId: {
+          'Fn::GetAtt': [
+            expect.stringMatching(/^CloudFrontOriginFacingPrefixList/),
+            'PrefixLists.0.PrefixListId',
+          ],
+        },
+      }),
+    ]);
   });
 
   test('without a certificate: HTTP on 80, with a warning', () => {
@@ -162,31 +188,72 @@ test('the launch template user data is valid bash', () => {
 });
 
 describe('LoadBalancedTier overrides', () => {
-  test('a certificate gives HTTPS on 443 with a modern policy and HTTP redirected', () => {
-    const { stack, vpc } = stackWithNetwork();
-    const web = new LoadBalancedTier(stack, 'Web', {
-      vpc,
-      certificate: acm.Certificate.fromCertificateArn(
-        stack,
-        'Cert',
-        'arn:aws:acm:us-east-1:123456789012:certificate/abc',
-      ),
-    });
+  test('internetFacing: in the public subnets, open to the world on its listener port', () => {
+    const { stack } = build({ internetFacing: true });
     const template = Template.fromStack(stack);
-    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
-      Port: 443,
-      Protocol: 'HTTPS',
-      SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06',
-    });
-    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
-      Port: 80,
-      DefaultActions: [
-        Match.objectLike({ Type: 'redirect', RedirectConfig: Match.objectLike({ Port: '443' }) }),
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+      Scheme: 'internet-facing',
+      Subnets: [
+        { Ref: Match.stringLikeRegexp('NetworkVpcPublicSubnet1') },
+        { Ref: Match.stringLikeRegexp('NetworkVpcPublicSubnet2') },
       ],
     });
-    Annotations.fromStack(stack).hasNoWarning('/Test/Web', Match.anyValue());
-    expect(stack.resolve(web.url)['Fn::Join'][1][0]).toBe('https://');
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      GroupDescription: 'LoadBalancedTier: web traffic from anywhere to the load balancer',
+      SecurityGroupIngress: [Match.objectLike({ CidrIp: '0.0.0.0/0', FromPort: 80, ToPort: 80 })],
+    });
+    template.resourceCountIs('Custom::AWS', 0);
   });
+
+  test('deletion protection can be turned off', () => {
+    const { stack } = build({ deletionProtection: false });
+    Template.fromStack(stack).hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+      LoadBalancerAttributes: Match.arrayWith([{ Key: 'deletion_protection.enabled', Value: 'false' }]),
+    });
+  });
+
+  test.each([
+    [false, [443]],
+    [true, [443, 80]],
+  ])(
+    'a certificate gives HTTPS on 443 with a modern policy (internet-facing %p: HTTP redirected too)',
+    (internetFacing, ports) => {
+      const { stack, vpc } = stackWithNetwork();
+      const web = new LoadBalancedTier(stack, 'Web', {
+        vpc,
+        internetFacing,
+        certificate: acm.Certificate.fromCertificateArn(
+          stack,
+          'Cert',
+          'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+        ),
+      });
+      const template = Template.fromStack(stack);
+      template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+        Port: 443,
+        Protocol: 'HTTPS',
+        SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06',
+      });
+      const listeners = Object.values(template.findResources('AWS::ElasticLoadBalancingV2::Listener'));
+      expect(listeners.map((l) => l.Properties.Port)).toEqual(ports);
+      if (internetFacing) {
+        template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+          Port: 80,
+          DefaultActions: [
+            Match.objectLike({ Type: 'redirect', RedirectConfig: Match.objectLike({ Port: '443' }) }),
+          ],
+        });
+      } else {
+        // One rule names CloudFront's prefix list, which counts 55 of the group's 60 rules.
+        const fromCloudFront = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress')).filter(
+          (r) => r.Properties.SourcePrefixListId,
+        );
+        expect(fromCloudFront.map((r) => r.Properties.FromPort)).toEqual([443]);
+      }
+      Annotations.fromStack(stack).hasNoWarning('/Test/Web', Match.anyValue());
+      expect(stack.resolve(web.url)['Fn::Join'][1][0]).toBe('https://');
+    },
+  );
 
   test('sizes, scaling targets, grace period and app', () => {
     const { template } = build({

@@ -129,7 +129,11 @@ describe('SeparatedDb defaults', () => {
   });
 
   test('only the connected app tier and the rotation function reach the database port', () => {
-    const rules = template.findResources('AWS::EC2::SecurityGroupIngress');
+    const rules = template.findResources('AWS::EC2::SecurityGroupIngress', {
+      Properties: {
+        GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DatabaseSecurityGroup'), 'GroupId'] },
+      },
+    });
     expect(Object.values(rules).map((r) => r.Properties)).toEqual([
       expect.objectContaining({
         SourceSecurityGroupId: {

@@ -36,20 +36,43 @@ describe('SingleServer defaults', () => {
     });
   });
 
-  test('only the app port and HTTPS are open to the world; never SSH', () => {
+  test("only the app port is open, to CloudFront's origin-facing servers; nothing to the world, never SSH", () => {
     const groups = template.findResources('AWS::EC2::SecurityGroup');
-    const ingress = Object.values(groups).flatMap((g) => g.Properties.SecurityGroupIngress ?? []);
-    expect(
-      ingress.map((r: { FromPort: number; ToPort: number; CidrIp: string }) => [
-        r.FromPort,
-        r.ToPort,
-        r.CidrIp,
-      ]),
-    ).toEqual([
-      [80, 80, '0.0.0.0/0'],
-      [443, 443, '0.0.0.0/0'],
+    const inline = Object.values(groups).flatMap((g) => g.Properties.SecurityGroupIngress ?? []);
+    expect(inline).toEqual([]);
+    const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress'));
+    expect(ingress.map((r) => r.Properties)).toEqual([
+      expect.objectContaining({
+        IpProtocol: 'tcp',
+        FromPort: 80,
+        ToPort: 80,
+        SourcePrefixListId: {
+          'Fn::GetAtt': [
+            expect.stringMatching(/^CloudFrontOriginFacingPrefixList/),
+            'PrefixLists.0.PrefixListId',
+          ],
+        },
+      }),
     ]);
-    template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+  });
+
+  test("the prefix list is CloudFront's origin-facing one, looked up by name at deploy time", () => {
+    const [lookup] = Object.values(template.findResources('Custom::AWS'));
+    const create = JSON.parse(lookup.Properties.Create);
+    expect(create).toMatchObject({
+      service: 'EC2',
+      action: 'describeManagedPrefixLists',
+      parameters: {
+        Filters: [{ Name: 'prefix-list-name', Values: ['com.amazonaws.global.cloudfront.origin-facing'] }],
+      },
+      outputPaths: ['PrefixLists.0.PrefixListId'],
+    });
+    expect(JSON.parse(lookup.Properties.Update)).toEqual(create);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: [{ Action: 'ec2:DescribeManagedPrefixLists', Effect: 'Allow', Resource: '*' }],
+      },
+    });
   });
 
   test('outbound traffic is limited to HTTPS and HTTP', () => {
@@ -260,9 +283,8 @@ describe('SingleServer overrides', () => {
     expect(script).toMatch(/LOG_LEVEL=debug\n/);
     expect(script).toMatch(/\. \/etc\/scale-stages\/app\.env\nset \+a\n\.\/start\.sh\n/);
     expect(script).toContain("APP_HEALTH_URL='http://127.0.0.1:8080/healthz'");
-    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
-      SecurityGroupIngress: [Match.objectLike({ FromPort: 8080 }), Match.objectLike({ FromPort: 443 })],
-    });
+    template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 1);
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', { FromPort: 8080, ToPort: 8080 });
   });
 });
 

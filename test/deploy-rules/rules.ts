@@ -915,4 +915,156 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
       return count > 60 ? [`${count} dynamic references (in ${where.join(', ')}); the limit is 60`] : [];
     },
   },
+  {
+    id: 'cloudfront-vpc-origin-internet-gateway',
+    title: 'A CloudFront VPC origin needs an internet gateway attached to its VPC',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-vpc-origins.html',
+      title: 'Restrict access with VPC origins',
+    },
+    quote:
+      'Internet gateway – You need to add an internet gateway to the VPC that has your VPC origin resources. ' +
+      'The internet gateway is required to denote that the VPC can receive traffic from the internet.',
+    check: (t) => {
+      const attached = new Set(
+        resourcesOfType(t, 'AWS::EC2::VPCGatewayAttachment')
+          .filter(([, a]) => props(a).InternetGatewayId !== undefined)
+          .map(([, a]) => refTarget(t, props(a).VpcId)),
+      );
+      return vpcOriginTargets(t).flatMap(([originId, targetId]) => {
+        const vpc = vpcOfOriginTarget(t, targetId);
+        return vpc && !attached.has(vpc)
+          ? [`${originId} reaches ${targetId} in ${vpc}, which has no internet gateway attached`]
+          : [];
+      });
+    },
+  },
+  {
+    id: 'cloudfront-vpc-origin-private-subnets',
+    title: 'A CloudFront VPC origin (load balancer or instance) sits in private subnets, not public ones',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-vpc-origins.html',
+      title: 'Restrict access with VPC origins',
+    },
+    quote:
+      'You can use Application Load Balancers (ALBs), Network Load Balancers (NLBs), and EC2 instances in ' +
+      'private subnets as VPC origins.',
+    // A subnet is public when its route table sends 0.0.0.0/0 to an internet gateway.
+    check: (t) => {
+      const publicSubnets = subnetsRoutedToInternetGateway(t);
+      return vpcOriginTargets(t).flatMap(([originId, targetId]) => {
+        const target = t.Resources[targetId];
+        const subnets = [...list(props(target).Subnets), props(target).SubnetId].map((s) => refTarget(t, s));
+        const exposed = subnets.filter((s): s is string => s !== undefined && publicSubnets.has(s));
+        const scheme = str(props(target).Scheme);
+        return exposed.length > 0 || scheme === 'internet-facing'
+          ? [`${originId} reaches ${targetId}, which is in public subnets (${exposed.join(', ') || scheme})`]
+          : [];
+      });
+    },
+  },
+  {
+    id: 'cloudfront-vpc-origin-admits-cloudfront',
+    title: "The security group of a CloudFront VPC origin admits CloudFront's origin-facing prefix list",
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/LocationsOfEdgeServers.html',
+      title: 'Locations and IP address ranges of CloudFront edge servers',
+    },
+    quote:
+      'If your origin is hosted on AWS and protected by an Amazon VPC security group, you can use the ' +
+      "CloudFront managed prefix list to allow inbound traffic to your origin only from CloudFront's " +
+      'origin-facing servers, preventing any non-CloudFront traffic from reaching your origin.',
+    // Without a rule that admits CloudFront (its prefix list, or a wider range), CloudFront's
+    // requests time out: the load balancer's security group drops them.
+    check: (t) =>
+      vpcOriginTargets(t).flatMap(([originId, targetId]) => {
+        const groups = [
+          ...list(props(t.Resources[targetId]).SecurityGroups),
+          ...list(props(t.Resources[targetId]).SecurityGroupIds),
+        ]
+          .map((g) => refTarget(t, g))
+          .filter((g): g is string => g !== undefined);
+        const admits = groups.some((g) =>
+          ingressRules(t, g).some(
+            (rule) => isCloudFrontPrefixList(t, rule.SourcePrefixListId) || rule.CidrIp === '0.0.0.0/0',
+          ),
+        );
+        return admits
+          ? []
+          : [`${originId} reaches ${targetId}, whose security groups do not admit CloudFront`];
+      }),
+  },
+  {
+    id: 'security-group-rule-quota-prefix-list-weight',
+    title: "A security group's inbound rules fit in 60, counting CloudFront's prefix list as 55",
+    source: {
+      url: 'https://docs.aws.amazon.com/vpc/latest/userguide/working-with-aws-managed-prefix-lists.html',
+      title: 'AWS-managed prefix lists',
+    },
+    quote:
+      "For example, the weight of a Amazon CloudFront managed prefix list is 55. Here's how the this affects " +
+      'your Amazon VPC quotas: Security groups – The default quota is 60 rules, leaving room for only 5 ' +
+      'additional rules in a security group.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::EC2::SecurityGroup').flatMap(([id]) => {
+        const weight = ingressRules(t, id).reduce(
+          (sum, rule) => sum + (isCloudFrontPrefixList(t, rule.SourcePrefixListId) ? 55 : 1),
+          0,
+        );
+        return weight > 60 ? [`${id} has inbound rules weighing ${weight}; the default quota is 60`] : [];
+      }),
+  },
 ];
+
+/** [vpcOriginId, targetId] for every CloudFront VPC origin whose load balancer or instance is in the template. */
+function vpcOriginTargets(template: CfnTemplate): [string, string][] {
+  return resourcesOfType(template, 'AWS::CloudFront::VpcOrigin').flatMap(([id, origin]) => {
+    const config = props(origin).VpcOriginEndpointConfig;
+    const target = isObject(config) ? refTarget(template, config.Arn) : undefined;
+    return target ? [[id, target] as [string, string]] : [];
+  });
+}
+
+/** The VPC of a load balancer (through its subnets) or an instance (through its subnet). */
+function vpcOfOriginTarget(template: CfnTemplate, targetId: string): string | undefined {
+  const target = props(template.Resources[targetId]);
+  const subnet = refTarget(template, list(target.Subnets)[0] ?? target.SubnetId);
+  return subnet ? refTarget(template, props(template.Resources[subnet]).VpcId) : undefined;
+}
+
+/** Subnets whose route table has a 0.0.0.0/0 route to an internet gateway. */
+function subnetsRoutedToInternetGateway(template: CfnTemplate): Set<string> {
+  const igwTables = new Set(
+    resourcesOfType(template, 'AWS::EC2::Route')
+      .filter(([, r]) => props(r).DestinationCidrBlock === '0.0.0.0/0')
+      .filter(([, r]) => {
+        const gateway = refTarget(template, props(r).GatewayId);
+        return gateway !== undefined && template.Resources[gateway].Type === 'AWS::EC2::InternetGateway';
+      })
+      .map(([, r]) => refTarget(template, props(r).RouteTableId)),
+  );
+  return new Set(
+    resourcesOfType(template, 'AWS::EC2::SubnetRouteTableAssociation')
+      .filter(([, a]) => igwTables.has(refTarget(template, props(a).RouteTableId)))
+      .map(([, a]) => refTarget(template, props(a).SubnetId))
+      .filter((s): s is string => s !== undefined),
+  );
+}
+
+/** A security group's inbound rules, inline and as separate resources. */
+function ingressRules(template: CfnTemplate, groupId: string): JsonObject[] {
+  const inline = list(props(template.Resources[groupId]).SecurityGroupIngress).filter(isObject);
+  const separate = resourcesOfType(template, 'AWS::EC2::SecurityGroupIngress')
+    .filter(([, r]) => refTarget(template, props(r).GroupId) === groupId)
+    .map(([, r]) => props(r));
+  return [...inline, ...separate];
+}
+
+/** Whether a prefix-list id is CloudFront's origin-facing list, as the stacks look it up at deploy time. */
+function isCloudFrontPrefixList(template: CfnTemplate, value: Json | undefined): boolean {
+  const source = refTarget(template, value);
+  if (!source) return false;
+  return stringsIn(template.Resources[source].Properties ?? null).some((s) =>
+    s.includes('com.amazonaws.global.cloudfront.origin-facing'),
+  );
+}

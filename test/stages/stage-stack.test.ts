@@ -20,12 +20,53 @@ describe('stage 1', () => {
     expect(stack.database).toBeUndefined();
   });
 
-  test('outputs the app URL and the instance id for Session Manager', () => {
-    template.hasOutput('ServerUrl', {
-      Value: { 'Fn::Join': ['', ['http://', { Ref: Match.stringLikeRegexp('ServerElasticIp') }]] },
+  test('viewers reach the server through CloudFront over HTTPS; HTTP redirects', () => {
+    template.resourceCountIs('AWS::CloudFront::Distribution', 1);
+    template.resourceCountIs('AWS::S3::Bucket', 1); // the access logs; no web client bucket yet
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        DefaultCacheBehavior: Match.objectLike({
+          ViewerProtocolPolicy: 'redirect-to-https',
+          AllowedMethods: Match.arrayWith(['PUT', 'POST', 'DELETE']),
+          CachePolicyId: '4135ea2d-6df8-44a3-9df3-4b5a84be39ad', // CachingDisabled
+        }),
+        CacheBehaviors: Match.absent(),
+        DefaultRootObject: Match.absent(),
+        Origins: [
+          Match.objectLike({
+            CustomOriginConfig: Match.objectLike({ OriginProtocolPolicy: 'http-only', HTTPPort: 80 }),
+          }),
+        ],
+      }),
+    });
+  });
+
+  test("nothing is open to the world: the app port admits CloudFront's origin-facing servers only", () => {
+    const open = Object.values(template.findResources('AWS::EC2::SecurityGroup')).flatMap(
+      (g) => g.Properties.SecurityGroupIngress ?? [],
+    );
+    expect(open).toEqual([]);
+    const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress'));
+    expect(ingress).toHaveLength(1);
+    expect(ingress[0].Properties.SourcePrefixListId).toEqual({
+      'Fn::GetAtt': [
+        expect.stringMatching(/^CloudFrontOriginFacingPrefixList/),
+        'PrefixLists.0.PrefixListId',
+      ],
+    });
+  });
+
+  test('outputs the https URL of the app and the instance id for Session Manager', () => {
+    template.hasOutput('AppUrl', {
+      Value: {
+        'Fn::Join': [
+          '',
+          ['https://', { 'Fn::GetAtt': [Match.stringLikeRegexp('CdnDistribution'), 'DomainName'] }],
+        ],
+      },
     });
     template.hasOutput('ServerInstanceId', { Value: { Ref: Match.stringLikeRegexp('ServerInstance') } });
-    expect(Object.keys(template.toJSON().Outputs)).toEqual(['ServerUrl', 'ServerInstanceId']);
+    expect(Object.keys(template.toJSON().Outputs)).toEqual(['ServerInstanceId', 'AppUrl']);
   });
 
   test('the stack is environment-agnostic, so synth needs no credentials', () => {
@@ -138,7 +179,7 @@ describe('stage 100', () => {
   });
 
   test('outputs the web client URL', () => {
-    template.hasOutput('WebClientUrl', {
+    template.hasOutput('AppUrl', {
       Value: {
         'Fn::Join': [
           '',
@@ -197,23 +238,49 @@ describe('stage 1k', () => {
     expect(JSON.stringify(template.findResources('AWS::EC2::LaunchTemplate'))).toContain('DATABASE_HOST=');
   });
 
-  test('CloudFront sends the API to the load balancer', () => {
+  test('CloudFront sends the API to the internal load balancer through a VPC origin', () => {
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+      Scheme: 'internal',
+      LoadBalancerAttributes: Match.arrayWith([{ Key: 'deletion_protection.enabled', Value: 'true' }]),
+    });
+    template.hasResourceProperties('AWS::CloudFront::VpcOrigin', {
+      VpcOriginEndpointConfig: Match.objectLike({
+        Arn: { Ref: Match.stringLikeRegexp('^WebLoadBalancer') },
+        OriginProtocolPolicy: 'http-only',
+      }),
+    });
     template.hasResourceProperties('AWS::CloudFront::Distribution', {
       DistributionConfig: Match.objectLike({
+        CacheBehaviors: [Match.objectLike({ PathPattern: '/api/*' })],
         Origins: Match.arrayWith([
           Match.objectLike({
             DomainName: { 'Fn::GetAtt': [Match.stringLikeRegexp('WebLoadBalancer'), 'DNSName'] },
-            CustomOriginConfig: Match.objectLike({ OriginProtocolPolicy: 'http-only' }),
+            VpcOriginConfig: {
+              VpcOriginId: { 'Fn::GetAtt': [Match.stringLikeRegexp('VpcOrigin'), 'Id'] },
+            },
           }),
         ]),
       }),
     });
   });
 
-  test('outputs the load balancer URL instead of the server', () => {
+  test('nothing is open to the world, and no origin-verify header or its secret is left', () => {
+    const open = Object.values(template.findResources('AWS::EC2::SecurityGroup')).flatMap(
+      (g) => g.Properties.SecurityGroupIngress ?? [],
+    );
+    expect(open.filter((r: { CidrIp?: string }) => r.CidrIp === '0.0.0.0/0')).toEqual([]);
+    const fromAnywhere = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress')).filter(
+      (r) => r.Properties.CidrIp === '0.0.0.0/0' || r.Properties.CidrIpv6 === '::/0',
+    );
+    expect(fromAnywhere).toEqual([]);
+    expect(JSON.stringify(template.toJSON())).not.toContain('X-Origin-Verify');
+  });
+
+  test('outputs the https URL, not the internal load balancer', () => {
     const outputs = Object.keys(template.toJSON().Outputs);
-    expect(outputs).toEqual(expect.arrayContaining(['LoadBalancerUrl', 'DatabaseEndpoint', 'WebClientUrl']));
+    expect(outputs).toEqual(expect.arrayContaining(['AppUrl', 'DatabaseEndpoint']));
     expect(outputs).not.toContain('ServerUrl');
+    expect(outputs).not.toContain('LoadBalancerUrl');
   });
 
   test('with a certificate and its domain name: no warning, and CloudFront reaches the API over HTTPS', () => {
@@ -227,16 +294,21 @@ describe('stage 1k', () => {
       loadBalancerDomainName: 'origin.example.com',
     });
     Annotations.fromStack(withCertificate).hasNoWarning('*', Match.anyValue());
-    Template.fromStack(withCertificate).hasResourceProperties('AWS::CloudFront::Distribution', {
+    const template = Template.fromStack(withCertificate);
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
       DistributionConfig: Match.objectLike({
         Origins: Match.arrayWith([
-          Match.objectLike({
-            DomainName: 'origin.example.com',
-            CustomOriginConfig: Match.objectLike({ OriginProtocolPolicy: 'https-only' }),
-          }),
+          Match.objectLike({ DomainName: 'origin.example.com', VpcOriginConfig: Match.anyValue() }),
         ]),
       }),
     });
+    template.hasResourceProperties('AWS::CloudFront::VpcOrigin', {
+      VpcOriginEndpointConfig: Match.objectLike({ OriginProtocolPolicy: 'https-only' }),
+    });
+    const ingressPorts = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress'))
+      .filter((r) => r.Properties.SourcePrefixListId)
+      .map((r) => r.Properties.FromPort);
+    expect(ingressPorts).toEqual([443]);
   });
 
   test('a certificate without its domain name fails, and the reverse', () => {
@@ -289,24 +361,17 @@ describe('stage 10k', () => {
     });
   });
 
-  test('the load balancer serves only what came through CloudFront, which sends the secret header', () => {
-    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
-      DefaultActions: [Match.objectLike({ Type: 'fixed-response' })],
-    });
+  test('the media bucket joins the same distribution; the API keeps its VPC origin', () => {
+    template.resourceCountIs('AWS::CloudFront::Distribution', 1);
+    template.resourceCountIs('AWS::CloudFront::VpcOrigin', 1);
     template.hasResourceProperties('AWS::CloudFront::Distribution', {
       DistributionConfig: Match.objectLike({
-        Origins: Match.arrayWith([
-          Match.objectLike({
-            DomainName: { 'Fn::GetAtt': [Match.stringLikeRegexp('WebLoadBalancer'), 'DNSName'] },
-            OriginCustomHeaders: [Match.objectLike({ HeaderName: 'X-Origin-Verify' })],
-          }),
-        ]),
+        CacheBehaviors: [
+          Match.objectLike({ PathPattern: '/api/*' }),
+          Match.objectLike({ PathPattern: '/media/*' }),
+        ],
       }),
     });
-    const listener = Object.values(template.findResources('AWS::ElasticLoadBalancingV2::Listener'))[0];
-    expect(listener.DependsOn).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^CdnDistribution[0-9A-F]+$/)]),
-    );
   });
 
   test('the fleet may write media and learns the bucket name', () => {
@@ -454,7 +519,12 @@ describe('StageStack props', () => {
     });
     const script = userDataScript(template);
     expect(script).toContain('/opt/myapp/start');
-    template.hasOutput('ServerUrl', { Value: { 'Fn::Join': ['', ['http://', Match.anyValue(), ':8080']] } });
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        Origins: [Match.objectLike({ CustomOriginConfig: Match.objectLike({ HTTPPort: 8080 }) })],
+      }),
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', { FromPort: 8080, ToPort: 8080 });
     expect(script).not.toContain('scale-stages-app.service');
   });
 
