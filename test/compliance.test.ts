@@ -1,18 +1,20 @@
 import { Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { atLeast, BUILT_STAGES } from '../lib/stages/stage-table';
-import { StageStack, UserStage } from '../lib';
+import { StageStacks, UserStage } from '../lib';
 import { complianceReportOf, dataSafetyInfos } from './compliance-report';
 import { newApp } from './helpers';
 
 // Every built stage in one app, as `cdk synth -c stage=all` builds them: one synthesis, one
 // validation pass, one cdk-nag pass.
 const app = newApp({ validate: true });
-for (const stage of BUILT_STAGES) new StageStack(app, `ScaleStages-${stage}`, { stage });
+for (const stage of BUILT_STAGES) new StageStacks(app, `ScaleStages-${stage}`, { stage });
 const { findings, templates } = complianceReportOf(app);
 
 describe.each(BUILT_STAGES)('stage %s compliance', (stage) => {
-  const stackFindings = findings.filter((f) => f.paths.some((p) => p.startsWith(`ScaleStages-${stage}/`)));
+  const stackFindings = findings.filter((f) =>
+    f.paths.some((p) => p.startsWith(`ScaleStages-${stage}/`) || p.startsWith(`ScaleStages-${stage}-Edge/`)),
+  );
 
   test('zero unacknowledged cdk-nag AwsSolutions findings', () => {
     expect(stackFindings.filter((f) => f.plugin === 'AwsSolutions')).toEqual([]);
@@ -32,12 +34,27 @@ describe.each(BUILT_STAGES)('stage %s compliance', (stage) => {
 
   test('zero data-safety infos of the bundled validator (I3011, I3013)', () => {
     expect(dataSafetyInfos(templates[`ScaleStages-${stage}`])).toEqual([]);
+    const edge = templates[`ScaleStages-${stage}-Edge`];
+    expect(edge === undefined ? [] : dataSafetyInfos(edge)).toEqual([]);
+  });
+
+  test('an edge stack in us-east-1 from stage 1k, none before', () => {
+    expect(Object.keys(templates).includes(`ScaleStages-${stage}-Edge`)).toBe(
+      atLeast(stage, UserStage.USERS_1K),
+    );
   });
 });
 
 test('every finding belongs to a stage stack, so none escapes the per-stage checks', () => {
-  expect(findings.filter((f) => !f.paths.some((p) => /^ScaleStages-[0-9a-z]+\//.test(p)))).toEqual([]);
-  expect(Object.keys(templates).sort()).toEqual(BUILT_STAGES.map((stage) => `ScaleStages-${stage}`).sort());
+  expect(findings.filter((f) => !f.paths.some((p) => /^ScaleStages-[0-9a-z]+(-Edge)?\//.test(p)))).toEqual(
+    [],
+  );
+  const edges = BUILT_STAGES.filter((stage) => atLeast(stage, UserStage.USERS_1K)).map(
+    (s) => `ScaleStages-${s}-Edge`,
+  );
+  expect(Object.keys(templates).sort()).toEqual(
+    [...BUILT_STAGES.map((stage) => `ScaleStages-${stage}`), ...edges].sort(),
+  );
 });
 
 test('the compliance check reports findings of both plugins when there are some', () => {

@@ -83,6 +83,26 @@ describe.each(BUILT_STAGES)('stage %s', (stage) => {
   });
 });
 
+test.each(DEPLOY_RULES.map((r) => [r.id, r] as const))('the stage-1k edge stack keeps %s', (_id, r) => {
+  const { edge } = synthStage(UserStage.USERS_1K);
+  const context = { stackName: 'ScaleStages-Edge', region: 'us-east-1' };
+  expect(r.check(edge!.toJSON() as CfnTemplate, context)).toEqual([]);
+});
+
+test('the edge stack in any other region breaks wafv2-cloudfront-scope-us-east-1', () => {
+  const { edge } = synthStage(UserStage.USERS_1K);
+  expect(
+    rule('wafv2-cloudfront-scope-us-east-1').check(edge!.toJSON() as CfnTemplate, {
+      stackName: 'ScaleStages-Edge',
+      region: undefined,
+    }),
+  ).toEqual([
+    expect.stringMatching(
+      /^FirewallWebAcl\w+ has Scope CLOUDFRONT in stack ScaleStages-Edge, whose region is not set/,
+    ),
+  ]);
+});
+
 describe('each rule reports a template broken on purpose', () => {
   broken('rds-replica-managed-password: a replica of a source with ManageMasterUserPassword', () => {
     const { t, context } = copyOf(UserStage.USERS_100K);

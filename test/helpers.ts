@@ -3,7 +3,7 @@ import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { StageNetwork, StageStack, StageStackProps, UserStage } from '../lib';
+import { StageNetwork, StageStack, StageStacks, StageStacksProps, UserStage } from '../lib';
 import { Json, renderText } from './deploy-rules/template';
 
 /** The feature flags users get from cdk.json, so tests see what `cdk synth` produces. */
@@ -32,14 +32,21 @@ export function networkStack(): { app: App; stack: Stack; vpc: ec2.Vpc } {
 }
 
 export interface SynthesizedStage {
+  /** The primary stack. */
   readonly stack: StageStack;
   readonly template: Template;
+  /** The `<name>-Edge` stack's template, when the stage has an edge firewall. */
+  readonly edge?: Template;
 }
 
-/** Synthesizes one stage in its own app. */
-export function synthStage(stage: UserStage, props: Partial<StageStackProps> = {}): SynthesizedStage {
-  const stack = new StageStack(newApp(), 'ScaleStages', { ...props, stage });
-  return { stack, template: Template.fromStack(stack) };
+/** Synthesizes one stage's stacks in their own app, as `cdk synth -c stage=<id>` does. */
+export function synthStage(stage: UserStage, props: Partial<StageStacksProps> = {}): SynthesizedStage {
+  const stacks = new StageStacks(newApp(), 'ScaleStages', { ...props, stage });
+  return {
+    stack: stacks.primary,
+    template: Template.fromStack(stacks.primary),
+    edge: stacks.edge && Template.fromStack(stacks.edge),
+  };
 }
 
 /** The shell script part of a rendered multipart user data, with CloudFormation tokens left as placeholders. */

@@ -30,6 +30,13 @@ export interface StageStackProps extends StackProps {
    */
   readonly app?: AppSource;
   /**
+   * The ARN of a CLOUDFRONT-scope AWS WAF web ACL (in us-east-1) for the distribution. `StageStacks`
+   * gives the one its `<name>-Edge` stack builds, from stage 1k.
+   *
+   * @default - no web ACL
+   */
+  readonly webAclArn?: string;
+  /**
    * The folder with the built web client, served by CloudFront from stage 100.
    *
    * @default - the small example client shipped with this library
@@ -243,6 +250,7 @@ export class StageStack extends Stack {
       appOrigin: this.appOrigin(props),
       webClient,
       webClientPath: webClient ? props.webClientPath : undefined,
+      webAclArn: props.webAclArn,
     });
     if (atLeast(this.stage, UserStage.USERS_10K)) {
       const media = this.cdn.addMediaBucket();

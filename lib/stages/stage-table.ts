@@ -22,6 +22,8 @@ export interface StageSizing {
   readonly readReplicas?: { readonly count: number; readonly instanceType: string };
   /** The ElastiCache cache from stage 100k (node type without the `cache.` prefix). */
   readonly cache?: { readonly nodeType: string; readonly replicas: number };
+  /** Whether an edge firewall (AWS WAF web ACL) guards the distribution, from stage 1k. */
+  readonly edgeFirewall?: boolean;
 }
 
 /** One row of the stage table. */
@@ -53,6 +55,7 @@ export const STAGES: readonly StageDefinition[] = [
     stage: UserStage.USERS_1K,
     users: 1_000,
     sizing: {
+      edgeFirewall: true,
       natGateways: 1,
       web: { instanceType: 't4g.small', minCapacity: 2, maxCapacity: 6 },
       database: { instanceType: 't4g.small', storageGiB: 20, multiAz: true },
@@ -62,6 +65,7 @@ export const STAGES: readonly StageDefinition[] = [
     stage: UserStage.USERS_10K,
     users: 10_000,
     sizing: {
+      edgeFirewall: true,
       natGateways: 1,
       web: { instanceType: 't4g.medium', minCapacity: 2, maxCapacity: 10 },
       database: { instanceType: 't4g.medium', storageGiB: 20, multiAz: true },
@@ -71,6 +75,7 @@ export const STAGES: readonly StageDefinition[] = [
     stage: UserStage.USERS_100K,
     users: 100_000,
     sizing: {
+      edgeFirewall: true,
       natGateways: 2,
       web: { instanceType: 'm7g.large', minCapacity: 2, maxCapacity: 20 },
       database: { instanceType: 'm7g.large', storageGiB: 20, multiAz: true },

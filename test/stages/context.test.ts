@@ -99,4 +99,18 @@ describe('the CLI app', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(message);
   });
+
+  test('stage 1k writes the primary stack and the <appName>-Edge stack it depends on', () => {
+    const result = runApp({ stage: '1k', appName: 'Shop' });
+    expect(result.status).toBe(0);
+    const manifest = JSON.parse(fs.readFileSync(path.join(outdir, 'manifest.json'), 'utf8'));
+    const stacks = Object.entries(
+      manifest.artifacts as Record<string, { type: string; environment: string; dependencies?: string[] }>,
+    ).filter(([, a]) => a.type === 'aws:cloudformation:stack');
+    expect(stacks.map(([id, a]) => [id, a.environment]).sort()).toEqual([
+      ['Shop', 'aws://unknown-account/unknown-region'],
+      ['Shop-Edge', 'aws://unknown-account/us-east-1'],
+    ]);
+    expect(stacks.find(([id]) => id === 'Shop')![1].dependencies).toContain('Shop-Edge');
+  });
 });
