@@ -52,6 +52,57 @@ export function readStageContext(node: Node): StageContext {
   return { appName, regions, stacks };
 }
 
+/** What the `domainName`, `certificateArn` and `hostedZoneId` context keys ask for, checked. */
+export interface DomainContext {
+  readonly domainName?: string;
+  readonly certificateArn?: string;
+  readonly hostedZoneId?: string;
+}
+
+/**
+ * Reads and checks the own-domain context keys: the name viewers use, the ACM certificate in
+ * us-east-1 that covers it (CloudFront takes certificates from that region only), and optionally
+ * the Route 53 hosted zone that gets the alias records.
+ */
+export function readDomainContext(node: Node): DomainContext {
+  const domainName = readString(node, 'domainName');
+  const certificateArn = readString(node, 'certificateArn');
+  const hostedZoneId = readString(node, 'hostedZoneId');
+  if (domainName !== undefined) checkDomainName(`context key 'domainName'`, domainName);
+  if (
+    certificateArn !== undefined &&
+    !/^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate\/[A-Za-z0-9-]+$/.test(certificateArn)
+  ) {
+    throw new ScaleStagesError(
+      `context key 'certificateArn' must be the ARN of an ACM certificate in us-east-1 (CloudFront uses no other region), such as arn:aws:acm:us-east-1:123456789012:certificate/<id>; got '${certificateArn}'.`,
+    );
+  }
+  if (hostedZoneId !== undefined && !/^Z[A-Z0-9]{1,31}$/.test(hostedZoneId)) {
+    throw new ScaleStagesError(
+      `context key 'hostedZoneId' must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ; got '${hostedZoneId}'.`,
+    );
+  }
+  if ((domainName === undefined) !== (certificateArn === undefined)) {
+    throw new ScaleStagesError(
+      `context keys 'domainName' and 'certificateArn' go together: CloudFront serves a domain only with a certificate that covers it; got ${domainName === undefined ? 'certificateArn without domainName' : 'domainName without certificateArn'}.`,
+    );
+  }
+  if (hostedZoneId !== undefined && domainName === undefined) {
+    throw new ScaleStagesError(
+      `context key 'hostedZoneId' needs 'domainName' (the name its alias records point at the distribution); got hostedZoneId '${hostedZoneId}' alone.`,
+    );
+  }
+  return { domainName, certificateArn, hostedZoneId };
+}
+
+/** A DNS name a viewer can type: labels of letters, digits and hyphens, at least two. */
+export function checkDomainName(what: string, domainName: string): void {
+  const label = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
+  if (!new RegExp(`^(${label}\\.)+${label}$`, 'i').test(domainName) || domainName.length > 253) {
+    throw new ScaleStagesError(`${what} must be a DNS name such as www.example.com; got '${domainName}'.`);
+  }
+}
+
 function readRegions(node: Node): string[] {
   const raw = readString(node, 'regions');
   if (raw === undefined) return DEFAULT_REGIONS;

@@ -4,6 +4,8 @@ import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
@@ -16,6 +18,7 @@ import { SeparatedDb } from '../constructs/separated-db';
 import { SingleServer } from '../constructs/single-server';
 import { StageNetwork } from '../constructs/stage-network';
 import { ScaleStagesError } from '../private/errors';
+import { checkDomainName, readDomainContext } from './context';
 import { atLeast, BUILT_STAGES, STAGES, StageSizing } from './stage-table';
 import { UserStage } from './user-stage';
 
@@ -29,6 +32,28 @@ export interface StageStackProps extends StackProps {
    * @default - the demo app, `AppSource.demo()`
    */
   readonly app?: AppSource;
+  /**
+   * The domain viewers use, such as `www.example.com`, instead of the distribution's
+   * `*.cloudfront.net` name; give `certificate` with it.
+   *
+   * @default - the context key `domainName`; without it, the `*.cloudfront.net` name
+   */
+  readonly domainName?: string;
+  /**
+   * The ACM certificate that covers `domainName`; it must be in us-east-1, where CloudFront takes
+   * certificates from. Viewers then need TLS 1.2 or newer (`TLSv1.2_2021`).
+   *
+   * @default - the context key `certificateArn`
+   */
+  readonly certificate?: acm.ICertificate;
+  /**
+   * The Route 53 hosted zone that gets `domainName`'s alias records (A and AAAA) to the
+   * distribution.
+   *
+   * @default - the context key `hostedZoneId`; without it, no records (point the name at the
+   * distribution in your DNS)
+   */
+  readonly hostedZone?: route53.IHostedZone;
   /**
    * The ARN of a CLOUDFRONT-scope AWS WAF web ACL (in us-east-1) for the distribution. `StageStacks`
    * gives the one its `<name>-Edge` stack builds, from stage 1k.
@@ -246,12 +271,24 @@ export class StageStack extends Stack {
     // One distribution from stage 1, grown by later stages: viewers get HTTPS at its
     // *.cloudfront.net name, and the app is reachable only through it.
     const webClient = atLeast(this.stage, UserStage.USERS_100);
+    const domain = this.ownDomain(props);
     this.cdn = new CdnStatic(this, 'Cdn', {
       appOrigin: this.appOrigin(props),
       webClient,
       webClientPath: webClient ? props.webClientPath : undefined,
       webAclArn: props.webAclArn,
+      domainNames: domain && [domain.domainName],
+      certificate: domain?.certificate,
     });
+    if (domain?.hostedZone) {
+      const target = route53.RecordTarget.fromAlias(
+        new route53Targets.CloudFrontTarget(this.cdn.distribution),
+      );
+      // A fully qualified name (trailing dot), so an imported zone needs no zone name.
+      const recordName = `${domain.domainName}.`;
+      new route53.ARecord(this, 'AliasRecord', { zone: domain.hostedZone, recordName, target });
+      new route53.AaaaRecord(this, 'AliasRecordIpv6', { zone: domain.hostedZone, recordName, target });
+    }
     if (atLeast(this.stage, UserStage.USERS_10K)) {
       const media = this.cdn.addMediaBucket();
       this.grantMedia(media);
@@ -267,6 +304,37 @@ export class StageStack extends Stack {
         : 'The app, served by the single server through CloudFront',
       value: this.cdn.url,
     });
+  }
+
+  /** The own domain from props, or else from the context keys; undefined for the *.cloudfront.net name. */
+  private ownDomain(
+    props: StageStackProps,
+  ): { domainName: string; certificate: acm.ICertificate; hostedZone?: route53.IHostedZone } | undefined {
+    const fromContext = readDomainContext(this.node);
+    const domainName = props.domainName ?? fromContext.domainName;
+    if (domainName === undefined && props.certificate === undefined && props.hostedZone === undefined) {
+      return undefined;
+    }
+    if (domainName === undefined && props.hostedZone) {
+      throw new ScaleStagesError(
+        'hostedZone needs domainName: the name whose alias records it gets. Give domainName and certificate with it.',
+      );
+    }
+    if (domainName === undefined || !(props.certificate ?? fromContext.certificateArn)) {
+      throw new ScaleStagesError(
+        'domainName and certificate go together: CloudFront serves a domain only with an ACM certificate (in us-east-1) that covers it. Give both, or neither for the *.cloudfront.net name.',
+      );
+    }
+    checkDomainName('domainName', domainName);
+    const certificate =
+      props.certificate ??
+      acm.Certificate.fromCertificateArn(this, 'Certificate', fromContext.certificateArn!);
+    const hostedZone =
+      props.hostedZone ??
+      (fromContext.hostedZoneId
+        ? route53.HostedZone.fromHostedZoneId(this, 'HostedZone', fromContext.hostedZoneId)
+        : undefined);
+    return { domainName, certificate, hostedZone };
   }
 
   /**

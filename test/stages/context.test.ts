@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { App } from 'aws-cdk-lib';
 import { UserStage } from '../../lib';
-import { readStageContext } from '../../lib/stages/context';
+import { readDomainContext, readStageContext } from '../../lib/stages/context';
 
 function read(context: Record<string, unknown>) {
   return readStageContext(new App({ context }).node);
@@ -70,6 +70,46 @@ describe('context keys', () => {
     ],
   ])('%o fails with a clear message', (context, message) => {
     expect(() => read(context)).toThrow(message);
+  });
+});
+
+describe('own-domain context keys', () => {
+  const readDomain = (context: Record<string, unknown>) => readDomainContext(new App({ context }).node);
+  const arn = 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f';
+
+  test('none: the *.cloudfront.net name', () => {
+    expect(readDomain({})).toEqual({});
+  });
+
+  test('domain, certificate and hosted zone', () => {
+    expect(
+      readDomain({ domainName: 'www.example.com', certificateArn: arn, hostedZoneId: 'Z0123456789ABC' }),
+    ).toEqual({
+      domainName: 'www.example.com',
+      certificateArn: arn,
+      hostedZoneId: 'Z0123456789ABC',
+    });
+  });
+
+  test.each([
+    [{ domainName: 'www.example.com' }, "context keys 'domainName' and 'certificateArn' go together"],
+    [{ certificateArn: arn }, 'got certificateArn without domainName'],
+    [
+      { domainName: 'localhost', certificateArn: arn },
+      "context key 'domainName' must be a DNS name such as www.example.com; got 'localhost'.",
+    ],
+    [{ domainName: 'https://www.example.com', certificateArn: arn }, "got 'https://www.example.com'"],
+    [
+      { domainName: 'www.example.com', certificateArn: arn.replace('us-east-1', 'eu-west-1') },
+      "context key 'certificateArn' must be the ARN of an ACM certificate in us-east-1 (CloudFront uses no other region)",
+    ],
+    [
+      { domainName: 'www.example.com', certificateArn: arn, hostedZoneId: 'example.com' },
+      "context key 'hostedZoneId' must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ; got 'example.com'.",
+    ],
+    [{ hostedZoneId: 'Z0123456789ABC' }, "context key 'hostedZoneId' needs 'domainName'"],
+  ])('%o fails with a clear message', (context, message) => {
+    expect(() => readDomain(context)).toThrow(message);
   });
 });
 

@@ -1,10 +1,11 @@
-import { Size, Stack } from 'aws-cdk-lib';
+import { App, Size, Stack } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as route53 from 'aws-cdk-lib/aws-route53';
 import { AppSource, StageStack, UserStage } from '../../lib';
 import { BUILT_STAGES, STAGES } from '../../lib/stages/stage-table';
-import { newApp, synthStage, userDataScript } from '../helpers';
+import { CDK_JSON_CONTEXT, newApp, synthStage, userDataScript } from '../helpers';
 
 describe('stage 1', () => {
   const { stack, template } = synthStage(UserStage.USERS_1);
@@ -511,6 +512,90 @@ describe('StageStack props', () => {
       DBInstanceClass: 'db.t4g.medium',
       AllocatedStorage: '40',
     });
+  });
+
+  test('an own domain: alias, certificate with TLS 1.2 (2021 policy), Route 53 records, https URL', () => {
+    const app = newApp();
+    const certs = new Stack(app, 'Certs');
+    const certificate = acm.Certificate.fromCertificateArn(
+      certs,
+      'Cert',
+      'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+    );
+    const stack = new StageStack(app, 'S', {
+      stage: UserStage.USERS_1,
+      domainName: 'www.example.com',
+      certificate,
+      hostedZone: route53.HostedZone.fromHostedZoneAttributes(certs, 'Zone', {
+        hostedZoneId: 'Z0123456789ABC',
+        zoneName: 'example.com',
+      }),
+    });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        Aliases: ['www.example.com'],
+        ViewerCertificate: {
+          AcmCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+          MinimumProtocolVersion: 'TLSv1.2_2021',
+          SslSupportMethod: 'sni-only',
+        },
+      }),
+    });
+    for (const type of ['A', 'AAAA']) {
+      template.hasResourceProperties('AWS::Route53::RecordSet', {
+        Name: 'www.example.com.',
+        Type: type,
+        HostedZoneId: 'Z0123456789ABC',
+        AliasTarget: Match.objectLike({
+          DNSName: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CdnDistribution'), 'DomainName'] },
+        }),
+      });
+    }
+    template.hasOutput('AppUrl', { Value: 'https://www.example.com' });
+  });
+
+  test('the own domain from the context keys, without a hosted zone: no records', () => {
+    const app = new App({
+      context: {
+        ...CDK_JSON_CONTEXT,
+        domainName: 'app.example.org',
+        certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+      },
+    });
+    const template = Template.fromStack(new StageStack(app, 'S', { stage: UserStage.USERS_1 }));
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({ Aliases: ['app.example.org'] }),
+    });
+    template.resourceCountIs('AWS::Route53::RecordSet', 0);
+    template.hasOutput('AppUrl', { Value: 'https://app.example.org' });
+  });
+
+  test.each<[{ domainName?: string; certificateArn?: boolean; hostedZone?: boolean }, RegExp]>([
+    [{ domainName: 'www.example.com' }, /domainName and certificate go together/],
+    [
+      { domainName: 'not a name', certificateArn: true },
+      /domainName must be a DNS name such as www.example.com; got 'not a name'/,
+    ],
+    [{ hostedZone: true }, /hostedZone needs domainName/],
+  ])('own-domain props %o fail', (given, message) => {
+    const app = newApp();
+    const certs = new Stack(app, 'Certs');
+    const props = {
+      stage: UserStage.USERS_1,
+      domainName: given.domainName,
+      certificate: given.certificateArn
+        ? acm.Certificate.fromCertificateArn(
+            certs,
+            'Cert',
+            'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+          )
+        : undefined,
+      hostedZone: given.hostedZone
+        ? route53.HostedZone.fromHostedZoneId(certs, 'Zone', 'Z0123456789ABC')
+        : undefined,
+    };
+    expect(() => new StageStack(app, 'S', props)).toThrow(message);
   });
 
   test('the user app replaces the demo', () => {
