@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { App, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks, NIST80053R5Checks } from 'cdk-nag';
 
 // The compliance checks, kept apart from ./helpers so that only the compliance tests load cdk-nag
 // and the validator (about half a second per test file).
@@ -33,19 +33,23 @@ export interface ComplianceReport {
 }
 
 /**
- * Synthesizes an app with cdk-nag's AwsSolutions pack added to the bundled CloudFormation
- * validator, and returns every unacknowledged finding of either, whatever its severity.
+ * Synthesizes an app with cdk-nag's AwsSolutions and NIST 800-53 rev 5 packs added to the bundled
+ * CloudFormation validator, and returns every unacknowledged finding of any, whatever its severity.
  */
 export function complianceReportOf(app: App): ComplianceReport {
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new NIST80053R5Checks(app));
   let outdir = app.outdir;
   const templates: Record<string, object> = {};
   try {
     const assembly = app.synth();
     outdir = assembly.directory;
-    for (const stack of assembly.stacks) templates[stack.stackName] = stack.template;
   } catch {
-    // A failing validation throws after writing the report, which is what we read.
+    // A failing validation throws after writing the templates and the report, which is what we read.
+  }
+  for (const file of fs.readdirSync(outdir).filter((f) => f.endsWith('.template.json'))) {
+    templates[file.replace(/\.template\.json$/, '')] = JSON.parse(
+      fs.readFileSync(path.join(outdir, file), 'utf8'),
+    );
   }
   const report: ValidationReport = JSON.parse(
     fs.readFileSync(path.join(outdir, 'validation-report.json'), 'utf8'),

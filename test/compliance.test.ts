@@ -1,7 +1,10 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { atLeast, BUILT_STAGES } from '../lib/stages/stage-table';
-import { StageStacks, UserStage } from '../lib';
+import { LoadBalancedTier, StageNetwork, StageStacks, UserStage } from '../lib';
+import { acknowledgeNist80053R5, NIST_800_53_R5_ACKNOWLEDGEMENTS } from '../lib/private/nist-800-53-r5';
 import { complianceReportOf, dataSafetyInfos } from './compliance-report';
 import { newApp } from './helpers';
 
@@ -18,6 +21,22 @@ describe.each(BUILT_STAGES)('stage %s compliance', (stage) => {
 
   test('zero unacknowledged cdk-nag AwsSolutions findings', () => {
     expect(stackFindings.filter((f) => f.plugin === 'AwsSolutions')).toEqual([]);
+  });
+
+  test('zero unacknowledged cdk-nag NIST 800-53 rev 5 findings but the two secrets whose rotation is in progress', () => {
+    // Open in issue 11: the stage-1 local database secret and the cache's AUTH token do not rotate yet.
+    const inProgress: Record<string, string[]> = {
+      [UserStage.USERS_1]: ['ScaleStages-1/Server/LocalDatabaseSecret/Resource'],
+      [UserStage.USERS_100K]: ['ScaleStages-100k/Cache/AuthToken/Resource'],
+    };
+    const inStage = (p: string) =>
+      p.startsWith(`ScaleStages-${stage}/`) || p.startsWith(`ScaleStages-${stage}-Edge/`);
+    const nist = stackFindings
+      .filter((f) => f.plugin === 'NIST.800.53.R5')
+      .flatMap((f) => f.paths.filter(inStage).map((p) => `${f.rule} ${p}`));
+    expect(nist).toEqual(
+      (inProgress[stage] ?? []).map((p) => `NIST.800.53.R5-SecretsManagerRotationEnabled ${p}`),
+    );
   });
 
   test('zero findings of the bundled CloudFormation validator (errors and warnings)', () => {
@@ -84,4 +103,48 @@ test('the data-safety check reports I3011 and I3013 when there are some', () => 
       expect.stringMatching(/^I3013 .*'MessageRetentionPeriod' is a required property/),
     ]),
   );
+});
+
+describe('the NIST 800-53 rev 5 acknowledgements (lib/private/nist-800-53-r5.ts)', () => {
+  test('never cover what the library fixes: unrotated secrets, RDS log exports, load balancer deletion protection', () => {
+    const rules = NIST_800_53_R5_ACKNOWLEDGEMENTS.map((a) => a.rule);
+    for (const fixed of [
+      'SecretsManagerRotationEnabled',
+      'RDSLoggingEnabled',
+      'ELBDeletionProtectionEnabled',
+    ]) {
+      expect(rules).not.toContain(fixed);
+    }
+    for (const a of NIST_800_53_R5_ACKNOWLEDGEMENTS) expect(a.reason.length).toBeGreaterThan(40);
+  });
+
+  test('leave an internet-facing, HTTP-only load balancer without a WAF flagged', () => {
+    const app = newApp({ validate: true });
+    const stack = new Stack(app, 'Public');
+    const vpc = new StageNetwork(stack, 'Network', { natGateways: 1 }).vpc;
+    new LoadBalancedTier(stack, 'Web', { vpc, internetFacing: true });
+    acknowledgeNist80053R5(stack);
+    const rules = complianceReportOf(app).findings.map((f) => f.rule);
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        'NIST.800.53.R5-ALBHttpToHttpsRedirection',
+        'NIST.800.53.R5-ELBv2ACMCertificateRequired',
+        'NIST.800.53.R5-ALBWAFEnabled',
+      ]),
+    );
+  });
+
+  test('leave the WAF finding of an internal load balancer when no edge web ACL guards the distribution', () => {
+    const app = newApp({ validate: true });
+    new StageStacks(app, 'NoEdge', { stage: UserStage.USERS_1K, edgeFirewall: false });
+    const rules = complianceReportOf(app).findings.map((f) => f.rule);
+    expect(rules).toContain('NIST.800.53.R5-ALBWAFEnabled');
+    expect(rules).not.toContain('NIST.800.53.R5-ALBHttpToHttpsRedirection');
+  });
+
+  test('are each listed in the README compliance section', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Compliance'), readme.indexOf('## Development'));
+    for (const { rule } of NIST_800_53_R5_ACKNOWLEDGEMENTS) expect(section).toContain(`\`${rule}\``);
+  });
 });

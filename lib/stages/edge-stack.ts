@@ -2,6 +2,7 @@ import { CfnOutput, Stack, StackProps, Token } from 'aws-cdk-lib/core';
 import { Construct } from 'constructs';
 import { EdgeFirewall, EdgeFirewallProps } from '../constructs/edge-firewall';
 import { ScaleStagesError } from '../private/errors';
+import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 
 /** Properties of an `EdgeStack`. */
 export interface EdgeStackProps extends StackProps {
@@ -42,5 +43,6 @@ export class EdgeStack extends Stack {
       description: 'The edge web ACL, read by the primary stack',
       value: this.firewall.webAclArn,
     });
+    acknowledgeNist80053R5(this);
   }
 }

@@ -18,6 +18,7 @@ import { SeparatedDb } from '../constructs/separated-db';
 import { SingleServer } from '../constructs/single-server';
 import { StageNetwork } from '../constructs/stage-network';
 import { ScaleStagesError } from '../private/errors';
+import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { checkDomainName, readDomainContext } from './context';
 import { atLeast, BUILT_STAGES, STAGES, StageSizing } from './stage-table';
 import { UserStage } from './user-stage';
@@ -304,6 +305,7 @@ export class StageStack extends Stack {
         : 'The app, served by the single server through CloudFront',
       value: this.cdn.url,
     });
+    acknowledgeNist80053R5(this);
   }
 
   /** The own domain from props, or else from the context keys; undefined for the *.cloudfront.net name. */
