@@ -1,0 +1,147 @@
+/**
+ * What a synthesized template costs a month before any traffic, at on-demand list prices in
+ * us-east-1 (730 hours a month), as the README's cost notes add them up. Every resource type must
+ * be priced or named as free before traffic, so a new chargeable resource cannot slip in unpriced.
+ */
+
+const HOURS = 730;
+
+/** EC2 on-demand, Linux, per hour. */
+const EC2_HOURLY: Record<string, number> = {
+  't4g.nano': 0.0042,
+  't4g.micro': 0.0084,
+  't4g.small': 0.0168,
+  't4g.medium': 0.0336,
+  'm7g.large': 0.0816,
+};
+/** RDS for PostgreSQL single-AZ, per hour (Multi-AZ doubles it). */
+const RDS_HOURLY: Record<string, number> = {
+  'db.t4g.micro': 0.016,
+  'db.t4g.small': 0.032,
+  'db.t4g.medium': 0.065,
+  'db.m7g.large': 0.168,
+};
+/** ElastiCache for Valkey, per node-hour. */
+const CACHE_HOURLY: Record<string, number> = { 'cache.t4g.medium': 0.052 };
+const GP3_PER_GIB = 0.08;
+const RDS_GP3_PER_GIB = 0.115;
+const PUBLIC_IPV4 = 0.005 * HOURS;
+const ROOT_VOLUME_GIB = 8;
+
+/** Types that cost nothing until they are used (requests, bytes, invocations, snapshots). */
+const FREE_BEFORE_TRAFFIC = new Set([
+  'AWS::AutoScaling::ScalingPolicy',
+  'AWS::AutoScaling::ScheduledAction',
+  'AWS::Backup::BackupPlan',
+  'AWS::Backup::BackupSelection',
+  'AWS::Backup::BackupVault',
+  'AWS::CDK::Metadata',
+  'AWS::CloudFront::Distribution',
+  'AWS::CloudFront::Function',
+  'AWS::CloudFront::OriginAccessControl',
+  'AWS::CloudFront::VpcOrigin',
+  'AWS::EC2::FlowLog',
+  'AWS::EC2::InternetGateway',
+  'AWS::EC2::LaunchTemplate',
+  'AWS::EC2::Route',
+  'AWS::EC2::RouteTable',
+  'AWS::EC2::SecurityGroup',
+  'AWS::EC2::SecurityGroupEgress',
+  'AWS::EC2::SecurityGroupIngress',
+  'AWS::EC2::Subnet',
+  'AWS::EC2::SubnetRouteTableAssociation',
+  'AWS::EC2::VPC',
+  'AWS::EC2::VPCGatewayAttachment',
+  'AWS::EC2::VolumeAttachment',
+  'AWS::ElastiCache::ParameterGroup',
+  'AWS::ElastiCache::SubnetGroup',
+  'AWS::ElasticLoadBalancingV2::Listener',
+  'AWS::ElasticLoadBalancingV2::ListenerRule',
+  'AWS::ElasticLoadBalancingV2::TargetGroup',
+  'AWS::IAM::InstanceProfile',
+  'AWS::IAM::Policy',
+  'AWS::IAM::Role',
+  'AWS::Lambda::Function',
+  'AWS::Lambda::LayerVersion',
+  'AWS::Lambda::Permission',
+  'AWS::Logs::LogGroup',
+  'AWS::RDS::DBParameterGroup',
+  'AWS::RDS::DBSubnetGroup',
+  'AWS::Route53::RecordSet',
+  'AWS::S3::Bucket',
+  'AWS::S3::BucketPolicy',
+  'AWS::SecretsManager::ResourcePolicy',
+  'AWS::SecretsManager::RotationSchedule',
+  'AWS::SecretsManager::SecretTargetAttachment',
+  'AWS::Serverless::Application',
+  'AWS::WAFv2::LoggingConfiguration',
+  'Custom::AWS',
+  'Custom::CDKBucketDeployment',
+  'Custom::LogRetention',
+  'Custom::VpcRestrictDefaultSG',
+]);
+
+interface Resource {
+  readonly Type: string;
+  readonly Properties?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+export interface PricedTemplate {
+  readonly Resources: Record<string, Resource>;
+}
+
+function price<T>(table: Record<string, T>, key: string, what: string): T {
+  if (!(key in table)) throw new Error(`no list price for ${what} '${key}'; add it to test/cost-model.ts`);
+  return table[key];
+}
+
+/** The monthly cost of one resource before traffic, in US dollars. */
+function monthly(id: string, r: Resource, template: PricedTemplate): number {
+  const p = r.Properties ?? {};
+  switch (r.Type) {
+    case 'AWS::EC2::Instance':
+      return price(EC2_HOURLY, p.InstanceType, 'instance type') * HOURS + ROOT_VOLUME_GIB * GP3_PER_GIB;
+    case 'AWS::AutoScaling::AutoScalingGroup': {
+      const launchTemplate = template.Resources[p.LaunchTemplate.LaunchTemplateId.Ref];
+      const type = launchTemplate.Properties!.LaunchTemplateData.InstanceType;
+      const server = price(EC2_HOURLY, type, 'instance type') * HOURS + ROOT_VOLUME_GIB * GP3_PER_GIB;
+      return Number(p.MinSize) * server;
+    }
+    case 'AWS::EC2::Volume':
+      return p.Size * GP3_PER_GIB;
+    case 'AWS::EC2::EIP':
+      return PUBLIC_IPV4;
+    case 'AWS::EC2::NatGateway':
+      return 0.045 * HOURS;
+    case 'AWS::EC2::VPCEndpoint':
+      return p.VpcEndpointType === 'Interface' ? 0.01 * HOURS * p.SubnetIds.length : 0;
+    case 'AWS::ElasticLoadBalancingV2::LoadBalancer':
+      return 0.0225 * HOURS + (p.Scheme === 'internal' ? 0 : PUBLIC_IPV4 * p.Subnets.length);
+    case 'AWS::RDS::DBInstance': {
+      const copies = p.MultiAZ ? 2 : 1;
+      const storage = Number(p.AllocatedStorage ?? 20) * RDS_GP3_PER_GIB;
+      return copies * (price(RDS_HOURLY, p.DBInstanceClass, 'database class') * HOURS + storage);
+    }
+    case 'AWS::ElastiCache::ReplicationGroup':
+      return price(CACHE_HOURLY, p.CacheNodeType, 'cache node type') * HOURS * p.NumCacheClusters;
+    case 'AWS::SecretsManager::Secret':
+      return 0.4;
+    case 'AWS::WAFv2::WebACL':
+      return 5 + 1 * p.Rules.length;
+    case 'AWS::KMS::Key':
+      return 1;
+    default:
+      if (FREE_BEFORE_TRAFFIC.has(r.Type)) return 0;
+      throw new Error(
+        `${id}: no price for ${r.Type}; price it or name it free before traffic in test/cost-model.ts`,
+      );
+  }
+}
+
+/** The monthly cost of templates (a stage's stacks) before traffic, in US dollars. */
+export function monthlyCost(...templates: PricedTemplate[]): number {
+  let total = 0;
+  for (const template of templates) {
+    for (const [id, r] of Object.entries(template.Resources)) total += monthly(id, r, template);
+  }
+  return Math.round(total * 100) / 100;
+}
