@@ -57,6 +57,32 @@ describe.each(BUILT_STAGES)('stage %s compliance', (stage) => {
     expect(edge === undefined ? [] : dataSafetyInfos(edge)).toEqual([]);
   });
 
+  test("no security group admits the internet; CloudFront's prefix list is the only way in from outside", () => {
+    type Rule = { CidrIp?: string; CidrIpv6?: string; SourcePrefixListId?: unknown };
+    const resources = Object.values(
+      (
+        templates[`ScaleStages-${stage}`] as {
+          Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+        }
+      ).Resources,
+    );
+    const rules: Rule[] = [
+      ...resources
+        .filter((r) => r.Type === 'AWS::EC2::SecurityGroup')
+        .flatMap((r) => (r.Properties.SecurityGroupIngress as Rule[] | undefined) ?? []),
+      ...resources
+        .filter((r) => r.Type === 'AWS::EC2::SecurityGroupIngress')
+        .map((r) => r.Properties as Rule),
+    ];
+    expect(rules.filter((r) => r.CidrIp === '0.0.0.0/0' || r.CidrIpv6 === '::/0')).toEqual([]);
+    const fromOutside = rules.filter((r) => r.SourcePrefixListId !== undefined);
+    expect(fromOutside.map((r) => JSON.stringify(r.SourcePrefixListId))).toEqual([
+      expect.stringMatching(/CloudFrontOriginFacingPrefixList.*PrefixLists\.0\.PrefixListId/),
+    ]);
+    const cidrs = rules.flatMap((r) => (r.CidrIp ? [r.CidrIp] : []));
+    expect(cidrs.every((cidr) => cidr.startsWith('10.'))).toBe(true);
+  });
+
   test('an edge stack in us-east-1 from stage 1k, none before', () => {
     expect(Object.keys(templates).includes(`ScaleStages-${stage}-Edge`)).toBe(
       atLeast(stage, UserStage.USERS_1K),
