@@ -19,6 +19,26 @@ const templates = new Map(
 );
 const pairs = BUILT_STAGES.slice(1).map((stage, i) => [BUILT_STAGES[i], stage] as const);
 
+/** A stage's template as an earlier release synthesized it (test/fixtures/release-<version>). */
+function releaseFixture(release: string, stage: UserStage): Template {
+  const file = path.join(__dirname, 'fixtures', `release-${release}`, `stage-${stage}.template.json`);
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as Template;
+}
+
+/** A stack deployed from `release` and upgraded to this release keeps its data, at every stage and step. */
+function upgradesFromRelease(release: string): void {
+  test.each(BUILT_STAGES)(
+    '%s, same stage on this release: replaces and deletes no stateful resource',
+    (stage) => {
+      expect(dataLossOnUpgrade(releaseFixture(release, stage), templates.get(stage)!)).toEqual([]);
+    },
+  );
+
+  test.each(pairs)('%s -> %s on this release: replaces and deletes no stateful resource', (from, to) => {
+    expect(dataLossOnUpgrade(releaseFixture(release, from), templates.get(to)!)).toEqual([]);
+  });
+}
+
 interface Change {
   readonly type: string;
   readonly impact: string;
@@ -249,25 +269,9 @@ describe('the upgrade check itself', () => {
 });
 
 describe('upgrading stacks deployed from release 0.1.0 (RDS-managed master password)', () => {
-  const fixture = (stage: UserStage): Template =>
-    JSON.parse(
-      fs.readFileSync(
-        path.join(__dirname, 'fixtures', 'release-0.1.0', `stage-${stage}.template.json`),
-        'utf8',
-      ),
-    ) as Template;
+  const fixture = (stage: UserStage) => releaseFixture('0.1.0', stage);
+  upgradesFromRelease('0.1.0');
   const withDatabase = BUILT_STAGES.filter((stage) => stage !== UserStage.USERS_1);
-
-  test.each(BUILT_STAGES)(
-    '%s, same stage on this release: replaces and deletes no stateful resource',
-    (stage) => {
-      expect(dataLossOnUpgrade(fixture(stage), templates.get(stage)!)).toEqual([]);
-    },
-  );
-
-  test.each(pairs)('%s -> %s on this release: replaces and deletes no stateful resource', (from, to) => {
-    expect(dataLossOnUpgrade(fixture(from), templates.get(to)!)).toEqual([]);
-  });
 
   test.each(withDatabase)(
     '%s: the database turns RDS password management off and log exports on in place, and takes the stack-generated secret',
@@ -318,13 +322,8 @@ describe('upgrading stacks deployed from release 0.1.0 (RDS-managed master passw
 });
 
 describe('upgrading stacks deployed from release 0.2.0 (server open to the world, internet-facing load balancer)', () => {
-  const fixture = (stage: UserStage): Template =>
-    JSON.parse(
-      fs.readFileSync(
-        path.join(__dirname, 'fixtures', 'release-0.2.0', `stage-${stage}.template.json`),
-        'utf8',
-      ),
-    ) as Template;
+  const fixture = (stage: UserStage) => releaseFixture('0.2.0', stage);
+  upgradesFromRelease('0.2.0');
   // The fixtures come from `cdk synth`, which adds aws:cdk:path metadata that the tests' apps leave
   // out; metadata is no change to CloudFormation, so it is dropped before the diff.
   const withoutMetadata = (template: Template): Template => ({
@@ -348,17 +347,6 @@ describe('upgrading stacks deployed from release 0.2.0 (server open to the world
   };
   const withServer = [UserStage.USERS_1, UserStage.USERS_10, UserStage.USERS_100];
   const withFleet = BUILT_STAGES.filter((stage) => !withServer.includes(stage));
-
-  test.each(BUILT_STAGES)(
-    '%s, same stage on this release: replaces and deletes no stateful resource',
-    (stage) => {
-      expect(dataLossOnUpgrade(fixture(stage), templates.get(stage)!)).toEqual([]);
-    },
-  );
-
-  test.each(pairs)('%s -> %s on this release: replaces and deletes no stateful resource', (from, to) => {
-    expect(dataLossOnUpgrade(fixture(from), templates.get(to)!)).toEqual([]);
-  });
 
   test.each(withServer)(
     '%s: the server, its address, its data volume and its attachment are untouched; its open rules go',
