@@ -36,8 +36,9 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-unused-vars': ['error', { varsIgnorePattern: '^handler$' }] },
   },
   {
-    // Plain CommonJS that runs on servers (the demo app) or in tooling (jest config).
-    files: ['assets/demo-app/**/*.js', '*.js'],
+    // Plain CommonJS that runs on servers (the demo app), in Lambda (the rotation functions) or in
+    // tooling (jest config).
+    files: ['assets/demo-app/**/*.js', 'assets/rotation/**/*.js', '*.js'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: {
@@ -48,6 +49,7 @@ export default tseslint.config(
         URL: 'readonly',
         Buffer: 'readonly',
         setTimeout: 'readonly',
+        __dirname: 'readonly',
         clearTimeout: 'readonly',
       },
     },

@@ -98,7 +98,9 @@ export class AppSource {
    * database secret, read again when a login fails (the password was rotated). With a cache
    * (stage 100k) it keeps sessions there (`/api/session`) and caches `/api/status` for 30
    * seconds; its start commands fetch the cache's AUTH token from Secrets Manager and systemd
-   * hands it to the app as a credential, never through the environment.
+   * hands it to the app as a credential, never through the environment. When the cache refuses
+   * that token (NOAUTH or WRONGPASS: it was rotated), the app reads the secret again with the AWS
+   * CLI and reconnects, once per refused command.
    */
   public static demo(options: AppSourceOptions = {}): AppSource {
     // Compressed: EC2 user data holds 16 KB at most, and the server shares it with the setup.

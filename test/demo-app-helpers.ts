@@ -88,3 +88,19 @@ export function selfSignedCertificate(keyFile: string, certFile: string): void {
     { stdio: 'ignore' },
   );
 }
+
+/**
+ * A stub `aws` on PATH, as the servers' AWS CLI: it logs its arguments and prints the file
+ * `secretFile` (what `--query SecretString --output text` prints). Tests write a new value there to
+ * play a rotation.
+ */
+export function stubAwsCli(): { binDir: string; secretFile: string; calls: () => string[] } {
+  const binDir = tempDir('demo-aws-');
+  const secretFile = path.join(binDir, 'secret.txt');
+  const callLog = path.join(binDir, 'calls.log');
+  fs.writeFileSync(path.join(binDir, 'aws'), `#!/bin/sh\necho "$*" >> '${callLog}'\ncat '${secretFile}'\n`, {
+    mode: 0o755,
+  });
+  const calls = () => (fs.existsSync(callLog) ? fs.readFileSync(callLog, 'utf8').trim().split('\n') : []);
+  return { binDir, secretFile, calls };
+}

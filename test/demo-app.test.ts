@@ -9,6 +9,7 @@ import {
   selfSignedCertificate,
   spawnDemo,
   stop,
+  stubAwsCli,
   tempDir,
 } from './demo-app-helpers';
 
@@ -98,14 +99,18 @@ describe('demo app over HTTP', () => {
   });
 });
 
+interface CacheServer {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly caFile: string;
+}
+
 /**
  * A real Valkey-compatible server (Debian's redis-server, which `.ci/run` installs) that, like
  * ElastiCache here, requires TLS and an AUTH token. The certificate is made for 127.0.0.1 and the
  * demo app is told to trust it.
  */
-async function startCacheServer(
-  token: string,
-): Promise<{ child: ChildProcess; port: number; caFile: string }> {
+async function startCacheServer(token: string): Promise<CacheServer> {
   const redis = ['/usr/bin/redis-server', '/usr/sbin/redis-server'].find((p) => fs.existsSync(p));
   if (!redis) {
     throw new Error(
@@ -148,7 +153,7 @@ async function startCacheServer(
 
 describe('demo app with the cache (stage 100k)', () => {
   const token = 'test-token-0123456789abcdef';
-  let cacheServer: { child: ChildProcess; port: number; caFile: string };
+  let cacheServer: CacheServer;
   let credentials: string;
 
   beforeAll(async () => {
@@ -224,22 +229,162 @@ describe('demo app with the cache (stage 100k)', () => {
     }
   });
 
-  /** Sends one command to the test cache over TLS, authenticated, and returns the raw reply. */
-  async function valkey(args: string[]): Promise<string> {
-    const socket = tls.connect({
-      host: '127.0.0.1',
-      port: cacheServer.port,
-      ca: fs.readFileSync(cacheServer.caFile),
-    });
-    const encode = (a: string[]) =>
-      `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
-    socket.write(encode(['AUTH', token]) + encode(args));
-    let data = '';
-    for await (const chunk of socket) {
-      data += chunk.toString();
-      if (data.startsWith('+OK\r\n') && data.length > 5 && data.endsWith('\r\n')) break;
-    }
-    socket.destroy();
-    return data.slice(5);
+  const valkey = (args: string[]) => command(cacheServer, token, args);
+});
+
+/** Sends one command to a test cache over TLS, authenticated with `token`, and returns the raw reply. */
+async function command(server: CacheServer, token: string, args: string[]): Promise<string> {
+  const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca: fs.readFileSync(server.caFile) });
+  const encode = (a: string[]) =>
+    `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
+  socket.write(encode(['AUTH', token]) + encode(args));
+  let data = '';
+  for await (const chunk of socket) {
+    data += chunk.toString();
+    if (!data.startsWith('+OK\r\n')) throw new Error(`AUTH failed: ${data.trim()}`);
+    if (data.length > 5 && data.endsWith('\r\n')) break;
   }
+  socket.destroy();
+  return data.slice(5);
+}
+
+/**
+ * The AUTH token rotated while the app runs, as CachedTier's rotation does it: ElastiCache's ROTATE
+ * adds the new token and drops the oldest of two (played here with ACL passwords of the default
+ * user), then Secrets Manager's AWSCURRENT moves (the stub `aws` prints the new token).
+ */
+describe('demo app with the cache across AUTH token rotations', () => {
+  const tokens = [
+    'first-token-0123456789abcdef',
+    'second-token-0123456789abcde',
+    'third-token-0123456789abcdef',
+  ];
+  const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:CacheAuthToken-AbCdEf';
+  let server: CacheServer;
+  /** The token the test's own admin connections use. */
+  let admin = tokens[0];
+
+  beforeAll(async () => {
+    server = await startCacheServer(tokens[0]);
+  });
+  afterAll(async () => {
+    await stop(server.child);
+    removeTempDirs();
+  });
+
+  /** ROTATE: `token` becomes valid too; with `drop`, that older one stops being valid. */
+  async function rotate(token: string, drop?: string) {
+    await command(server, admin, ['ACL', 'SETUSER', 'default', `>${token}`, ...(drop ? [`<${drop}`] : [])]);
+    admin = token;
+  }
+
+  /** The app with the first token as its systemd credential and the stub AWS CLI on its PATH. */
+  async function startApp(aws: { binDir: string }, bootToken = tokens[0]) {
+    const credentials = tempDir('demo-credentials-');
+    fs.writeFileSync(path.join(credentials, 'cache-auth-token'), `${bootToken}\n`);
+    const demo = await spawnDemo({
+      PATH: `${aws.binDir}:${process.env.PATH ?? ''}`,
+      AWS_REGION: 'eu-west-1',
+      CACHE_HOST: '127.0.0.1',
+      CACHE_PORT: String(server.port),
+      CACHE_SECRET_ARN: SECRET_ARN,
+      CREDENTIALS_DIRECTORY: credentials,
+      NODE_EXTRA_CA_CERTS: server.caFile,
+    });
+    const session = async (cookie?: string) => {
+      const res = await fetch(`http://127.0.0.1:${demo.port}/api/session`, {
+        headers: cookie ? { cookie } : {},
+      });
+      const text = await res.text();
+      return {
+        status: res.status,
+        body: JSON.parse(text),
+        cookie: res.headers.get('set-cookie')?.split(';')[0],
+      };
+    };
+    return { ...demo, session };
+  }
+
+  test('after the token it holds is rotated away, the app reads the secret once, reconnects and keeps its sessions', async () => {
+    const aws = stubAwsCli();
+    fs.writeFileSync(aws.secretFile, `${tokens[0]}\n`);
+    const app = await startApp(aws);
+    try {
+      const first = await app.session();
+      expect(first.status).toBe(200);
+      expect(aws.calls()).toEqual([]); // the boot-time credential was enough
+
+      // Rotation 1: both tokens work; the app is not disturbed and reads nothing.
+      await rotate(tokens[1]);
+      fs.writeFileSync(aws.secretFile, `${tokens[1]}\n`);
+      expect((await app.session(first.cookie)).body.session.visits).toBe(2);
+
+      // Rotation 2 drops the token the app holds; its connection goes (a failover, a restart).
+      await rotate(tokens[2], tokens[0]);
+      fs.writeFileSync(aws.secretFile, `${tokens[2]}\n`);
+      await command(server, admin, ['CLIENT', 'KILL', 'TYPE', 'normal']);
+
+      const after = await app.session(first.cookie);
+      expect(after.status).toBe(200);
+      expect(after.body.session.visits).toBe(3);
+      expect((await app.session(first.cookie)).body.session.visits).toBe(4);
+      expect(aws.calls()).toEqual([
+        `secretsmanager get-secret-value --secret-id ${SECRET_ARN} --region eu-west-1 --query SecretString --output text`,
+      ]);
+      expect(app.output()).toContain('cache: the AUTH token was refused; reading the cache secret again');
+      for (const token of tokens) expect(app.output()).not.toContain(token);
+    } finally {
+      await stop(app.child);
+    }
+  });
+
+  test('several requests refused at once share one read of the secret', async () => {
+    const aws = stubAwsCli();
+    fs.writeFileSync(aws.secretFile, `${admin}\n`);
+    const app = await startApp(aws, 'a-token-rotated-away-long-ago');
+    try {
+      const results = await Promise.all([app.session(), app.session(), app.session()]);
+      expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(aws.calls()).toHaveLength(1);
+      expect(app.output()).not.toContain(admin);
+    } finally {
+      await stop(app.child);
+    }
+  });
+
+  test('a secret that the cache refuses too: one read per failed request, no loop, and the app stays up', async () => {
+    const aws = stubAwsCli();
+    const wrong = 'not-the-token-either-0123456789';
+    fs.writeFileSync(aws.secretFile, `${wrong}\n`);
+    const app = await startApp(aws, 'a-token-rotated-away-long-ago');
+    try {
+      for (let i = 1; i <= 2; i++) {
+        const res = await app.session();
+        expect(res.status).toBe(503);
+        expect(res.body).toEqual({
+          error: expect.stringMatching(/cache is unavailable: cache: (NOAUTH|WRONGPASS)/),
+        });
+        expect(aws.calls()).toHaveLength(i);
+      }
+      expect((await fetch(`http://127.0.0.1:${app.port}/healthz`)).status).toBe(200);
+      expect(app.output()).not.toContain(wrong);
+    } finally {
+      await stop(app.child);
+    }
+  });
+
+  test('an AWS CLI that fails: the request fails with the CLI error’s first line, after one try', async () => {
+    const aws = stubAwsCli(); // no secret file: the stub's `cat` fails, so `aws` exits non-zero
+    const app = await startApp(aws, 'a-token-rotated-away-long-ago');
+    try {
+      const res = await app.session();
+      expect(res.status).toBe(503);
+      expect(res.body.error).toMatch(
+        /^the cache is unavailable: could not read the cache secret: Command failed: aws secretsmanager get-secret-value/,
+      );
+      expect(aws.calls()).toHaveLength(1);
+    } finally {
+      await stop(app.child);
+    }
+  });
 });

@@ -172,26 +172,34 @@ async function pgQuery(cred, state) {
   }
 }
 
-/** Reads the database secret (JSON with username and password) with the AWS CLI. */
-function readSecret() {
-  const args = ['secretsmanager', 'get-secret-value', '--secret-id', env.DATABASE_SECRET_ARN];
+/**
+ * Reads a secret's string with the AWS CLI (the server's role): the database secret or the cache's
+ * AUTH token. Errors never quote the value.
+ */
+function readSecret(arn, what) {
+  const args = ['secretsmanager', 'get-secret-value', '--secret-id', arn];
   if (env.AWS_REGION) args.push('--region', env.AWS_REGION);
   return new Promise((resolve, reject) =>
     execFile(
       'aws',
       [...args, '--query', 'SecretString', '--output', 'text'],
       { timeout: 10000 },
-      (error, out) => {
-        if (error)
-          return reject(new Error(`could not read the database secret: ${error.message.split('\n')[0]}`));
-        try {
-          resolve(JSON.parse(out));
-        } catch {
-          reject(new Error('the database secret is not JSON')); // JSON.parse's message quotes the text
-        }
-      },
+      (error, out) =>
+        error
+          ? reject(new Error(`could not read the ${what} secret: ${error.message.split('\n')[0]}`))
+          : resolve(out.trim()),
     ),
   );
+}
+
+/** The database secret (JSON with username and password). */
+async function readDatabaseSecret() {
+  const text = await readSecret(env.DATABASE_SECRET_ARN, 'database');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error('the database secret is not JSON'); // JSON.parse's message quotes the text
+  }
 }
 
 /** The database secret, read once; read again when a login fails (the password was rotated). */
@@ -199,7 +207,7 @@ let credentials;
 async function login(state) {
   const cached = Boolean(credentials);
   const fresh = () =>
-    (credentials = readSecret().catch((e) => ((credentials = undefined), Promise.reject(e))));
+    (credentials = readDatabaseSecret().catch((e) => ((credentials = undefined), Promise.reject(e))));
   if (!cached) fresh();
   try {
     return await pgQuery(await credentials, state);
@@ -278,71 +286,99 @@ function parseReply(buf, start) {
 /**
  * A minimal Valkey/Redis client: one TLS connection (ElastiCache requires TLS), authenticated with
  * the AUTH token, replies answered in order. A failed connection fails its pending commands and
- * the next command connects again.
+ * the next command connects again. When the cache refuses the token (NOAUTH or WRONGPASS: it was
+ * rotated), `readToken` reads the current one and the command is sent once more on a new connection.
  */
 class Cache {
-  constructor(host, cachePort, token) {
+  constructor(host, cachePort, token, readToken) {
     this.host = host;
     this.port = cachePort;
     this.token = token;
+    this.readToken = readToken;
+    this.reading = undefined;
     this.socket = undefined;
     this.pending = [];
-    this.buffer = Buffer.alloc(0);
   }
 
-  command(...args) {
+  async command(...args) {
+    const token = this.token;
+    try {
+      return await this.send(args);
+    } catch (e) {
+      if (!this.readToken || !/^cache: (NOAUTH|WRONGPASS)/.test(e.message)) throw e;
+      // Commands that failed together read the secret once; one that failed with a token already
+      // replaced only tries again.
+      if (this.token === token) {
+        if (!this.reading) {
+          console.error('cache: the AUTH token was refused; reading the cache secret again');
+          this.reading = this.readToken()
+            .then((fresh) => {
+              this.token = fresh;
+              if (this.socket) this.socket.end();
+              this.socket = undefined;
+            })
+            .finally(() => (this.reading = undefined));
+        }
+        await this.reading;
+      }
+      return this.send(args);
+    }
+  }
+
+  send(args) {
     if (!this.socket) this.connect();
+    const { socket, pending } = this;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => this.socket && this.socket.destroy(new Error(`cache did not answer in ${CACHE_TIMEOUT_MS} ms`)),
+        () => socket.destroy(new Error(`cache did not answer in ${CACHE_TIMEOUT_MS} ms`)),
         CACHE_TIMEOUT_MS,
       );
       const settle = (fn) => (value) => {
         clearTimeout(timer);
         fn(value);
       };
-      this.pending.push({ resolve: settle(resolve), reject: settle(reject) });
-      this.socket.write(encodeCommand(args));
+      pending.push({ resolve: settle(resolve), reject: settle(reject) });
+      socket.write(encodeCommand(args));
     });
   }
 
+  /** A new connection with its own queue of replies to wait for; the old one may still finish. */
   connect() {
     const socket = tls.connect({
       host: this.host,
       port: this.port,
       servername: net.isIP(this.host) ? undefined : this.host,
     });
+    const pending = [];
+    let buffer = Buffer.alloc(0);
     this.socket = socket;
-    this.buffer = Buffer.alloc(0);
-    socket.on('data', (chunk) => this.receive(chunk));
+    this.pending = pending;
+    socket.on('data', (chunk) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      let reply;
+      while (buffer.length > 0 && (reply = parseReply(buffer, 0))) {
+        buffer = buffer.subarray(reply.next);
+        const p = pending.shift();
+        if (!p) continue;
+        if (reply.value instanceof Error) p.reject(reply.value);
+        else p.resolve(reply.value);
+      }
+    });
     socket.on('error', () => {}); // 'close' follows and fails what is pending
     socket.on('close', (hadError) => {
       if (this.socket === socket) this.socket = undefined;
-      const failed = this.pending.splice(0);
-      for (const p of failed)
+      for (const p of pending.splice(0))
         p.reject(new Error(hadError ? 'cache connection failed' : 'cache connection closed'));
     });
     if (this.token) {
       // A wrong token fails every later command with NOAUTH, which callers see.
-      this.pending.push({ resolve: () => {}, reject: () => {} });
+      pending.push({ resolve: () => {}, reject: () => {} });
       socket.write(encodeCommand(['AUTH', this.token]));
-    }
-  }
-
-  receive(chunk) {
-    this.buffer = Buffer.concat([this.buffer, chunk]);
-    let reply;
-    while (this.buffer.length > 0 && (reply = parseReply(this.buffer, 0))) {
-      this.buffer = this.buffer.subarray(reply.next);
-      const p = this.pending.shift();
-      if (!p) continue;
-      if (reply.value instanceof Error) p.reject(reply.value);
-      else p.resolve(reply.value);
     }
   }
 }
 
-/** The AUTH token, handed over by systemd as a credential (see AppSource.demo). */
+/** The AUTH token at start, handed over by systemd as a credential (see AppSource.demo). */
 function cacheAuthToken() {
   const dir = process.env.CREDENTIALS_DIRECTORY;
   if (!dir) return undefined;
@@ -353,8 +389,13 @@ function cacheAuthToken() {
   }
 }
 
-const cache = process.env.CACHE_HOST
-  ? new Cache(process.env.CACHE_HOST, Number(process.env.CACHE_PORT || 6379), cacheAuthToken())
+const cache = env.CACHE_HOST
+  ? new Cache(
+      env.CACHE_HOST,
+      Number(env.CACHE_PORT || 6379),
+      cacheAuthToken(),
+      env.CACHE_SECRET_ARN && (() => readSecret(env.CACHE_SECRET_ARN, 'cache')),
+    )
   : undefined;
 
 /**

@@ -14,6 +14,7 @@ import * as backup from 'aws-cdk-lib/aws-backup';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
@@ -22,6 +23,7 @@ import { AppEnvironment } from '../private/app-environment';
 import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { readAsset } from '../private/assets';
 import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
+import { rotationFunction } from '../private/rotation-function';
 import {
   acknowledgeSessionManagerPolicy,
   allowWebEgress,
@@ -38,6 +40,12 @@ const DATA_MOUNT = '/data';
 const LOCAL_POSTGRES_MAJOR = 16;
 /** The database the app uses, on the box and later in RDS. */
 const DATABASE_NAME = 'app';
+/**
+ * The AWS-owned Run Command document the local database rotation runs its scripts with. AWS-owned
+ * documents have no account in their ARN (aws-cdk-lib's CodePipeline EC2 deploy action builds
+ * `arn:<partition>:ssm:<region>::document/AWS-RunShellScript` the same way).
+ */
+const RUN_SHELL_SCRIPT = 'AWS-RunShellScript';
 
 /** Properties of a `SingleServer`. */
 export interface SingleServerProps {
@@ -62,6 +70,15 @@ export interface SingleServerProps {
    * @default true
    */
   readonly localDatabase?: boolean;
+  /**
+   * How often the local database's password is rotated. A Secrets Manager rotation function,
+   * outside the VPC, changes it on the server through SSM Run Command (no network path to the
+   * database is needed), then makes the new password the secret's current value. Ignored without a
+   * local database.
+   *
+   * @default Duration.days(30)
+   */
+  readonly localDatabaseRotationInterval?: Duration;
   /**
    * The size of the encrypted gp3 data volume that holds PostgreSQL's data.
    *
@@ -91,8 +108,10 @@ export interface SingleServerProps {
  * reach it through a CloudFront distribution (`CdnStatic`) over HTTPS. Nothing else is open; shell
  * access is through SSM Session Manager. PostgreSQL's data lives on its own encrypted volume
  * that is kept when the stack or this construct is deleted (DeletionPolicy Retain) and is backed up
- * daily. User data runs at every boot and is idempotent, so an upgrade that changes it (stage 1 to
- * 10 turns the local database off) is applied by a stop and start, without replacing the server.
+ * daily; the app role's password, in Secrets Manager, is rotated every 30 days by a function that
+ * changes it on the server through SSM Run Command. User data runs at every boot and is idempotent,
+ * so an upgrade that changes it (stage 1 to 10 turns the local database off) is applied by a stop
+ * and start, without replacing the server.
  */
 export class SingleServer extends Construct implements IAppTier {
   /** The EC2 instance. */
@@ -105,6 +124,13 @@ export class SingleServer extends Construct implements IAppTier {
   public readonly backupPlan: backup.BackupPlan;
   /** The secret that holds the local database's app credentials; undefined without a local database. */
   public readonly localDatabaseSecret?: secretsmanager.ISecret;
+  /**
+   * The rotation schedule of `localDatabaseSecret`; its function is `localDatabaseRotationFunction`.
+   * Undefined without a local database.
+   */
+  public readonly localDatabaseRotation?: secretsmanager.RotationSchedule;
+  /** The function that rotates the local database's password; undefined without a local database. */
+  public readonly localDatabaseRotationFunction?: lambda.IFunction;
   /** The app the server runs. */
   public readonly app: AppSource;
   /** The server's security group. */
@@ -122,6 +148,7 @@ export class SingleServer extends Construct implements IAppTier {
     const dataVolumeSize = props.dataVolumeSize ?? Size.gibibytes(20);
     const backupRetention = props.backupRetention ?? Duration.days(7);
     const localDatabase = props.localDatabase ?? true;
+    const rotationInterval = props.localDatabaseRotationInterval ?? Duration.days(30);
 
     const dataVolumeGiB = checkGibibytes(
       this,
@@ -132,6 +159,7 @@ export class SingleServer extends Construct implements IAppTier {
       'gp3 volume sizes',
     );
     checkDays(this, 'backupRetention', backupRetention, 1, 3650);
+    checkDays(this, 'localDatabaseRotationInterval', rotationInterval, 1, 365);
     if (this.app.port === 22) {
       throw new ScaleStagesError(
         'app port 22 is SSH, which SingleServer never opens to the world; use SSM Session Manager for shell access and serve the app on 80, 443 or another port.',
@@ -259,13 +287,13 @@ export class SingleServer extends Construct implements IAppTier {
         },
         removalPolicy: RemovalPolicy.RETAIN,
       });
-      Validations.of(secret).acknowledge({
-        id: 'AwsSolutions-SMG4',
-        reason:
-          'The password is applied to the on-box PostgreSQL at boot; stage 10 replaces this database with RDS, whose master password RDS rotates itself.',
-      });
+      // The instance reads every version, AWSCURRENT at boot and AWSPENDING while the rotation
+      // sets and tests it (no secretsmanager:VersionStage condition).
       secret.grantRead(this.instance);
       this.localDatabaseSecret = secret;
+      const rotation = this.rotateLocalDatabase(secret, rotationInterval);
+      this.localDatabaseRotation = rotation.schedule;
+      this.localDatabaseRotationFunction = rotation.fn;
       script.addCommands(
         `export PG_MAJOR='${LOCAL_POSTGRES_MAJOR}' DB_NAME='${DATABASE_NAME}' DB_SECRET_ARN='${secret.secretArn}'`,
         readAsset('scripts/local-postgres.sh'),
@@ -284,6 +312,61 @@ export class SingleServer extends Construct implements IAppTier {
     // The first boot reports its result to CloudFormation, so a server whose app never becomes
     // healthy fails the deploy instead of leaving a broken stack that looks fine.
     script.addSignalOnExitCommand(this.instance);
+  }
+
+  /**
+   * The rotation of the local database's password. No Lambda can reach this database: it listens
+   * on 127.0.0.1 on a server whose security group admits only CloudFront, in a VPC without NAT or
+   * endpoints at stage 1 (an interface endpoint costs $7.30 a month). So the function runs outside
+   * the VPC and sends shell scripts (assets/rotation/local-database) to this one instance with SSM
+   * Run Command, through the SSM agent that Session Manager already uses; the scripts read the
+   * pending password from Secrets Manager on the server, so it never travels in the command.
+   */
+  private rotateLocalDatabase(
+    secret: secretsmanager.Secret,
+    interval: Duration,
+  ): { schedule: secretsmanager.RotationSchedule; fn: lambda.Function } {
+    const stack = Stack.of(this);
+    const fn = rotationFunction(this, 'LocalDatabaseRotation', {
+      description:
+        'Rotates the password of the app role in the PostgreSQL on the SingleServer, through SSM Run Command',
+      handler: 'local-database/index.handler',
+      environment: { INSTANCE_ID: this.instance.instanceId, DATABASE_NAME },
+      // A step waits for one command: up to 60 s for delivery and 120 s to run (index.js).
+      timeout: Duration.minutes(5),
+    });
+    // Service Authorization Reference, "Actions, resources, and condition keys for AWS Systems
+    // Manager" (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html):
+    // SendCommand takes the resource types document (required), instance and managed-instance, so
+    // it is limited to this instance and the one document; GetCommandInvocation lists no resource
+    // type, and "If there is no value for this column, you must specify all resources ("*")".
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['ssm:SendCommand'],
+        resources: [
+          stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: this.instance.instanceId }),
+          stack.formatArn({
+            service: 'ssm',
+            account: '',
+            resource: 'document',
+            resourceName: RUN_SHELL_SCRIPT,
+          }),
+        ],
+      }),
+    );
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['ssm:GetCommandInvocation'], resources: ['*'] }));
+    Validations.of(fn).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'ssm:GetCommandInvocation and secretsmanager:GetRandomPassword have no resource-level permissions (Service Authorization Reference); ssm:SendCommand is limited to this instance and AWS-RunShellScript.',
+    });
+    // Secret.addRotationSchedule grants the function the secret (DescribeSecret, GetSecretValue,
+    // PutSecretValue, UpdateSecretVersionStage), GetRandomPassword, and Secrets Manager the invoke.
+    const schedule = secret.addRotationSchedule('Rotation', {
+      rotationLambda: fn,
+      automaticallyAfter: interval,
+    });
+    return { schedule, fn };
   }
 
   /** Hands one environment variable to the app. */

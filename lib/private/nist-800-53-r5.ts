@@ -173,7 +173,7 @@ export const NIST_800_53_R5_ACKNOWLEDGEMENTS: readonly NistAcknowledgement[] = [
   {
     rule: 'ElastiCacheRedisClusterAutomaticBackup',
     reason:
-      'The cache holds sessions and cached copies that the database can rebuild; a week of daily snapshots is kept, and 15 days would only cost more.',
+      'The cache holds sessions and cached copies that the database can rebuild; it keeps 3 days of daily snapshots by default (snapshotRetention, up to 35), and 15 days would only cost more.',
     appliesTo: (r) => r instanceof elasticache.CfnReplicationGroup,
   },
   {

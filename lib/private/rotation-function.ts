@@ -8,8 +8,11 @@ import { assetPath } from './assets';
 export interface RotationFunctionProps {
   /** One line on what the function rotates. */
   readonly description: string;
-  /** The folder under `assets/` with the handler's `index.js` (exports `handler`). */
-  readonly assetFolder: string;
+  /**
+   * The handler, relative to `assets/rotation/` (`<folder>/index.handler`). The functions share one
+   * asset, so each can require `../steps.js`, the step dispatch they have in common.
+   */
+  readonly handler: string;
   /** Environment variables for the handler. */
   readonly environment: { [name: string]: string };
   /** How long one step may run. */
@@ -18,7 +21,7 @@ export interface RotationFunctionProps {
 
 /**
  * A Secrets Manager rotation function written by this library, for secrets AWS has no rotation
- * template for: Node.js with the runtime's own AWS SDK v3 (no bundling), Graviton, its own log
+ * template for: Node.js 24 with the runtime's own AWS SDK v3 (no bundling), Graviton, its own log
  * group with a retention period. Secrets Manager calls it once per step (createSecret, setSecret,
  * testSecret, finishSecret); `Secret.addRotationSchedule` grants it the secret.
  */
@@ -33,10 +36,10 @@ export function rotationFunction(
   });
   const fn = new lambda.Function(scope, id, {
     description: props.description,
-    runtime: lambda.Runtime.NODEJS_22_X,
+    runtime: lambda.Runtime.NODEJS_24_X,
     architecture: lambda.Architecture.ARM_64,
-    handler: 'index.handler',
-    code: lambda.Code.fromAsset(assetPath(props.assetFolder)),
+    handler: props.handler,
+    code: lambda.Code.fromAsset(assetPath('rotation')),
     timeout: props.timeout,
     memorySize: 256,
     environment: props.environment,

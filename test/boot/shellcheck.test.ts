@@ -41,6 +41,23 @@ test.each(fs.readdirSync(SCRIPTS).filter((file) => file.endsWith('.sh')))(
   },
 );
 
+/** The scripts the rotation functions send to servers through SSM Run Command (complete bash scripts). */
+const ROTATION = path.join(__dirname, '..', '..', 'assets', 'rotation');
+const rotationScripts = fs
+  .readdirSync(ROTATION, { recursive: true, encoding: 'utf8' })
+  .filter((file) => file.endsWith('.sh'))
+  .sort();
+
+test('the local database rotation scripts are among those checked', () => {
+  expect(rotationScripts).toEqual(
+    expect.arrayContaining(['local-database/set-password.sh', 'local-database/test-password.sh']),
+  );
+});
+
+test.each(rotationScripts)('assets/rotation/%s passes shellcheck', (file) => {
+  expect(shellcheck(path.join(ROTATION, file))).toBe('');
+});
+
 test.each(['scripts/test-prerequisites.sh', '.ci/run'])('the project script %s passes shellcheck', (file) => {
   expect(shellcheck(path.join(__dirname, '..', '..', file))).toBe('');
 });

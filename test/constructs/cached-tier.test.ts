@@ -2,7 +2,9 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { CachedTier, CacheEngineVersion, EvictionPolicy, LoadBalancedTier } from '../../lib';
 import { networkStack } from '../helpers';
 
@@ -133,7 +135,98 @@ describe('CachedTier defaults', () => {
     expect(userData).toContain('ReaderEndPoint.Address');
   });
 
+  test('Secrets Manager rotates the AUTH token every 30 days, once the replication group exists', () => {
+    template.resourceCountIs('AWS::SecretsManager::RotationSchedule', 1);
+    template.hasResource('AWS::SecretsManager::RotationSchedule', {
+      Properties: {
+        SecretId: { Ref: Match.stringLikeRegexp('^CacheAuthToken') },
+        RotationLambdaARN: {
+          'Fn::GetAtt': [Match.stringLikeRegexp('^CacheAuthTokenRotationFunction'), 'Arn'],
+        },
+        RotationRules: { ScheduleExpression: 'rate(30 days)' },
+      },
+      DependsOn: Match.arrayWith([Match.stringLikeRegexp('^CacheReplicationGroup')]),
+    });
+    // Secrets Manager may invoke the function.
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'secretsmanager.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CacheAuthTokenRotationFunction'), 'Arn'] },
+    });
+  });
+
+  test("the rotation function: the library's own code, outside the VPC, told which replication group", () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Handler: 'cache-auth-token/index.handler',
+      Timeout: 900,
+      Environment: {
+        Variables: { REPLICATION_GROUP_ID: { Ref: Match.stringLikeRegexp('^CacheReplicationGroup') } },
+      },
+      VpcConfig: Match.absent(),
+    });
+  });
+
+  test('the rotation function may change the token of this replication group only', () => {
+    const [policy] = Object.values(
+      template.findResources('AWS::IAM::Policy', {
+        Properties: {
+          Roles: [{ Ref: Match.stringLikeRegexp('^CacheAuthTokenRotationFunctionServiceRole') }],
+        },
+      }),
+    );
+    const groupArn = {
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':elasticache:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          ':replicationgroup:',
+          { Ref: expect.stringMatching(/^CacheReplicationGroup/) },
+        ],
+      ],
+    };
+    const secret = { Ref: expect.stringMatching(/^CacheAuthToken[0-9A-F]{8}$/) };
+    expect(policy.Properties.PolicyDocument.Statement).toEqual([
+      { Effect: 'Allow', Action: 'elasticache:DescribeReplicationGroups', Resource: groupArn },
+      {
+        Effect: 'Allow',
+        Action: 'elasticache:ModifyReplicationGroup',
+        Resource: groupArn,
+        Condition: { Bool: { 'elasticache:AuthTokenEnabled': 'true' } },
+      },
+      {
+        Effect: 'Allow',
+        Action: [
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+          'secretsmanager:PutSecretValue',
+          'secretsmanager:UpdateSecretVersionStage',
+        ],
+        Resource: secret,
+      },
+      // GetRandomPassword has no resource-level permissions.
+      { Effect: 'Allow', Action: 'secretsmanager:GetRandomPassword', Resource: '*' },
+    ]);
+  });
+
+  test('the rotation function logs to its own log group, kept 3 months', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      LoggingConfig: { LogGroup: { Ref: Match.stringLikeRegexp('^CacheAuthTokenRotationFunctionLogs') } },
+    });
+    template.hasResource('AWS::Logs::LogGroup', {
+      Properties: { RetentionInDays: 90 },
+      DeletionPolicy: 'Retain',
+    });
+  });
+
   test('exposes the escape hatches', () => {
+    expect(cache.authTokenRotation).toBeInstanceOf(secretsmanager.RotationSchedule);
+    expect(cache.authTokenRotationFunction).toBeInstanceOf(lambda.Function);
     expect(cache.replicationGroup).toBeInstanceOf(elasticache.CfnReplicationGroup);
     expect(cache.connections.securityGroups).toHaveLength(1);
     expect(stack.resolve(cache.authSecret.secretArn)).toEqual({
@@ -166,6 +259,17 @@ describe('CachedTier overrides', () => {
       Properties: { 'maxmemory-policy': 'volatile-ttl' },
     });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
+  });
+
+  test.each([
+    [Duration.days(1), 'rate(1 day)'],
+    [Duration.days(7), 'rate(7 days)'],
+    [Duration.days(365), 'rate(365 days)'],
+  ])('authTokenRotationInterval %s rotates at %s', (interval, expression) => {
+    const { stack } = build({ authTokenRotationInterval: interval });
+    Template.fromStack(stack).hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      RotationRules: { ScheduleExpression: expression },
+    });
   });
 
   test('any ElastiCache version through CacheEngineVersion.of', () => {
@@ -237,6 +341,18 @@ describe('CachedTier validation', () => {
     [
       { snapshotRetention: Duration.days(36) },
       /snapshotRetention \(days\) must be a whole number from 1 to 35; got 36/,
+    ],
+    [
+      { authTokenRotationInterval: Duration.days(0) },
+      /authTokenRotationInterval \(days\) must be a whole number from 1 to 365; got 0/,
+    ],
+    [
+      { authTokenRotationInterval: Duration.days(366) },
+      /authTokenRotationInterval \(days\) must be a whole number from 1 to 365; got 366/,
+    ],
+    [
+      { authTokenRotationInterval: Duration.hours(36) },
+      /authTokenRotationInterval \(days\) must be a whole number from 1 to 365; got 1.5/,
     ],
     [{ vpcSubnets: { subnetGroupName: 'Nope' } }, /vpcSubnets select no subnets/],
   ])('%o fails', (props, message) => {

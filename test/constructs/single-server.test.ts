@@ -2,6 +2,9 @@ import { execFileSync } from 'child_process';
 import { Duration, Size, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { IConstruct } from 'constructs';
 import { AppSource, SingleServer, StageNetwork } from '../../lib';
 import { estimatedBytes } from '../deploy-rules/template';
 import { networkStack, newApp, userDataScript } from '../helpers';
@@ -210,6 +213,8 @@ describe('SingleServer defaults', () => {
     expect(server.instance).toBeInstanceOf(ec2.Instance);
     expect(server.dataVolume).toBeInstanceOf(ec2.Volume);
     expect(server.localDatabaseSecret).toBeDefined();
+    expect(server.localDatabaseRotation).toBeInstanceOf(secretsmanager.RotationSchedule);
+    expect(server.localDatabaseRotationFunction).toBeInstanceOf(lambda.Function);
     expect(server.connections.securityGroups).toHaveLength(1);
   });
 });
@@ -248,9 +253,17 @@ describe('SingleServer overrides', () => {
     });
   });
 
-  test('without a local database: no secret, PostgreSQL stopped, the volume kept', () => {
-    const { template } = build({ localDatabase: false });
+  test('without a local database: no secret, no rotation, PostgreSQL stopped, the volume kept', () => {
+    const { server, template } = build({ localDatabase: false });
     template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    template.resourceCountIs('AWS::SecretsManager::RotationSchedule', 0);
+    template.resourceCountIs('AWS::SecretsManager::ResourcePolicy', 0);
+    expect(Object.keys(template.findResources('AWS::Lambda::Function'))).not.toContainEqual(
+      expect.stringMatching(/LocalDatabaseRotation/),
+    );
+    expect(JSON.stringify(template.toJSON())).not.toContain('ssm:SendCommand');
+    expect(server.localDatabaseRotation).toBeUndefined();
+    expect(server.localDatabaseRotationFunction).toBeUndefined();
     template.resourceCountIs('AWS::EC2::Volume', 1);
     const script = userDataScript(template);
     expect(script).toContain('systemctl disable --now postgresql');
@@ -308,6 +321,18 @@ describe('SingleServer validation', () => {
       /dataVolumeSize \(GiB\) must be a whole number from 1 to 16384.*got 1.5/,
     ],
     [{ app: AppSource.demo({ port: 22 }) }, /app port 22 is SSH.*SSM Session Manager/],
+    [
+      { localDatabaseRotationInterval: Duration.days(0) },
+      /localDatabaseRotationInterval \(days\) must be a whole number from 1 to 365; got 0/,
+    ],
+    [
+      { localDatabaseRotationInterval: Duration.days(366) },
+      /localDatabaseRotationInterval \(days\) must be a whole number from 1 to 365; got 366/,
+    ],
+    [
+      { localDatabaseRotationInterval: Duration.hours(36) },
+      /localDatabaseRotationInterval \(days\) must be a whole number from 1 to 365; got 1.5/,
+    ],
   ])('%o fails', (props, message) => {
     expect(() => build(props)).toThrow(message);
   });
@@ -334,5 +359,171 @@ describe('SingleServer validation', () => {
   ])('environment variable %s=%s fails', (name, value, message) => {
     const { server } = build();
     expect(() => server.addEnvironment(name, value)).toThrow(message);
+  });
+});
+
+/** Every rule acknowledged on `scope` or below, with its reason. */
+function acknowledgements(scope: IConstruct): Record<string, string> {
+  const found: Record<string, string> = {};
+  for (const construct of scope.node.findAll()) {
+    for (const entry of construct.node.metadata) {
+      if (entry.type !== 'aws:cdk:acknowledged-rules') continue;
+      // Validations records each id as `Annotation::<id>`.
+      for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) {
+        found[id.replace(/^Annotation::/, '')] = reason;
+      }
+    }
+  }
+  return found;
+}
+
+describe('SingleServer local database rotation', () => {
+  const { server, template } = build();
+  const functionId = () => {
+    const [id] = Object.keys(template.findResources('AWS::Lambda::Function')).filter((id) =>
+      /^ServerLocalDatabaseRotation[0-9A-F]{8}$/.test(id),
+    );
+    return id;
+  };
+
+  test('the secret rotates every 30 days with the function, at once on creation', () => {
+    template.resourceCountIs('AWS::SecretsManager::RotationSchedule', 1);
+    template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      SecretId: { Ref: Match.stringLikeRegexp('^ServerLocalDatabaseSecret') },
+      RotationLambdaARN: { 'Fn::GetAtt': [functionId(), 'Arn'] },
+      RotationRules: { ScheduleExpression: 'rate(30 days)' },
+      RotateImmediatelyOnUpdate: Match.absent(), // CloudFormation's default: true
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [functionId(), 'Arn'] },
+      Principal: 'secretsmanager.amazonaws.com',
+    });
+  });
+
+  test("while it rotates, nobody in the account can delete the secret (aws-cdk-lib's rotation schedule adds the policy)", () => {
+    template.hasResourceProperties('AWS::SecretsManager::ResourcePolicy', {
+      SecretId: { Ref: Match.stringLikeRegexp('^ServerLocalDatabaseSecret') },
+      ResourcePolicy: {
+        Statement: [Match.objectLike({ Action: 'secretsmanager:DeleteSecret', Effect: 'Deny' })],
+      },
+    });
+  });
+
+  test('the function: Node.js 24 on Graviton, outside the VPC, told the instance and the database', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'local-database/index.handler',
+      Timeout: 300,
+      VpcConfig: Match.absent(),
+      Environment: {
+        Variables: { INSTANCE_ID: { Ref: Match.stringLikeRegexp('^ServerInstance') }, DATABASE_NAME: 'app' },
+      },
+    });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+  });
+
+  test('IAM: SendCommand on this instance and AWS-RunShellScript only; the secret; nothing else', () => {
+    const policies = template.findResources('AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: Match.stringLikeRegexp('^ServerLocalDatabaseRotationServiceRole') }] },
+    });
+    const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement);
+    expect(statements).toEqual([
+      {
+        Action: 'ssm:SendCommand',
+        Effect: 'Allow',
+        Resource: [
+          {
+            'Fn::Join': [
+              '',
+              [
+                'arn:',
+                { Ref: 'AWS::Partition' },
+                ':ec2:',
+                { Ref: 'AWS::Region' },
+                ':',
+                { Ref: 'AWS::AccountId' },
+                ':instance/',
+                { Ref: expect.stringMatching(/^ServerInstance[0-9A-F]{8}$/) },
+              ],
+            ],
+          },
+          {
+            'Fn::Join': [
+              '',
+              [
+                'arn:',
+                { Ref: 'AWS::Partition' },
+                ':ssm:',
+                { Ref: 'AWS::Region' },
+                '::document/AWS-RunShellScript',
+              ],
+            ],
+          },
+        ],
+      },
+      // Neither has resource-level permissions (Service Authorization Reference).
+      {
+        Action: ['secretsmanager:GetRandomPassword', 'ssm:GetCommandInvocation'],
+        Effect: 'Allow',
+        Resource: '*',
+      },
+      {
+        Action: [
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+          'secretsmanager:PutSecretValue',
+          'secretsmanager:UpdateSecretVersionStage',
+        ],
+        Effect: 'Allow',
+        Resource: { Ref: expect.stringMatching(/^ServerLocalDatabaseSecret/) },
+      },
+    ]);
+  });
+
+  test('the server reads every version of the secret (AWSPENDING too), without a version-stage condition', () => {
+    const instancePolicies = template.findResources('AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: Match.stringLikeRegexp('^ServerInstanceInstanceRole') }] },
+    });
+    const read = Object.values(instancePolicies)
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .filter((st) => JSON.stringify(st).includes('secretsmanager:GetSecretValue'));
+    expect(read).toEqual([
+      {
+        Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        Effect: 'Allow',
+        Resource: { Ref: expect.stringMatching(/^ServerLocalDatabaseSecret/) },
+      },
+    ]);
+  });
+
+  test('no SMG4 acknowledgement any more; the new findings carry their reasons', () => {
+    const acks = acknowledgements(server);
+    expect(Object.keys(acks)).toContain('AwsSolutions-EC28'); // the helper sees the server's own
+    expect(Object.keys(acks)).not.toContain('AwsSolutions-SMG4');
+    const rotationAcks = acknowledgements(server.localDatabaseRotationFunction!);
+    expect(Object.keys(rotationAcks).sort()).toEqual([
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      'AwsSolutions-IAM5[Resource::*]',
+    ]);
+    expect(rotationAcks['AwsSolutions-IAM5[Resource::*]']).toMatch(/no resource-level permissions/);
+  });
+
+  test('the scripts are not in the user data, which keeps its size', () => {
+    const script = userDataScript(template);
+    expect(script).not.toContain('ALTER ROLE :"user" WITH PASSWORD');
+    expect(script).not.toContain('AWSPENDING');
+  });
+
+  test.each([
+    [Duration.days(1), 'rate(1 day)'],
+    [Duration.days(7), 'rate(7 days)'],
+    [Duration.days(365), 'rate(365 days)'],
+  ])('localDatabaseRotationInterval %s rotates on %s', (interval, expression) => {
+    const { template } = build({ localDatabaseRotationInterval: interval });
+    template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      RotationRules: { ScheduleExpression: expression },
+    });
   });
 });
