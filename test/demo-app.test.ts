@@ -338,6 +338,24 @@ describe('demo app with the cache across AUTH token rotations', () => {
     }
   });
 
+  test('a connection the cache closed under the app is replaced, without reading the secret', async () => {
+    const aws = stubAwsCli();
+    fs.writeFileSync(aws.secretFile, `${admin}\n`);
+    const app = await startApp(aws, admin); // the token the cache takes now
+    try {
+      const first = await app.session();
+      for (let visit = 2; visit <= 4; visit++) {
+        await command(server, admin, ['CLIENT', 'KILL', 'TYPE', 'normal']);
+        const next = await app.session(first.cookie);
+        expect(next.status).toBe(200);
+        expect(next.body.session.visits).toBe(visit);
+      }
+      expect(aws.calls()).toEqual([]);
+    } finally {
+      await stop(app.child);
+    }
+  });
+
   test('several requests refused at once share one read of the secret', async () => {
     const aws = stubAwsCli();
     fs.writeFileSync(aws.secretFile, `${admin}\n`);

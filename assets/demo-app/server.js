@@ -303,7 +303,7 @@ class Cache {
   async command(...args) {
     const token = this.token;
     try {
-      return await this.send(args);
+      return await this.sendOnReplacedConnection(args);
     } catch (e) {
       if (!this.readToken || !/^cache: (NOAUTH|WRONGPASS)/.test(e.message)) throw e;
       // Commands that failed together read the secret once; one that failed with a token already
@@ -321,6 +321,20 @@ class Cache {
         }
         await this.reading;
       }
+      return this.send(args);
+    }
+  }
+
+  /**
+   * Sends a command; when the server has closed the connection under it (a failover, an idle
+   * timeout, a killed client) before the app noticed, sends it once more on a new connection.
+   */
+  async sendOnReplacedConnection(args) {
+    const reused = this.socket !== undefined;
+    try {
+      return await this.send(args);
+    } catch (e) {
+      if (!reused || !/^cache connection (closed|failed)$/.test(e.message)) throw e;
       return this.send(args);
     }
   }
