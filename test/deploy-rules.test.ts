@@ -478,6 +478,37 @@ describe('each rule reports a template broken on purpose', () => {
     ]);
   });
 
+  broken('wafv2-logging-destination-name: a generated log group name, and an ARN ending in :*', () => {
+    const { edge } = synthStage(UserStage.USERS_1K);
+    const t = structuredClone(edge!.toJSON()) as CfnTemplate;
+    const [group] = only(t, 'AWS::Logs::LogGroup');
+    delete properties(t.Resources[group]).LogGroupName;
+    const [config] = only(t, 'AWS::WAFv2::LoggingConfiguration');
+    properties(t.Resources[config]).LogDestinationConfigs = [{ 'Fn::GetAtt': [group, 'Arn'] }];
+    const context = { stackName: 'ScaleStages-Edge', region: 'us-east-1' };
+    expect(rule('wafv2-logging-destination-name').check(t, context)).toEqual([
+      `${config} logs to ${group}, whose name (generated) does not start with aws-waf-logs-`,
+    ]);
+    properties(t.Resources[config]).LogDestinationConfigs = [
+      'arn:aws:logs:eu-west-1:123456789012:log-group:aws-waf-logs-x:*',
+    ];
+    expect(rule('wafv2-logging-destination-name').check(t, context)).toEqual([
+      `${config} names its log group by an ARN ending in ':*'`,
+      `${config} logs to region eu-west-1, not the web ACL's us-east-1`,
+    ]);
+  });
+
+  broken('cloudfront-certificate-us-east-1: a certificate from eu-west-1', () => {
+    const { t, context } = copyOf(UserStage.USERS_1);
+    const [distribution] = only(t, 'AWS::CloudFront::Distribution');
+    const config = properties(t.Resources[distribution]).DistributionConfig as JsonObject;
+    const arn = 'arn:aws:acm:eu-west-1:123456789012:certificate/abc';
+    config.ViewerCertificate = { AcmCertificateArn: arn, SslSupportMethod: 'sni-only' };
+    expect(rule('cloudfront-certificate-us-east-1').check(t, context)).toEqual([
+      `${distribution} uses certificate ${arn}, which is in eu-west-1`,
+    ]);
+  });
+
   broken('cloudfront-vpc-origin-internet-gateway: a VPC origin in a VPC without an internet gateway', () => {
     const { t, context } = copyOf(UserStage.USERS_1K);
     const [attachment] = only(t, 'AWS::EC2::VPCGatewayAttachment');

@@ -916,6 +916,65 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
     },
   },
   {
+    id: 'wafv2-logging-destination-name',
+    title: "A web ACL's CloudWatch Logs destination is named aws-waf-logs-* and is in the web ACL's region",
+    source: {
+      url: 'https://docs.aws.amazon.com/waf/latest/developerguide/logging-cw-logs.html',
+      title: 'Sending protection pack (web ACL) traffic logs to an Amazon CloudWatch Logs log group',
+    },
+    quote:
+      'Your log group names must start with aws-waf-logs- and can end with any suffix you like, for example, ' +
+      'aws-waf-logs-testLogGroup2.',
+    // The same page: "Configure the log group ... in the same Region as the protection pack (web ACL)".
+    // The destination is the log group's ARN; this template's log groups are checked by name and by
+    // the region written in the ARN.
+    check: (t, context) =>
+      resourcesOfType(t, 'AWS::WAFv2::LoggingConfiguration').flatMap(([id, config]) =>
+        list(props(config).LogDestinationConfigs).flatMap((destination) => {
+          const arn = renderText(destination);
+          const group = referencedIds(t, destination).find(
+            (r) => t.Resources[r].Type === 'AWS::Logs::LogGroup',
+          );
+          if (!group && !arn.includes(':logs:')) return [];
+          const name = group ? str(props(t.Resources[group]).LogGroupName) : undefined;
+          const region = /^arn:[^:]+:logs:([^:]*):/.exec(arn)?.[1];
+          const problems: string[] = [];
+          if (group && (name === undefined || !name.startsWith('aws-waf-logs-'))) {
+            problems.push(
+              `${id} logs to ${group}, whose name ${name ?? '(generated)'} does not start with aws-waf-logs-`,
+            );
+          }
+          if (arn.endsWith(':*')) problems.push(`${id} names its log group by an ARN ending in ':*'`);
+          if (region && context.region && !region.startsWith('${') && region !== context.region) {
+            problems.push(`${id} logs to region ${region}, not the web ACL's ${context.region}`);
+          }
+          return problems;
+        }),
+      ),
+  },
+  {
+    id: 'cloudfront-certificate-us-east-1',
+    title: "A distribution's ACM certificate is in us-east-1",
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-requirements.html',
+      title: 'Requirements for using SSL/TLS certificates with CloudFront',
+    },
+    quote:
+      'To use a certificate in AWS Certificate Manager (ACM) to require HTTPS between viewers and CloudFront, ' +
+      'make sure you request (or import) the certificate in the US East (N. Virginia) Region (us-east-1).',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::CloudFront::Distribution').flatMap(([id, d]) => {
+        const config = props(d).DistributionConfig;
+        const certificate =
+          isObject(config) && isObject(config.ViewerCertificate) ? config.ViewerCertificate : {};
+        const arn = str(certificate.AcmCertificateArn);
+        const region = arn ? /^arn:[^:]+:acm:([^:]+):/.exec(arn)?.[1] : undefined;
+        return region && region !== 'us-east-1'
+          ? [`${id} uses certificate ${arn}, which is in ${region}`]
+          : [];
+      }),
+  },
+  {
     id: 'cloudfront-vpc-origin-internet-gateway',
     title: 'A CloudFront VPC origin needs an internet gateway attached to its VPC',
     source: {
