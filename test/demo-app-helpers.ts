@@ -32,10 +32,10 @@ export async function spawnDemo(env: Record<string, string>): Promise<DemoProces
   return { child, port, output: () => output };
 }
 
-/** Stops a child process and waits until it has exited. */
-export async function stop(child: ChildProcess): Promise<void> {
+/** Stops a child process (SIGTERM unless told) and waits until it has exited. */
+export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
+  child.kill(signal);
   await exited;
 }
 

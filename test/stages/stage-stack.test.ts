@@ -5,7 +5,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { AppSource, StageStack, UserStage } from '../../lib';
 import { BUILT_STAGES, STAGES } from '../../lib/stages/stage-table';
-import { CDK_JSON_CONTEXT, newApp, synthStage, userDataScript } from '../helpers';
+import { CDK_JSON_CONTEXT, cloudFrontPrefixListRef, newApp, synthStage, userDataScript } from '../helpers';
 
 describe('stage 1', () => {
   const { stack, template } = synthStage(UserStage.USERS_1);
@@ -49,12 +49,7 @@ describe('stage 1', () => {
     expect(open).toEqual([]);
     const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress'));
     expect(ingress).toHaveLength(1);
-    expect(ingress[0].Properties.SourcePrefixListId).toEqual({
-      'Fn::GetAtt': [
-        expect.stringMatching(/^CloudFrontOriginFacingPrefixList/),
-        'PrefixLists.0.PrefixListId',
-      ],
-    });
+    expect(ingress[0].Properties.SourcePrefixListId).toEqual(cloudFrontPrefixListRef());
   });
 
   test('outputs the https URL of the app and the instance id for Session Manager', () => {
