@@ -80,4 +80,18 @@ async function finishSecret(d, arn, token) {
   d.log(`finishSecret: version ${token} is AWSCURRENT for ${arn}`);
 }
 
-module.exports = { withDefaults, rotate, hasPendingValue, versionStages, finishSecret };
+/**
+ * The entry points of a rotation function made of its own createSecret, setSecret and testSecret
+ * (each taking `(deps, arn, token)`): `rotate(deps, event)`, `finishSecret(deps, arn, token)` and
+ * `withDefaults(deps)` with the function's poll interval.
+ */
+function rotationSteps(ownSteps, pollMillis) {
+  const defaults = (deps) => withDefaults(deps, pollMillis);
+  return {
+    withDefaults: defaults,
+    rotate: (deps, event) => rotate(ownSteps, defaults(deps), event),
+    finishSecret: (deps, arn, token) => finishSecret(defaults(deps), arn, token),
+  };
+}
+
+module.exports = { rotationSteps, hasPendingValue, versionStages };

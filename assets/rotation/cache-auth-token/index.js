@@ -171,18 +171,12 @@ async function waitForGroup(d, what, ready) {
   }
 }
 
-const withDefaults = (deps) => steps.withDefaults(deps, POLL_MILLIS);
+// Function declarations are hoisted: the steps exist when this line runs.
+const { withDefaults, rotate, finishSecret } = steps.rotationSteps(
+  { createSecret, setSecret, testSecret },
+  POLL_MILLIS,
+);
 const versionStages = steps.versionStages;
-
-/** Checks that the version is staged for rotation, then runs the step (../steps.js). */
-async function rotate(deps, event) {
-  await steps.rotate({ createSecret, setSecret, testSecret }, withDefaults(deps), event);
-}
-
-/** finishSecret: moves AWSCURRENT to this version and lets AWSPENDING go (../steps.js). */
-async function finishSecret(deps, arn, token) {
-  await steps.finishSecret(withDefaults(deps), arn, token);
-}
 
 module.exports = {
   handler,
