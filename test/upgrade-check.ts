@@ -68,3 +68,38 @@ export function dataLossOnUpgrade(oldTemplate: object, newTemplate: object): Dat
   });
   return losses;
 }
+
+/**
+ * CloudFront VPC origins that an upgrade would change in place. CloudFront refuses to update a VPC
+ * origin while a distribution uses it ("CannotUpdateEntityWhileInUse ... HTTP Status Code: 409",
+ * https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_UpdateVpcOrigin.html), and a
+ * replaced load balancer or instance gives its VPC origin a new ARN, which is such an update: give
+ * the VPC origin a new logical id instead, so CloudFormation creates a new one.
+ */
+export function vpcOriginsUpdatedInPlace(oldTemplate: object, newTemplate: object): string[] {
+  const diff = fullDiff(oldTemplate, newTemplate);
+  const replaced = new Set<string>();
+  const updated: string[] = [];
+  diff.resources.forEachDifference((logicalId, change) => {
+    if (
+      change.changeImpact === ResourceImpact.WILL_REPLACE ||
+      change.changeImpact === ResourceImpact.MAY_REPLACE
+    ) {
+      replaced.add(logicalId);
+    }
+    if (change.resourceType === 'AWS::CloudFront::VpcOrigin' && change.isUpdate) {
+      updated.push(`${logicalId} is updated in place`);
+    }
+  });
+  type VpcOrigin = { Type: string; Properties?: { VpcOriginEndpointConfig?: { Arn?: { Ref?: string } } } };
+  const resources = (newTemplate as { Resources: Record<string, VpcOrigin> }).Resources;
+  const origins = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::CloudFront::VpcOrigin');
+  const existed = (oldTemplate as { Resources: Record<string, unknown> }).Resources;
+  for (const [id, origin] of origins) {
+    const target = origin.Properties?.VpcOriginEndpointConfig?.Arn?.Ref;
+    if (id in existed && target && replaced.has(target)) {
+      updated.push(`${id} points at ${target}, which is replaced: its ARN changes under the VPC origin`);
+    }
+  }
+  return updated;
+}

@@ -4,7 +4,7 @@ import { fullDiff, ResourceImpact } from '@aws-cdk/cloudformation-diff';
 import { UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { synthStage } from './helpers';
-import { dataLossOnUpgrade } from './upgrade-check';
+import { dataLossOnUpgrade, vpcOriginsUpdatedInPlace } from './upgrade-check';
 
 /** The parts of a synthesized template these tests read. */
 interface Template {
@@ -36,6 +36,7 @@ function upgradesFromRelease(release: string): void {
 
   test.each(pairs)('%s -> %s on this release: replaces and deletes no stateful resource', (from, to) => {
     expect(dataLossOnUpgrade(releaseFixture(release, from), templates.get(to)!)).toEqual([]);
+    expect(vpcOriginsUpdatedInPlace(releaseFixture(release, from), templates.get(to)!)).toEqual([]);
   });
 }
 
@@ -61,6 +62,27 @@ function changesByType(from: UserStage, to: UserStage): (type?: string) => Chang
 describe('upgrading one stage up in place', () => {
   test.each(pairs)('%s -> %s replaces and deletes no stateful resource', (from, to) => {
     expect(dataLossOnUpgrade(templates.get(from)!, templates.get(to)!)).toEqual([]);
+  });
+
+  test.each(pairs)(
+    '%s -> %s never updates a CloudFront VPC origin in place (CloudFront refuses: 409)',
+    (from, to) => {
+      expect(vpcOriginsUpdatedInPlace(templates.get(from)!, templates.get(to)!)).toEqual([]);
+    },
+  );
+
+  test('the check catches a VPC origin whose load balancer is replaced under it', () => {
+    const before = templates.get(UserStage.USERS_1K)!;
+    const after = structuredClone(before);
+    const [lb] = Object.entries(after.Resources).find(
+      ([, r]) => r.Type === 'AWS::ElasticLoadBalancingV2::LoadBalancer',
+    )!;
+    after.Resources[lb].Properties.Scheme = 'internet-facing';
+    expect(vpcOriginsUpdatedInPlace(before, after)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^CdnDistributionOrigin2VpcOrigin\\w+ points at ${lb}, which is replaced`),
+      ),
+    ]);
   });
 
   test('1 -> 10 keeps the server, its address and its data volume; only the user data changes', () => {
