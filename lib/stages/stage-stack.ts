@@ -88,18 +88,18 @@ export interface StageStackProps extends StackProps {
    */
   readonly webMaxCapacity?: number;
   /**
-   * The load balancer's certificate (stage 1k onwards): it then serves HTTPS and redirects HTTP.
+   * The load balancer's certificate (stage 1k onwards), in the stack's region: the internal load
+   * balancer then serves HTTPS on 443 only, and CloudFront's VPC origin reaches it over HTTPS too.
    *
-   * @default - HTTP only, with a warning
+   * @default - HTTP on 80 inside the VPC, with a warning (viewers still get HTTPS at CloudFront)
    */
   readonly loadBalancerCertificate?: acm.ICertificate;
   /**
-   * The DNS name that points at the load balancer and that `loadBalancerCertificate` covers (stage
-   * 1k onwards): CloudFront then reaches the API over HTTPS at this name. Required with a
-   * certificate, since the load balancer then redirects HTTP and its own DNS name is in no
-   * certificate.
+   * The name `loadBalancerCertificate` covers (stage 1k onwards): CloudFront's VPC origin connects
+   * to the load balancer with this name and checks the certificate against it (a mismatch is a 502
+   * for viewers). Required with a certificate, since the load balancer's own DNS name is in none.
    *
-   * @default - CloudFront reaches the load balancer over HTTP at its DNS name
+   * @default - CloudFront reaches the load balancer over HTTP
    */
   readonly loadBalancerDomainName?: string;
   /**
