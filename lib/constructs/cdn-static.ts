@@ -192,7 +192,7 @@ export class CdnStatic extends Construct {
       Validations.of(this.distribution).acknowledge({
         id: 'AwsSolutions-CFR2',
         reason:
-          'No web ACL was given: StageStack adds the edge WAF from stage 1k (about $10 a month), and below that when asked (edgeFirewall).',
+          'No web ACL was given: StageStacks adds the edge WAF from stage 1k (about $9 a month), and below that when asked (edgeFirewall); give webAclArn for your own.',
       });
     }
     if (!props.certificate) {
