@@ -1,24 +1,17 @@
-import * as zlib from 'zlib';
 import { Token } from 'aws-cdk-lib/core';
-import { readAsset } from './private/assets';
+import { compressedScript } from './private/assets';
 import { ScaleStagesError } from './private/errors';
+import { downloadRdsCaCommand, RDS_CA_FILE } from './private/rds-ca';
 
 /** Where the app's environment variables are written on every server, in `KEY=value` lines. */
 const ENV_FILE = '/etc/scale-stages/app.env';
 /** Where the demo app's start commands keep the cache's AUTH token (root only). */
 const CACHE_TOKEN_FILE = '/etc/scale-stages/cache-auth-token';
-/**
- * Where the demo app's start commands keep the CA bundle that signs RDS's server certificates,
- * which are not in the public trust stores. See "Certificate bundles for all AWS Regions" in
- * https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html
- */
-const RDS_CA_FILE = '/etc/scale-stages/rds-ca-bundle.pem';
-const RDS_CA_URL = 'https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem';
 
 /** Options every kind of app shares. */
 export interface AppSourceOptions {
   /**
-   * The TCP port the app listens on. A `SingleServer` opens it to the world; a load balancer
+   * The TCP port the app listens on. A `SingleServer` opens it to CloudFront; a load balancer
    * forwards to it.
    *
    * @default 80
@@ -104,7 +97,7 @@ export class AppSource {
    */
   public static demo(options: AppSourceOptions = {}): AppSource {
     // Compressed: EC2 user data holds 16 KB at most, and the server shares it with the setup.
-    const server = zlib.gzipSync(readAsset('demo-app/server.js'), { level: 9 }).toString('base64');
+    const server = compressedScript('demo-app/server.js');
     const unit = [
       '[Unit]',
       'Description=cdk-scale-stages demo app',
@@ -126,7 +119,7 @@ export class AppSource {
       `echo '${server}' | base64 -d | gunzip > /opt/scale-stages/demo-app/server.js`,
       `(umask 077; : > ${CACHE_TOKEN_FILE})`,
       `(set -a; . ${ENV_FILE}; set +a; if [ -n "\${CACHE_SECRET_ARN:-}" ]; then aws secretsmanager get-secret-value --secret-id "$CACHE_SECRET_ARN" --query SecretString --output text > ${CACHE_TOKEN_FILE}; fi)`,
-      `curl --silent --show-error --fail --retry 2 --max-time 20 -o ${RDS_CA_FILE} ${RDS_CA_URL} || echo 'demo app: no RDS CA bundle, so it cannot verify an RDS certificate' >&2`,
+      downloadRdsCaCommand('demo app'),
       `cat > /etc/systemd/system/scale-stages-app.service <<'UNIT'\n${unit}\nUNIT`,
       'systemctl daemon-reload',
       'systemctl enable scale-stages-app',

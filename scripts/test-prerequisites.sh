@@ -2,11 +2,12 @@
 # Makes sure the programs the test suite runs for real are on this machine, before `npm test`:
 # redis-server and openssl (the demo app's cache tests, TLS and AUTH like ElastiCache) and the
 # shell linter (every server script is linted with shellcheck); python3 and unshare for the boot
-# tests, which run the servers' user data in a sandbox; psql for the stage-1 rotation scripts' tests. On Debian as root it installs what is missing with
+# tests, which run the servers' user data in a sandbox; psql for the stage-1 rotation scripts' tests; Debian's PostgreSQL 15 server
+# (a path: `command -v` checks it too), the stage-1 server of the stage 1 -> 10 migration tests. On Debian as root it installs what is missing with
 # apt-get; anywhere else it stops and says what to install. Tests never skip for a missing tool.
 set -euo pipefail
 
-declare -A package_of=([redis-server]='redis-server redis-tools' [openssl]=openssl [shellcheck]=shellcheck [python3]=python3 [unshare]=util-linux [psql]=postgresql-client)
+declare -A package_of=([redis-server]='redis-server redis-tools' [openssl]=openssl [shellcheck]=shellcheck [python3]=python3 [unshare]=util-linux [psql]=postgresql-client [/usr/lib/postgresql/15/bin/postgres]=postgresql-15)
 missing=()
 for tool in "${!package_of[@]}"; do
   # Word splitting is wanted: a tool can need several packages.

@@ -3,9 +3,17 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import { scriptWithoutComments } from '../lib/private/assets';
 
-/** The demo app the servers run. */
-const DEMO_SERVER = path.join(__dirname, '..', 'assets', 'demo-app', 'server.js');
+/** The demo app as the servers run it: without comments (they cost user data bytes). */
+let demoServer: string | undefined;
+function demoServerFile(): string {
+  if (!demoServer) {
+    demoServer = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'demo-app-')), 'server.js');
+    fs.writeFileSync(demoServer, scriptWithoutComments('demo-app/server.js'));
+  }
+  return demoServer;
+}
 
 /** A running demo app: its process, its port, and everything it printed so far. */
 export interface DemoProcess {
@@ -16,7 +24,7 @@ export interface DemoProcess {
 
 /** Starts the demo app on a free port with the given environment and waits until it listens. */
 export async function spawnDemo(env: Record<string, string>): Promise<DemoProcess> {
-  const child = spawn(process.execPath, [DEMO_SERVER], {
+  const child = spawn(process.execPath, [demoServerFile()], {
     env: { PATH: process.env.PATH ?? '', APP_PORT: '0', ...env },
   });
   let output = '';

@@ -21,7 +21,8 @@ import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
 import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
-import { readAsset } from '../private/assets';
+import { compressedShellScript, readAsset } from '../private/assets';
+import { downloadRdsCaCommand, RDS_CA_FILE } from '../private/rds-ca';
 import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
 import { rotationFunction } from '../private/rotation-function';
 import {
@@ -304,11 +305,11 @@ export class SingleServer extends Construct implements IAppTier {
         DATABASE_NAME,
         DATABASE_SECRET_ARN: secret.secretArn,
       });
-    } else {
-      script.addCommands(readAsset('scripts/stop-local-postgres.sh'));
     }
     this.environment.addAll(props.environment ?? {});
-    script.addCommands(...startAppCommands(this.environment, this.app));
+    script.addCommands(
+      ...startAppCommands(this.environment, this.app, localDatabase ? [] : moveLocalDatabaseCommands()),
+    );
     // The first boot reports its result to CloudFormation, so a server whose app never becomes
     // healthy fails the deploy instead of leaving a broken stack that looks fine.
     script.addSignalOnExitCommand(this.instance);
@@ -398,6 +399,29 @@ export class SingleServer extends Construct implements IAppTier {
     const regionalSuffix = Fn.conditionIf(inUsEast1.logicalId, suffix('us-east-1'), suffix(Aws.REGION));
     return `ec2-${dashed}.${Token.asString(regionalSuffix)}`;
   }
+}
+
+/**
+ * Once the database has moved to RDS (stage 10): before the app starts, the stage-1 database on the
+ * data volume is copied into the RDS database the server is connected to, once (a marker on the
+ * volume and in RDS), and the local PostgreSQL stops for good. Without a connected database there
+ * is nowhere to move it, so it only stops.
+ */
+function moveLocalDatabaseCommands(): string[] {
+  return [
+    // An app enabled at an earlier boot may already be running, on the old settings: nothing may
+    // write while the data moves.
+    'systemctl stop scale-stages-app 2>/dev/null || true; docker stop app 2>/dev/null || true',
+    downloadRdsCaCommand('database migration'),
+    [
+      `(set -a; . ${AppSource.ENVIRONMENT_FILE}; set +a`,
+      `export PG_MAJOR='${LOCAL_POSTGRES_MAJOR}' DATABASE_CA_FILE='${RDS_CA_FILE}'`,
+      'if [ -z "${DATABASE_SECRET_ARN:-}" ]; then systemctl disable --now postgresql 2>/dev/null || true; exit 0; fi',
+      // Compressed: stage 10's user data would pass EC2's 16 KB with the script as text.
+      compressedShellScript('scripts/migrate-local-database.sh'),
+      ')',
+    ].join('\n'),
+  ];
 }
 
 /**

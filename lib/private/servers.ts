@@ -68,10 +68,18 @@ export function prepareServerCommands(): string[] {
   ];
 }
 
-/** Writes the environment file, starts the app, and exits non-zero unless it becomes healthy. */
-export function startAppCommands(environment: AppEnvironment, app: AppSource): string[] {
+/**
+ * Writes the environment file, runs `beforeApp` (which may read it), starts the app, and exits
+ * non-zero unless it becomes healthy.
+ */
+export function startAppCommands(
+  environment: AppEnvironment,
+  app: AppSource,
+  beforeApp: string[] = [],
+): string[] {
   return [
     ...environment.writeCommands(),
+    ...beforeApp,
     ...app.startCommands,
     `export APP_HEALTH_URL='http://127.0.0.1:${app.port}${app.healthCheckPath}'`,
     readAsset('scripts/wait-for-app.sh'),

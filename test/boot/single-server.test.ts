@@ -155,18 +155,25 @@ test.each(STAGES)(
   },
 );
 
-test('stage 1 -> 10 in place: the new user data keeps the volume, stops PostgreSQL and signals success', () => {
+test('stage 1 -> 10 in place: the new user data keeps the volume and moves the database before the app starts; without RDS (the sandbox has none) it signals FAILURE and leaves the data', () => {
   const machine = launch(UserStage.USERS_1);
   expectSuccess(UserStage.USERS_1, machine.boot(server(UserStage.USERS_1).userData.script));
   // CloudFormation stops the instance, changes its user data and starts it (same instance).
   expect(server(UserStage.USERS_10).signalResource).toBe(server(UserStage.USERS_1).signalResource);
   expect(volumeId(UserStage.USERS_10)).toBe(volumeId(UserStage.USERS_1));
   const upgrade = machine.boot(server(UserStage.USERS_10).userData.script);
-  expectSuccess(UserStage.USERS_10, upgrade);
+  // The migration itself is tested against two real PostgreSQL servers in test/migration.test.ts;
+  // here it reads the RDS secret, which the sandbox does not have, and the boot fails so that
+  // CloudFormation rolls back rather than start the app on an empty database.
+  expectFailureSignal(UserStage.USERS_10, upgrade);
   expect(commandLines(upgrade, 'mkfs.xfs')).toEqual([]);
+  const stopApp = commandLines(upgrade, 'systemctl').indexOf('systemctl stop scale-stages-app');
+  expect(stopApp).toBeGreaterThanOrEqual(0);
+  expect(commandLines(upgrade, 'aws').some((c) => c.includes('secretsmanager get-secret-value'))).toBe(true);
   expect(commandLines(upgrade, 'systemctl')).toContain('systemctl disable --now postgresql');
-  expect(machine.exists('.harness/systemd/enabled/postgresql.service')).toBe(false);
   expect(machine.exists(`.harness/ebs/${volumeId(UserStage.USERS_1)}/fs/pgsql/data/PG_VERSION`)).toBe(true);
+  expect(machine.exists(`.harness/ebs/${volumeId(UserStage.USERS_1)}/fs/pgsql/migrated-to-rds`)).toBe(false);
+  expect(commandLines(upgrade, 'systemctl')).not.toContain('systemctl restart scale-stages-app');
 });
 
 test.each([UserStage.USERS_1, UserStage.USERS_10])(

@@ -1,9 +1,11 @@
+import * as zlib from 'zlib';
 import { App, Size, Stack } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { AppSource, StageStack, UserStage } from '../../lib';
+import { scriptWithoutComments } from '../../lib/private/assets';
 import { BUILT_STAGES, STAGES } from '../../lib/stages/stage-table';
 import { CDK_JSON_CONTEXT, cloudFrontPrefixListRef, newApp, synthStage, userDataScript } from '../helpers';
 
@@ -76,6 +78,25 @@ describe('stage 1', () => {
 
 describe('stage 10', () => {
   const { stack, template } = synthStage(UserStage.USERS_10);
+
+  test('the server moves the stage-1 database into RDS at boot, after writing the environment and before the app', () => {
+    const script = userDataScript(template);
+    const blob = /bash -c "\$\(echo '([A-Za-z0-9+/=]+)' \| base64 -d \| gunzip\)"/.exec(script)![1];
+    expect(zlib.gunzipSync(Buffer.from(blob, 'base64')).toString()).toBe(
+      scriptWithoutComments('scripts/migrate-local-database.sh'),
+    );
+    const order = [
+      'app.env <<',
+      'systemctl stop scale-stages-app',
+      'rds-ca-bundle.pem',
+      blob,
+      'scale-stages-app.service',
+    ];
+    const at = order.map((marker) => script.indexOf(marker));
+    expect(at.every((i) => i >= 0)).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    expect(script).toContain("export PG_MAJOR='16' DATABASE_CA_FILE='/etc/scale-stages/rds-ca-bundle.pem'");
+  });
 
   test('adds RDS PostgreSQL sized from the stage table, reachable from the server', () => {
     template.resourceCountIs('AWS::RDS::DBInstance', 1);
