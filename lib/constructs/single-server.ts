@@ -23,7 +23,7 @@ import { AppEnvironment } from '../private/app-environment';
 import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { compressedShellScript, readAsset } from '../private/assets';
 import { downloadRdsCaCommand, RDS_CA_FILE } from '../private/rds-ca';
-import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
+import { checkDays, checkGibibytes, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { rotationFunction } from '../private/rotation-function';
 import {
   acknowledgeSessionManagerPolicy,
@@ -37,8 +37,6 @@ import {
 
 /** Where the data volume is mounted on the server. */
 const DATA_MOUNT = '/data';
-/** The PostgreSQL major version run on the box (AL2023 package `postgresql16-server`). */
-const LOCAL_POSTGRES_MAJOR = 16;
 /** The database the app uses, on the box and later in RDS. */
 const DATABASE_NAME = 'app';
 /**
@@ -80,6 +78,15 @@ export interface SingleServerProps {
    * @default Duration.days(30)
    */
   readonly localDatabaseRotationInterval?: Duration;
+  /**
+   * The PostgreSQL major version that runs on the server (the Amazon Linux 2023 package
+   * `postgresql<N>-server`). Its tools also move the data into RDS at stage 10, so it must not be
+   * newer than the RDS database's. Keep it for the life of the data volume: a new major cannot
+   * start on an older major's data directory.
+   *
+   * @default 16
+   */
+  readonly postgresMajorVersion?: number;
   /**
    * The size of the encrypted gp3 data volume that holds PostgreSQL's data.
    *
@@ -149,6 +156,8 @@ export class SingleServer extends Construct implements IAppTier {
     const dataVolumeSize = props.dataVolumeSize ?? Size.gibibytes(20);
     const backupRetention = props.backupRetention ?? Duration.days(7);
     const localDatabase = props.localDatabase ?? true;
+    const postgresMajor = props.postgresMajorVersion ?? 16;
+    checkWholeNumber(this, 'postgresMajorVersion', postgresMajor, 13, 99, 'a PostgreSQL major version');
     const rotationInterval = props.localDatabaseRotationInterval ?? Duration.days(30);
 
     const dataVolumeGiB = checkGibibytes(
@@ -296,7 +305,7 @@ export class SingleServer extends Construct implements IAppTier {
       this.localDatabaseRotation = rotation.schedule;
       this.localDatabaseRotationFunction = rotation.fn;
       script.addCommands(
-        `export PG_MAJOR='${LOCAL_POSTGRES_MAJOR}' DB_NAME='${DATABASE_NAME}' DB_SECRET_ARN='${secret.secretArn}'`,
+        `export PG_MAJOR='${postgresMajor}' DB_NAME='${DATABASE_NAME}' DB_SECRET_ARN='${secret.secretArn}'`,
         readAsset('scripts/local-postgres.sh'),
       );
       this.environment.addAll({
@@ -308,7 +317,11 @@ export class SingleServer extends Construct implements IAppTier {
     }
     this.environment.addAll(props.environment ?? {});
     script.addCommands(
-      ...startAppCommands(this.environment, this.app, localDatabase ? [] : moveLocalDatabaseCommands()),
+      ...startAppCommands(
+        this.environment,
+        this.app,
+        localDatabase ? [] : moveLocalDatabaseCommands(postgresMajor),
+      ),
     );
     // The first boot reports its result to CloudFormation, so a server whose app never becomes
     // healthy fails the deploy instead of leaving a broken stack that looks fine.
@@ -407,7 +420,7 @@ export class SingleServer extends Construct implements IAppTier {
  * volume and in RDS), and the local PostgreSQL stops for good. Without a connected database there
  * is nowhere to move it, so it only stops.
  */
-function moveLocalDatabaseCommands(): string[] {
+function moveLocalDatabaseCommands(postgresMajor: number): string[] {
   return [
     // An app enabled at an earlier boot may already be running, on the old settings: nothing may
     // write while the data moves.
@@ -415,7 +428,7 @@ function moveLocalDatabaseCommands(): string[] {
     downloadRdsCaCommand('database migration'),
     [
       `(set -a; . ${AppSource.ENVIRONMENT_FILE}; set +a`,
-      `export PG_MAJOR='${LOCAL_POSTGRES_MAJOR}' DATABASE_CA_FILE='${RDS_CA_FILE}'`,
+      `export PG_MAJOR='${postgresMajor}' DATABASE_CA_FILE='${RDS_CA_FILE}'`,
       'if [ -z "${DATABASE_SECRET_ARN:-}" ]; then systemctl disable --now postgresql 2>/dev/null || true; exit 0; fi',
       // Compressed: stage 10's user data would pass EC2's 16 KB with the script as text.
       compressedShellScript('scripts/migrate-local-database.sh'),

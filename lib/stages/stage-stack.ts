@@ -20,7 +20,7 @@ import { StageNetwork } from '../constructs/stage-network';
 import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { checkDomainName, readDomainContext } from './context';
-import { atLeast, BUILT_STAGES, STAGES, StageSizing } from './stage-table';
+import { atLeast, BUILT_STAGES, POSTGRES_VERSIONS, STAGES, StageSizing } from './stage-table';
 import { UserStage } from './user-stage';
 
 /** Properties of a `StageStack`. */
@@ -224,6 +224,7 @@ export class StageStack extends Stack {
         instanceType: props.databaseInstanceType ?? new ec2.InstanceType(sizing.database.instanceType),
         allocatedStorage: props.databaseAllocatedStorage ?? Size.gibibytes(sizing.database.storageGiB),
         multiAz: sizing.database.multiAz,
+        engineVersion: POSTGRES_VERSIONS.rds,
         // The rotation function runs in the isolated data subnets, which have no NAT at any stage.
         secretsManagerEndpoint: this.network.addSecretsManagerEndpoint(sizing.database.multiAz ? 2 : 1),
       });
@@ -396,6 +397,7 @@ export class StageStack extends Stack {
       instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.instanceType),
       dataVolumeSize: props.dataVolumeSize ?? Size.gibibytes(sizing.dataVolumeGiB),
       localDatabase: !atLeast(this.stage, UserStage.USERS_10),
+      postgresMajorVersion: POSTGRES_VERSIONS.server,
     });
     new CfnOutput(this, 'ServerInstanceId', {
       description: 'Shell access: aws ssm start-session --target <this id>',

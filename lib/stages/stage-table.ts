@@ -1,3 +1,4 @@
+import * as rds from 'aws-cdk-lib/aws-rds';
 import { UserStage } from './user-stage';
 
 /** Sizing of one stage; every value can be overridden through `StageStackProps`. */
@@ -34,6 +35,13 @@ export interface StageDefinition {
   /** The sizing; absent for stages this version does not build yet. */
   readonly sizing?: StageSizing;
 }
+
+/**
+ * The PostgreSQL majors, pinned together: the stage-1 server's (Amazon Linux 2023 package
+ * `postgresql16-server`) and RDS's. At stage 10 the server's own tools dump its data into RDS, and
+ * a dump restores into the same or a newer major, never an older one (a test holds the order).
+ */
+export const POSTGRES_VERSIONS = { server: 16, rds: rds.PostgresEngineVersion.VER_17 };
 
 const SERVER = { instanceType: 't4g.micro', dataVolumeGiB: 20 };
 const SMALL_DATABASE = { instanceType: 't4g.micro', storageGiB: 20, multiAz: false };

@@ -235,6 +235,12 @@ describe('SingleServer public DNS name', () => {
 });
 
 describe('SingleServer overrides', () => {
+  test('postgresMajorVersion picks the package on the box and the tools that later move the data', () => {
+    const { stack, vpc } = networkStack();
+    new SingleServer(stack, 'Server', { vpc, postgresMajorVersion: 15 });
+    expect(userDataScript(Template.fromStack(stack))).toContain("export PG_MAJOR='15' ");
+  });
+
   test('instance type, volume size and backup retention', () => {
     const { template } = build({
       instanceType: new ec2.InstanceType('m7g.large'),
@@ -298,6 +304,10 @@ describe('SingleServer overrides', () => {
 
 describe('SingleServer validation', () => {
   test.each([
+    [
+      { postgresMajorVersion: 9.6 },
+      /postgresMajorVersion must be a whole number from 13 to 99 \(a PostgreSQL major version\); got 9.6/,
+    ],
     [
       { dataVolumeSize: Size.gibibytes(0) },
       /dataVolumeSize \(GiB\) must be a whole number from 1 to 16384.*got 0/,

@@ -6,7 +6,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { AppSource, StageStack, UserStage } from '../../lib';
 import { scriptWithoutComments } from '../../lib/private/assets';
-import { BUILT_STAGES, STAGES } from '../../lib/stages/stage-table';
+import { BUILT_STAGES, POSTGRES_VERSIONS, STAGES } from '../../lib/stages/stage-table';
 import { CDK_JSON_CONTEXT, cloudFrontPrefixListRef, newApp, synthStage, userDataScript } from '../helpers';
 
 describe('stage 1', () => {
@@ -512,6 +512,17 @@ describe('stage 100k', () => {
   test('snapshot (a safety net; the assertions above are the spec)', () => {
     expect(template.toJSON()).toMatchSnapshot();
   });
+});
+
+test("the stage table pins both PostgreSQL majors, the server's no newer than RDS's (a dump restores only into the same or a newer major)", () => {
+  expect(POSTGRES_VERSIONS.server).toBe(16);
+  expect(POSTGRES_VERSIONS.rds.postgresMajorVersion).toBe('17');
+  expect(POSTGRES_VERSIONS.server).toBeLessThanOrEqual(Number(POSTGRES_VERSIONS.rds.postgresMajorVersion));
+  const stage1 = synthStage(UserStage.USERS_1).template;
+  expect(userDataScript(stage1)).toContain("export PG_MAJOR='16' ");
+  const stage10 = synthStage(UserStage.USERS_10).template;
+  stage10.hasResourceProperties('AWS::RDS::DBInstance', { EngineVersion: '17' });
+  expect(userDataScript(stage10)).toContain("export PG_MAJOR='16' DATABASE_CA_FILE=");
 });
 
 describe('StageStack props', () => {
