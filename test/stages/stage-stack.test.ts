@@ -155,6 +155,10 @@ describe('stage 10', () => {
 describe('stage 100', () => {
   const { stack, template } = synthStage(UserStage.USERS_100);
 
+  test('a stage-1 stack deployed straight to stage 100 moves its database the same way', () => {
+    expect(userDataScript(template)).toBe(userDataScript(synthStage(UserStage.USERS_10).template));
+  });
+
   test('the web client moves to S3 behind CloudFront; the server keeps the API behind the same distribution', () => {
     template.resourceCountIs('AWS::CloudFront::Distribution', 1);
     template.resourceCountIs('AWS::EC2::Instance', 1);
