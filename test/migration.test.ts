@@ -248,10 +248,9 @@ beforeEach(() => {
   if (fs.existsSync(commandLog)) fs.unlinkSync(commandLog);
 });
 
-/** Asserts that RDS holds the stage-1 data, marked done for this volume, and the volume is marked. */
-function expectMigrated(): void {
+/** Asserts that RDS holds the stage-1 data: rows, sequences, foreign keys, large objects, owner. */
+function expectDataCopied(): void {
   expect(target(FINGERPRINT)).toBe(sourceFingerprint);
-  expect(target('SELECT source, state FROM scale_stages_migration')).toBe(`${VOLUME}|done`);
   // Sequences carry on where stage 1 left them.
   expect(
     target(
@@ -271,6 +270,12 @@ function expectMigrated(): void {
       "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename IN ('customers', 'orders', 'order_lines', 'documents')",
     ),
   ).toBe('master');
+}
+
+/** Asserts that RDS holds the stage-1 data, marked done for this volume, and the volume is marked. */
+function expectMigrated(): void {
+  expectDataCopied();
+  expect(target('SELECT source, state FROM scale_stages_migration')).toBe(`${VOLUME}|done`);
   expect(fs.existsSync(marker())).toBe(true);
   expect(localRunning()).toBe(false);
 }
@@ -430,6 +435,108 @@ describe('a target that already holds data', () => {
       INSERT INTO scale_stages_migration VALUES ('vol-0fedcba9876543210', 'done', now());
       CREATE TABLE customers (id int PRIMARY KEY);
     `);
+  });
+});
+
+describe("the README's manual fallback", () => {
+  beforeEach(() => {
+    resetTarget();
+    if (fs.existsSync(marker())) fs.unlinkSync(marker());
+  });
+
+  /** The sh block under "#### If the automatic migration refused", as the README has it. */
+  function readmeFallback(): string {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+    const section = readme.split(/^#### If the automatic migration refused\n/m)[1]?.split(/^#{1,4} /m)[0];
+    const block = section?.match(/^```sh\n([\s\S]*?)^```$/m)?.[1];
+    if (!block) {
+      throw new Error(
+        "README.md has no ```sh block under '#### If the automatic migration refused': this test runs it",
+      );
+    }
+    return block;
+  }
+
+  test('its commands, run as written but for the box-only parts, copy the stage-1 data into an empty RDS', () => {
+    const quote = (s: string) => `'${s}'`;
+    const ctl = `${asNobody}${PG15}/pg_ctl -D ${quote(pgdata)} -w -l ${quote(path.join(socketDir, 'server.log'))}`;
+    const etc = tempDir('migration-fallback-etc-');
+    const envFile = path.join(etc, 'app.env');
+    // What the stage-10 boot writes (AppEnvironment: NAME=value, sorted, root-only), pointing at the test's RDS.
+    fs.writeFileSync(
+      envFile,
+      `APP_PORT=80\nAWS_REGION=eu-west-1\nDATABASE_HOST=127.0.0.1\nDATABASE_NAME=app\nDATABASE_PORT=${rds.port}\nDATABASE_SECRET_ARN=${SECRET_ARN}\n`,
+      { mode: 0o600 },
+    );
+    // Each: [as the README has it, what the test runs instead, why]. Everything else runs as written.
+    const substitutions: ReadonlyArray<readonly [string, string, string]> = [
+      ['sudo -i', ':', 'the test already runs as root (there is no sudo here)'],
+      ['systemctl stop scale-stages-app', ':', 'no app runs here, so there is nothing to stop'],
+      ['systemctl start scale-stages-app', ':', 'nor to start'],
+      [
+        'systemctl start postgresql',
+        `${ctl} -o "-p ${localPort} -c listen_addresses= -c unix_socket_directories=${socketDir} -c fsync=off" start >/dev/null`,
+        "no systemd: the test's own start of the stage-1 server, as nobody, as the other tests do",
+      ],
+      [
+        'systemctl disable --now postgresql',
+        `${ctl} -m fast stop >/dev/null`,
+        "no systemd: the test's own stop of the stage-1 server",
+      ],
+      [
+        'sudo -u postgres pg_dump',
+        `${asNobody}${PG15}/pg_dump --host=${socketDir} --port=${localPort} --username=postgres`,
+        "the box's peer login as OS user postgres on the default socket: here the server's OS user is nobody (PostgreSQL refuses root), with its socket in the test's directory and trust for the postgres role; Debian's 15, the server's major",
+      ],
+      ['/data/pgsql', path.join(dataMount, 'pgsql'), "the data volume's directory is the test's"],
+      ['/etc/scale-stages/app.env', envFile, "the environment file is the test's, written above"],
+      ['/etc/scale-stages/rds-ca-bundle.pem', rds.caFile!, "the CA that signed the test RDS's certificate"],
+      [
+        '--username=postgres',
+        '--username=master',
+        "the real RDS master user is postgres (SeparatedDb's MASTER_USERNAME); the test RDS's is master, as its secret says",
+      ],
+    ];
+    const block = readmeFallback();
+    for (const [from] of substitutions)
+      expect({ from, found: block.includes(from) }).toEqual({ from, found: true });
+    // One pass, so that no substitution rewrites another's result.
+    const instead = new Map(substitutions.map(([from, to]) => [from, to]));
+    const pattern = new RegExp(
+      substitutions.map(([from]) => from.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')).join('|'),
+      'g',
+    );
+    const script = block.replace(pattern, (found) => instead.get(found)!);
+    // Nothing of the box is left to run on this machine.
+    expect(script).not.toMatch(/systemctl|sudo|\/etc\/scale-stages|\/data\//);
+    const file = path.join(etc, 'fallback.sh');
+    fs.writeFileSync(file, `set -euo pipefail\n${script}`);
+
+    // The `aws` stub answers the secret; pg_restore and python3 are found on the PATH, as on the box.
+    const run = spawnSync('bash', [file], {
+      encoding: 'utf8',
+      env: { PATH: [aws.binDir, PG15, process.env.PATH ?? ''].join(':') },
+    });
+    if (run.error) throw run.error;
+    outputs.push(run.stdout, run.stderr);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+    expect(aws.calls().at(-1)).toBe(
+      `secretsmanager get-secret-value --secret-id ${SECRET_ARN} --query SecretString --output text`,
+    );
+
+    expectDataCopied();
+    expect(fs.existsSync(marker())).toBe(true);
+    expect(localRunning()).toBe(false);
+    // The next boot finds the marker: it leaves RDS alone and only keeps the local server stopped.
+    const calls = aws.calls().length;
+    const boot = migrate();
+    expect(boot.status).toBe(0);
+    expect(boot.stdout + boot.stderr).toBe('');
+    expect(commands()).toEqual(['stop']);
+    expect(aws.calls()).toHaveLength(calls);
+    expect(target("SELECT to_regclass('scale_stages_migration') IS NULL")).toBe('t');
   });
 });
 
