@@ -54,6 +54,22 @@ async function hasPendingValue(d, arn, token) {
   }
 }
 
+/**
+ * A new password of letters and digits, each kind present: GetRandomPassword with
+ * ExcludePunctuation, which "Specifies whether to exclude the following punctuation characters from
+ * the password: ! " # $ % & ' ( ) * + , - . / : ; < = > ? @ [ \\ ] ^ _ ` { | } ~." (API reference),
+ * so it is valid for ElastiCache and PostgreSQL and safe in a shell, a URL or a config file.
+ */
+async function randomPassword(d, length) {
+  const { RandomPassword } = await d.secrets.getRandomPassword({
+    PasswordLength: length,
+    ExcludePunctuation: true,
+    IncludeSpace: false,
+    RequireEachIncludedType: true,
+  });
+  return RandomPassword;
+}
+
 async function versionStages(d, arn) {
   return (await d.secrets.describeSecret({ SecretId: arn })).VersionIdsToStages || {};
 }
@@ -94,4 +110,4 @@ function rotationSteps(ownSteps, pollMillis) {
   };
 }
 
-module.exports = { rotationSteps, hasPendingValue, versionStages };
+module.exports = { rotationSteps, hasPendingValue, randomPassword, versionStages };

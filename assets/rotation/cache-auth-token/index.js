@@ -69,19 +69,12 @@ async function createSecret(deps, arn, token) {
     d.log(`createSecret: version ${token} of ${arn} already has a token`);
     return;
   }
-  // Letters and digits only (upper, lower and digits each present): valid for ElastiCache and
-  // safe in a shell, a URL or a config file.
-  const { RandomPassword } = await d.secrets.getRandomPassword({
-    PasswordLength: TOKEN_LENGTH,
-    ExcludePunctuation: true,
-    IncludeSpace: false,
-    RequireEachIncludedType: true,
-  });
-  checkToken(RandomPassword);
+  const newToken = await steps.randomPassword(d, TOKEN_LENGTH);
+  checkToken(newToken);
   await d.secrets.putSecretValue({
     SecretId: arn,
     ClientRequestToken: token,
-    SecretString: RandomPassword,
+    SecretString: newToken,
     VersionStages: ['AWSPENDING'],
   });
   d.log(`createSecret: put a new token in version ${token} of ${arn}`);

@@ -98,20 +98,12 @@ async function createSecret(deps, arn, token) {
     return;
   }
   // The same rules as the secret's generator (SingleServer's generateSecretString: 32 characters,
-  // ExcludePunctuation). API_GetRandomPassword.html: ExcludePunctuation "Specifies whether to
-  // exclude the following punctuation characters from the password: ! " # $ % & ' ( ) * + , - . / :
-  // ; < = > ? @ [ \ ] ^ _ ` { | } ~."; RequireEachIncludedType "Specifies whether to include at
-  // least one upper and lowercase letter, one number, and one punctuation."
-  const { RandomPassword } = await d.secrets.getRandomPassword({
-    PasswordLength: PASSWORD_LENGTH,
-    ExcludePunctuation: true,
-    IncludeSpace: false,
-    RequireEachIncludedType: true,
-  });
+  // ExcludePunctuation).
+  const password = await steps.randomPassword(d, PASSWORD_LENGTH);
   await d.secrets.putSecretValue({
     SecretId: arn,
     ClientRequestToken: token,
-    SecretString: JSON.stringify({ ...credentials, password: RandomPassword }),
+    SecretString: JSON.stringify({ ...credentials, password }),
     VersionStages: ['AWSPENDING'],
   });
   d.log(`createSecret: put a new password for ${credentials.username} in version ${token} of ${arn}`);
