@@ -3,7 +3,14 @@ import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { StageNetwork, StageStack, StageStacks, StageStacksProps, UserStage } from '../lib';
+import {
+  StageNetwork,
+  StageNetworkProps,
+  StageStack,
+  StageStacks,
+  StageStacksProps,
+  UserStage,
+} from '../lib';
 import { Json, renderText } from './deploy-rules/template';
 
 /** The feature flags users get from cdk.json, so tests see what `cdk synth` produces. */
@@ -23,11 +30,11 @@ export function newApp(options: { validate?: boolean } = {}): App {
   });
 }
 
-/** A stack holding a StageNetwork, for construct tests. */
-export function networkStack(): { app: App; stack: Stack; vpc: ec2.Vpc } {
+/** A stack holding a StageNetwork (without NAT unless asked), for construct tests. */
+export function networkStack(props: StageNetworkProps = {}): { app: App; stack: Stack; vpc: ec2.Vpc } {
   const app = newApp();
   const stack = new Stack(app, 'Test');
-  const vpc = new StageNetwork(stack, 'Network').vpc;
+  const vpc = new StageNetwork(stack, 'Network', props).vpc;
   return { app, stack, vpc };
 }
 

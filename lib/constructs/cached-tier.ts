@@ -243,7 +243,7 @@ export class CachedTier extends Construct implements ec2.IConnectable {
         'removalPolicy is DESTROY: deleting or replacing the cache loses its data without a final snapshot.',
       );
     }
-    warnIfNotGraviton(this, nodeType);
+    warnIfNotGraviton(this, nodeType, 'nodeType');
     const subnets = checkSubnets(
       this,
       props.vpc,

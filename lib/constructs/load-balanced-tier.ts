@@ -218,7 +218,15 @@ export class LoadBalancedTier extends Construct implements IAppTier {
       );
     }
     const vpcSubnets = props.vpcSubnets ?? { subnetGroupName: StageNetwork.APP_SUBNETS };
-    if (props.vpc.selectSubnets(vpcSubnets).subnets.length < 2) {
+    const selected = props.vpc.selectSubnets(vpcSubnets).subnets;
+    const isolated = new Set(props.vpc.isolatedSubnets.map((subnet) => subnet.subnetId));
+    if (selected.length > 0 && selected.every((subnet) => isolated.has(subnet.subnetId))) {
+      throw new ScaleStagesError(
+        'vpcSubnets selects isolated subnets: the servers would have no way out to install packages, fetch the app or call AWS APIs, and would never become healthy. Give the network a NAT (StageNetwork natGateways: 1, as StageStack does from stage 1k) or select subnets with egress.',
+        this,
+      );
+    }
+    if (selected.length < 2) {
       throw new ScaleStagesError(
         'vpcSubnets must select subnets in at least 2 availability zones, so the fleet survives the loss of one.',
         this,

@@ -1,4 +1,11 @@
-import { Annotations, Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib/core';
+import {
+  Annotations,
+  Duration,
+  RemovalPolicy,
+  Size,
+  SizeRoundingBehavior,
+  Validations,
+} from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
@@ -53,7 +60,7 @@ export interface SeparatedDbProps {
   /**
    * The ceiling of storage autoscaling: RDS grows the storage up to this size when it runs low.
    *
-   * @default Size.gibibytes(100)
+   * @default - 100 GiB, or half again allocatedStorage when that is larger
    */
   readonly maxAllocatedStorage?: Size;
   /**
@@ -151,7 +158,13 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     this.instanceType = instanceType;
     this.vpc = props.vpc;
     const allocatedStorage = props.allocatedStorage ?? Size.gibibytes(20);
-    const maxAllocatedStorage = props.maxAllocatedStorage ?? Size.gibibytes(100);
+    // Above the allocated storage: a default below it would reject allocatedStorage with an error
+    // about a prop the user never set.
+    const maxAllocatedStorage =
+      props.maxAllocatedStorage ??
+      Size.gibibytes(
+        Math.max(100, Math.ceil(allocatedStorage.toGibibytes({ rounding: SizeRoundingBehavior.NONE }) * 1.5)),
+      );
     const backupRetention = props.backupRetention ?? Duration.days(7);
     const multiAz = props.multiAz ?? false;
     const deletionProtection = props.deletionProtection ?? true;

@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { warnIfNotGraviton } from '../private/servers';
 
 /** Properties of a `StageNetwork`. */
 export interface StageNetworkProps {
@@ -82,6 +83,15 @@ export class StageNetwork extends Construct {
       );
     }
 
+    if (props.natInstanceType) {
+      if (natGateways === 0) {
+        throw new ScaleStagesError(
+          `natInstanceType '${props.natInstanceType}' needs natGateways of 1 or 2 (how many NAT instances); got natGateways 0, so there is nothing to make an instance of. StageStack adds NAT from stage 1k.`,
+          this,
+        );
+      }
+      warnIfNotGraviton(this, props.natInstanceType, 'natInstanceType');
+    }
     // A NAT instance takes traffic from inside the VPC only, never from the internet.
     const natInstances = props.natInstanceType
       ? ec2.NatProvider.instanceV2({

@@ -5,18 +5,46 @@ import { IConstruct } from 'constructs';
 import { AppSource } from '../app-source';
 import { AppEnvironment } from './app-environment';
 import { readAsset } from './assets';
+import { ScaleStagesError } from './errors';
 
 /** Whether an instance type runs on AWS Graviton (ARM). */
 export function graviton(instanceType: ec2.InstanceType): boolean {
   return instanceType.architecture === ec2.InstanceArchitecture.ARM_64;
 }
 
-/** Warns when an app server is not Graviton. */
-export function warnIfNotGraviton(scope: IConstruct, instanceType: ec2.InstanceType): void {
+/**
+ * Checks that an EC2, RDS or ElastiCache instance type is a known family and size of aws-cdk-lib's
+ * `InstanceClass` and `InstanceSize` (written without the service's `db.` or `cache.` prefix), then
+ * warns when it is not Graviton.
+ */
+export function warnIfNotGraviton(
+  scope: IConstruct,
+  instanceType: ec2.InstanceType,
+  prop = 'instanceType',
+): void {
+  const name = instanceType.toString();
+  const prefix = /^(db|cache)\./.exec(name)?.[1];
+  if (prefix) {
+    throw new ScaleStagesError(
+      `${prop} takes the instance class without the '${prefix}.' prefix (the construct adds it); got '${name}', give '${name.slice(prefix.length + 1)}'.`,
+      scope,
+    );
+  }
+  const [family, size, extra] = name.split('.');
+  const families = Object.values(ec2.InstanceClass) as string[];
+  const sizes = Object.values(ec2.InstanceSize) as string[];
+  if (extra !== undefined || !families.includes(family) || !sizes.includes(size)) {
+    throw new ScaleStagesError(
+      `${prop} must be an instance type '<family>.<size>' that EC2 knows, such as 't4g.micro' or 'm7g.large'; got '${name}' (${
+        families.includes(family) ? `sizes: ${sizes.join(', ')}` : `'${family}' is not an instance family`
+      }).`,
+      scope,
+    );
+  }
   if (!graviton(instanceType)) {
     Annotations.of(scope).addWarningV2(
       'cdk-scale-stages:notGraviton',
-      `instanceType ${instanceType} is not Graviton; a t4g or m7g type costs about 20% less for the same work.`,
+      `${prop} ${instanceType} is not Graviton; a t4g or m7g type costs about 20% less for the same work.`,
     );
   }
 }

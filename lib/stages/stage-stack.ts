@@ -1,4 +1,4 @@
-import { CfnOutput, Fn, Size, Stack, StackProps, Validations } from 'aws-cdk-lib/core';
+import { CfnOutput, Fn, Size, Stack, StackProps, Token, Validations } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -197,6 +197,19 @@ export class StageStack extends Stack {
     if (Boolean(props.loadBalancerCertificate) !== Boolean(props.loadBalancerDomainName)) {
       throw new ScaleStagesError(
         'loadBalancerCertificate and loadBalancerDomainName go together: CloudFront reaches an HTTPS load balancer at the name its certificate covers. Give both, or neither for HTTP.',
+      );
+    }
+    if (props.natInstanceType && row.sizing.natGateways === 0) {
+      throw new ScaleStagesError(
+        `natInstanceType applies from stage 1k, where the app subnets get their NAT; stage '${props.stage}' has no NAT (got natInstanceType '${props.natInstanceType}'). Leave it out below stage 1k.`,
+      );
+    }
+    // aws-cdk-lib would quietly shorten a longer id into a name with a hash: not the stack the user
+    // named, and a second deploy under the intended name would build a second stack.
+    const stackName = props.stackName ?? id;
+    if (!Token.isUnresolved(stackName) && stackName.length > 128) {
+      throw new ScaleStagesError(
+        `the stack name must be 128 characters at most (a CloudFormation limit); got ${stackName.length} characters ('${stackName.slice(0, 40)}...'). Give a shorter id or stackName.`,
       );
     }
     super(scope, id, {

@@ -9,7 +9,8 @@ import { CachedTier, CacheEngineVersion, EvictionPolicy, LoadBalancedTier } from
 import { networkStack } from '../helpers';
 
 function build(props: Partial<ConstructorParameters<typeof CachedTier>[2]> = {}) {
-  const { stack, vpc } = networkStack();
+  // A NAT, so the app tier's servers have a way out.
+  const { stack, vpc } = networkStack({ natGateways: 1 });
   const cache = new CachedTier(stack, 'Cache', { vpc, ...props });
   return { stack, vpc, cache };
 }

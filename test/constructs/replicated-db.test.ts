@@ -5,7 +5,8 @@ import { LoadBalancedTier, ReplicatedDb, SeparatedDb } from '../../lib';
 import { networkStack } from '../helpers';
 
 function build(props: Partial<ConstructorParameters<typeof ReplicatedDb>[2]> = {}) {
-  const { stack, vpc } = networkStack();
+  // A NAT, so the app tier's servers have a way out.
+  const { stack, vpc } = networkStack({ natGateways: 1 });
   const primary = new SeparatedDb(stack, 'Database', {
     vpc,
     instanceType: new ec2.InstanceType('m7g.large'),
