@@ -18,7 +18,9 @@ export interface AppSourceOptions {
    */
   readonly port?: number;
   /**
-   * The HTTP path that answers 200 when the app is healthy; load balancers probe it.
+   * The HTTP path that answers 2xx when the app is healthy, on `port`: each server's boot waits up to
+   * 5 minutes for it before it signals CloudFormation, and load balancers probe it. Set it for a
+   * container image that has no `/healthz` (nginx answers `/`), or the first deploy rolls back.
    *
    * @default '/healthz'
    */

@@ -76,3 +76,18 @@ describe('AppSource', () => {
     expect(make).toThrow(message);
   });
 });
+
+test("the README's nginx example checks a path nginx answers: its default page at /, not /healthz", () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## The app'));
+  const block = /```ts\n([\s\S]*?)```/.exec(section)![1];
+  const call = /AppSource\.fromContainerImage\('public\.ecr\.aws\/nginx\/nginx:stable', (\{[^}]*\})\)/.exec(
+    block,
+  );
+  expect(call).not.toBeNull();
+  // The options as written, evaluated as the object literal they are.
+  const options = new Function(`return ${call![1]};`)();
+  const app = AppSource.fromContainerImage('public.ecr.aws/nginx/nginx:stable', options);
+  expect(app.healthCheckPath).toBe('/');
+  expect(app.port).toBe(80);
+});
