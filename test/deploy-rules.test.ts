@@ -478,6 +478,16 @@ describe('each rule reports a template broken on purpose', () => {
     ]);
   });
 
+  broken('rds-max-allocated-storage-ten-percent: a ceiling only 5% above the allocated storage', () => {
+    const { t, context } = copyOf(UserStage.USERS_10);
+    const [db] = only(t, 'AWS::RDS::DBInstance');
+    properties(t.Resources[db]).AllocatedStorage = '100';
+    properties(t.Resources[db]).MaxAllocatedStorage = 105;
+    expect(rule('rds-max-allocated-storage-ten-percent').check(t, context)).toEqual([
+      `${db} has MaxAllocatedStorage 105 GiB, under 110% of its AllocatedStorage 100 GiB`,
+    ]);
+  });
+
   broken('wafv2-logging-destination-name: a generated log group name, and an ARN ending in :*', () => {
     const { edge } = synthStage(UserStage.USERS_1K);
     const t = structuredClone(edge!.toJSON()) as CfnTemplate;

@@ -9,7 +9,7 @@ import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { rotationFunction } from '../private/rotation-function';
-import { warnIfNotGraviton } from '../private/servers';
+import { checkInstanceType } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
 import { StageNetwork } from './stage-network';
 
@@ -243,7 +243,7 @@ export class CachedTier extends Construct implements ec2.IConnectable {
         'removalPolicy is DESTROY: deleting or replacing the cache loses its data without a final snapshot.',
       );
     }
-    warnIfNotGraviton(this, nodeType, 'nodeType');
+    checkInstanceType(this, nodeType, 'nodeType');
     const subnets = checkSubnets(
       this,
       props.vpc,

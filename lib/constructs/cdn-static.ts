@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib/core';
+import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -8,6 +8,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
 import { assetPath, readAsset } from '../private/assets';
+import { acknowledgeAwsCdkHandler, BASIC_EXECUTION_ROLE } from '../private/aws-cdk-handlers';
 import { logBucket } from '../private/buckets';
 import { checkDays, ScaleStagesError } from '../private/errors';
 
@@ -134,6 +135,13 @@ export class CdnStatic extends Construct {
         this,
       );
     }
+    const webAcl = props.webAclArn;
+    if (webAcl !== undefined && !Token.isUnresolved(webAcl) && !CLOUDFRONT_WEB_ACL.test(webAcl)) {
+      throw new ScaleStagesError(
+        `webAclArn must be the ARN of a CLOUDFRONT-scope AWS WAF web ACL, which lives in us-east-1 (arn:aws:wafv2:us-east-1:<account>:global/webacl/<name>/<id>); got '${webAcl}'.`,
+        this,
+      );
+    }
     this.domainName = props.domainNames?.[0];
 
     // CloudFront's standard logs are written with ACLs.
@@ -227,7 +235,7 @@ export class CdnStatic extends Construct {
     const reason =
       "aws-cdk-lib's BucketDeployment handler needs to read the CDK asset bucket, write and prune the web bucket, and invalidate the distribution (CreateInvalidation has no resource-level permissions).";
     for (const finding of [
-      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      BASIC_EXECUTION_ROLE,
       'IAM5[Action::s3:GetBucket*]',
       'IAM5[Action::s3:GetObject*]',
       'IAM5[Action::s3:List*]',
@@ -239,14 +247,12 @@ export class CdnStatic extends Construct {
     ]) {
       Validations.of(deployment.handlerRole).acknowledge({ id: `AwsSolutions-${finding}`, reason });
     }
-    const handler = stack.node.tryFindChild('Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C');
-    if (handler) {
-      Validations.of(handler).acknowledge({
-        id: 'AwsSolutions-L1',
-        reason:
-          'aws-cdk-lib picks the runtime of its BucketDeployment handler and moves it forward with its releases.',
-      });
-    }
+    acknowledgeAwsCdkHandler(
+      this,
+      'Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C',
+      'aws-cdk-lib picks the runtime of its BucketDeployment handler and moves it forward with its releases.',
+      ['L1'],
+    );
   }
 
   /**
@@ -302,6 +308,9 @@ export class CdnStatic extends Construct {
     return `https://${this.domainName ?? this.distribution.distributionDomainName}`;
   }
 }
+
+/** A CLOUDFRONT-scope WAFv2 web ACL's ARN: region us-east-1, scope `global`. */
+const CLOUDFRONT_WEB_ACL = /^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global\/webacl\/[^/]+\/[^/]+$/;
 
 /** How CloudFront passes requests to the app: every method, never cached, the viewer's request. */
 const APP_BEHAVIOR: cloudfront.AddBehaviorOptions = {

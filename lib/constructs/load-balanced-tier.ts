@@ -21,7 +21,7 @@ import {
   prepareServerCommands,
   serverImage,
   startAppCommands,
-  warnIfNotGraviton,
+  checkInstanceType,
 } from '../private/servers';
 import { StageNetwork } from './stage-network';
 
@@ -232,7 +232,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
         this,
       );
     }
-    warnIfNotGraviton(this, instanceType);
+    checkInstanceType(this, instanceType);
 
     this.logBucket = logBucket(this, logRetentionDays);
 

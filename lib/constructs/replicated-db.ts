@@ -5,7 +5,7 @@ import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { DATABASE_LOG_EXPORTS } from '../private/database-logs';
 import { checkWholeNumber } from '../private/errors';
-import { warnIfNotGraviton } from '../private/servers';
+import { checkInstanceType } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
 import { SeparatedDb } from './separated-db';
 
@@ -53,7 +53,7 @@ export class ReplicatedDb extends Construct implements ec2.IConnectable {
     const count = props.replicas ?? 1;
     const instanceType = props.instanceType ?? primary.instanceType;
     checkWholeNumber(this, 'replicas', count, 1, 15, 'RDS for PostgreSQL allows 15 read replicas');
-    warnIfNotGraviton(this, instanceType);
+    checkInstanceType(this, instanceType);
 
     const subnets = checkSubnets(this, primary.vpc, primary.vpcSubnets);
     const subnetGroup = new rds.SubnetGroup(this, 'SubnetGroup', {

@@ -14,7 +14,7 @@ import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { acknowledgeLogRetentionHandler, DATABASE_LOG_EXPORTS } from '../private/database-logs';
 import { checkDays, checkGibibytes, checkWholeNumber, ScaleStagesError } from '../private/errors';
-import { warnIfNotGraviton } from '../private/servers';
+import { checkInstanceType } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
 import { StageNetwork } from './stage-network';
 
@@ -58,7 +58,8 @@ export interface SeparatedDbProps {
    */
   readonly allocatedStorage?: Size;
   /**
-   * The ceiling of storage autoscaling: RDS grows the storage up to this size when it runs low.
+   * The ceiling of storage autoscaling: RDS grows the storage up to this size when it runs low. RDS
+   * wants it at least 10% above `allocatedStorage`.
    *
    * @default - 100 GiB, or half again allocatedStorage when that is larger
    */
@@ -178,9 +179,12 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       this,
       'maxAllocatedStorage',
       maxAllocatedStorage,
-      allocatedGiB,
+      // RDS User Guide, "Managing capacity automatically with Amazon RDS storage autoscaling": "You
+      // must set the maximum storage threshold to at least 10% more than the current allocated
+      // storage."
+      Math.ceil((allocatedGiB * 11) / 10),
       65536,
-      'at least allocatedStorage',
+      'RDS wants it at least 10% above allocatedStorage',
     );
     checkDays(this, 'backupRetention', backupRetention, 7, 35);
     checkDays(this, 'rotationInterval', rotationInterval, 1, 365);
@@ -192,7 +196,7 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
         this,
       );
     }
-    warnIfNotGraviton(this, instanceType);
+    checkInstanceType(this, instanceType);
     if (!deletionProtection) {
       Annotations.of(this).addWarningV2(
         'cdk-scale-stages:noDeletionProtection',

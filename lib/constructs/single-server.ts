@@ -32,7 +32,7 @@ import {
   prepareServerCommands,
   serverImage,
   startAppCommands,
-  warnIfNotGraviton,
+  checkInstanceType,
 } from '../private/servers';
 
 /** Where the data volume is mounted on the server. */
@@ -183,7 +183,7 @@ export class SingleServer extends Construct implements IAppTier {
         this,
       );
     }
-    warnIfNotGraviton(this, instanceType);
+    checkInstanceType(this, instanceType);
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,

@@ -3,7 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
-import { warnIfNotGraviton } from '../private/servers';
+import { checkInstanceType } from '../private/servers';
 
 /** Properties of a `StageNetwork`. */
 export interface StageNetworkProps {
@@ -90,7 +90,7 @@ export class StageNetwork extends Construct {
           this,
         );
       }
-      warnIfNotGraviton(this, props.natInstanceType, 'natInstanceType');
+      checkInstanceType(this, props.natInstanceType, 'natInstanceType');
     }
     // A NAT instance takes traffic from inside the VPC only, never from the internet.
     const natInstances = props.natInstanceType

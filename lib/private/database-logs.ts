@@ -1,5 +1,5 @@
-import { Stack, Validations } from 'aws-cdk-lib/core';
 import { IConstruct } from 'constructs';
+import { acknowledgeAwsCdkHandler, BASIC_EXECUTION_ROLE } from './aws-cdk-handlers';
 
 /** The RDS for PostgreSQL logs exported to CloudWatch Logs by the primary and its replicas. */
 export const DATABASE_LOG_EXPORTS = ['postgresql', 'upgrade'];
@@ -10,15 +10,10 @@ export const DATABASE_LOG_EXPORTS = ['postgresql', 'upgrade'];
  * says of it is aws-cdk-lib's design.
  */
 export function acknowledgeLogRetentionHandler(scope: IConstruct): void {
-  const handler = Stack.of(scope).node.tryFindChild('LogRetentionaae0aa3c5b4d4f87b02d85b201efdd8a');
-  if (!handler) return;
-  const reason =
-    "aws-cdk-lib's LogRetention handler sets the retention of log groups that RDS creates; PutRetentionPolicy on log groups whose names RDS derives at deploy time, with the AWS-managed basic execution role for its own logs.";
-  Validations.of(handler).acknowledge(
-    {
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      reason,
-    },
-    { id: 'AwsSolutions-IAM5[Resource::*]', reason },
+  acknowledgeAwsCdkHandler(
+    scope,
+    'LogRetentionaae0aa3c5b4d4f87b02d85b201efdd8a',
+    "aws-cdk-lib's LogRetention handler sets the retention of log groups that RDS creates; PutRetentionPolicy on log groups whose names RDS derives at deploy time, with the AWS-managed basic execution role for its own logs.",
+    [BASIC_EXECUTION_ROLE, 'IAM5[Resource::*]'],
   );
 }

@@ -3,6 +3,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { assetPath } from './assets';
+import { BASIC_EXECUTION_ROLE } from './aws-cdk-handlers';
 
 /** What a rotation function needs: its code and what it is told. */
 export interface RotationFunctionProps {
@@ -46,7 +47,7 @@ export function rotationFunction(
     logGroup,
   });
   Validations.of(fn).acknowledge({
-    id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    id: `AwsSolutions-${BASIC_EXECUTION_ROLE}`,
     reason:
       'The AWS-managed basic execution role lets the rotation function write its own logs, nothing more.',
   });

@@ -17,7 +17,7 @@ export function graviton(instanceType: ec2.InstanceType): boolean {
  * `InstanceClass` and `InstanceSize` (written without the service's `db.` or `cache.` prefix), then
  * warns when it is not Graviton.
  */
-export function warnIfNotGraviton(
+export function checkInstanceType(
   scope: IConstruct,
   instanceType: ec2.InstanceType,
   prop = 'instanceType',

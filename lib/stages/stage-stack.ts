@@ -287,14 +287,17 @@ export class StageStack extends Stack {
     // *.cloudfront.net name, and the app is reachable only through it.
     const webClient = atLeast(this.stage, UserStage.USERS_100);
     const domain = this.ownDomain(props);
+    const { origin, whyHttp } = this.appOrigin(props);
     this.cdn = new CdnStatic(this, 'Cdn', {
-      appOrigin: this.appOrigin(props),
+      appOrigin: origin,
       webClient,
       webClientPath: webClient ? props.webClientPath : undefined,
       webAclArn: props.webAclArn,
       domainNames: domain && [domain.domainName],
       certificate: domain?.certificate,
     });
+    if (whyHttp)
+      Validations.of(this.cdn.distribution).acknowledge({ id: 'AwsSolutions-CFR5', reason: whyHttp });
     if (domain?.hostedZone) {
       const target = route53.RecordTarget.fromAlias(
         new route53Targets.CloudFrontTarget(this.cdn.distribution),
@@ -354,36 +357,34 @@ export class StageStack extends Stack {
   }
 
   /**
-   * How CloudFront reaches the app. The stage-1 server has a public address and admits CloudFront's
-   * origin-facing servers only; CloudFront reaches it over HTTP, as it has no certificate. From
-   * stage 1k the load balancer is internal and CloudFront reaches it through a VPC origin, over
-   * HTTPS at `loadBalancerDomainName` when a certificate is given.
+   * How CloudFront reaches the app, and why that hop is plain HTTP when it is. The stage-1 server has
+   * a public address and admits CloudFront's origin-facing servers only; CloudFront reaches it over
+   * HTTP, as it has no certificate. From stage 1k the load balancer is internal and CloudFront
+   * reaches it through a VPC origin, over HTTPS at `loadBalancerDomainName` when a certificate is
+   * given.
    */
-  private appOrigin(props: StageStackProps): cloudfront.IOrigin {
+  private appOrigin(props: StageStackProps): { origin: cloudfront.IOrigin; whyHttp?: string } {
     if (this.server) {
-      this.acknowledgeHttpOrigin('the stage-1 server has no certificate; its port admits only CloudFront.');
-      return new origins.HttpOrigin(this.server.publicDnsName, {
-        protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-        httpPort: this.server.app.port,
-      });
+      return {
+        origin: new origins.HttpOrigin(this.server.publicDnsName, {
+          protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+          httpPort: this.server.app.port,
+        }),
+        whyHttp: 'The stage-1 server has no certificate; its port admits only CloudFront.',
+      };
     }
     const httpsHost = props.loadBalancerDomainName;
-    if (!httpsHost) {
-      this.acknowledgeHttpOrigin(
-        'CloudFront reaches the internal load balancer through a VPC origin, inside the AWS network; give loadBalancerCertificate and loadBalancerDomainName for HTTPS on that hop too.',
-      );
-    }
-    return origins.VpcOrigin.withApplicationLoadBalancer(this.web!.loadBalancer, {
-      domainName: httpsHost,
-      protocolPolicy: httpsHost
-        ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
-        : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-    });
-  }
-
-  /** CloudFront's hop to the app is plain HTTP: said once, with why. */
-  private acknowledgeHttpOrigin(reason: string): void {
-    Validations.of(this).acknowledge({ id: 'AwsSolutions-CFR5', reason });
+    return {
+      origin: origins.VpcOrigin.withApplicationLoadBalancer(this.web!.loadBalancer, {
+        domainName: httpsHost,
+        protocolPolicy: httpsHost
+          ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+          : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+      }),
+      whyHttp: httpsHost
+        ? undefined
+        : 'CloudFront reaches the internal load balancer through a VPC origin, inside the AWS network; give loadBalancerCertificate and loadBalancerDomainName for HTTPS on that hop too.',
+    };
   }
 
   /** The fleet reads, writes and deletes objects under `media/` in the media bucket, and lists it. */

@@ -266,6 +266,18 @@ test('a web ACL ARN reaches the distribution', () => {
 });
 
 describe('CdnStatic validation', () => {
+  test.each([
+    'arn:aws:wafv2:eu-west-1:123456789012:global/webacl/edge/abc',
+    'arn:aws:wafv2:us-east-1:123456789012:regional/webacl/edge/abc',
+    'my-web-acl',
+  ])('a web ACL ARN that is not a CLOUDFRONT one fails: %s', (arn) => {
+    expect(() => build({ webAclArn: arn })).toThrow(
+      new RegExp(
+        `webAclArn must be the ARN of a CLOUDFRONT-scope AWS WAF web ACL, which lives in us-east-1.*got '${arn}'`,
+      ),
+    );
+  });
+
   test('no web client and no app origin fails: nothing to serve', () => {
     expect(() => build({ webClient: false })).toThrow(
       /Test\/Cdn: webClient is false and there is no appOrigin: the distribution would serve nothing/,

@@ -281,7 +281,7 @@ describe('SeparatedDb validation', () => {
     ],
     [
       { allocatedStorage: Size.gibibytes(200), maxAllocatedStorage: Size.gibibytes(100) },
-      /maxAllocatedStorage \(GiB\) must be a whole number from 200 to 65536 \(at least allocatedStorage\); got 100/,
+      /maxAllocatedStorage \(GiB\) must be a whole number from 220 to 65536 \(RDS wants it at least 10% above allocatedStorage\); got 100/,
     ],
     [
       { backupRetention: Duration.days(3) },
@@ -298,6 +298,10 @@ describe('SeparatedDb validation', () => {
     [
       { backupRetention: Duration.hours(200) },
       /backupRetention \(days\) must be a whole number from 7 to 35; got 8.33/,
+    ],
+    [
+      { allocatedStorage: Size.gibibytes(100), maxAllocatedStorage: Size.gibibytes(100) },
+      /maxAllocatedStorage \(GiB\) must be a whole number from 110 to 65536 \(RDS wants it at least 10% above allocatedStorage\); got 100/,
     ],
     [{ databaseName: '1st-db' }, /databaseName must start with a letter.*got '1st-db'/],
     [

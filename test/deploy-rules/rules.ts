@@ -916,6 +916,28 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
     },
   },
   {
+    id: 'rds-max-allocated-storage-ten-percent',
+    title:
+      'A DB instance with storage autoscaling has MaxAllocatedStorage at least 10% above AllocatedStorage',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PIOPS.Autoscaling.html',
+      title: 'Managing capacity automatically with Amazon RDS storage autoscaling',
+    },
+    // The English excerpt in the search corpus stops before this sentence; its Japanese, Korean and
+    // Chinese translations state it, with "Invalid max storage size for <engine>" as the error.
+    quote:
+      'You must set the maximum storage threshold to at least 10% more than the current allocated storage.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::RDS::DBInstance').flatMap(([id, db]) => {
+        const max = num(props(db).MaxAllocatedStorage);
+        const allocated = num(props(db).AllocatedStorage);
+        if (max === undefined || allocated === undefined) return [];
+        return max * 10 < allocated * 11
+          ? [`${id} has MaxAllocatedStorage ${max} GiB, under 110% of its AllocatedStorage ${allocated} GiB`]
+          : [];
+      }),
+  },
+  {
     id: 'wafv2-logging-destination-name',
     title: "A web ACL's CloudWatch Logs destination is named aws-waf-logs-* and is in the web ACL's region",
     source: {
