@@ -36,9 +36,9 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-unused-vars': ['error', { varsIgnorePattern: '^handler$' }] },
   },
   {
-    // Plain CommonJS that runs on servers (the demo app), in Lambda (the rotation functions) or in
-    // tooling (jest config).
-    files: ['assets/demo-app/**/*.js', 'assets/rotation/**/*.js', '*.js'],
+    // Plain CommonJS that runs on servers (the demo app), in Lambda (the rotation functions, the
+    // stage guard) or in tooling (jest config).
+    files: ['assets/demo-app/**/*.js', 'assets/rotation/**/*.js', 'assets/stage-guard/**/*.js', '*.js'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: {

@@ -78,6 +78,7 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'Custom::AWS',
   'Custom::CDKBucketDeployment',
   'Custom::LogRetention',
+  'Custom::StageGuard',
   'Custom::VpcRestrictDefaultSG',
 ]);
 

@@ -125,7 +125,7 @@ function readRegions(node: Node): string[] {
 }
 
 /** A context value as a string; numbers are accepted (`"stage": 10` in cdk.json). */
-function readString(node: Node, key: string): string | undefined {
+export function readString(node: Node, key: string): string | undefined {
   const value: unknown = node.tryGetContext(key);
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string' || typeof value === 'number') return String(value).trim();

@@ -19,14 +19,26 @@ import { SingleServer } from '../constructs/single-server';
 import { StageNetwork } from '../constructs/stage-network';
 import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { checkDomainName, readDomainContext } from './context';
+import { checkDomainName, readDomainContext, readString } from './context';
+import { StageGuard } from './stage-guard';
 import { atLeast, BUILT_STAGES, POSTGRES_VERSIONS, STAGES, StageSizing } from './stage-table';
 import { UserStage } from './user-stage';
 
 /** Properties of a `StageStack`. */
 export interface StageStackProps extends StackProps {
-  /** The stage to build. Deploying a later stage to the same stack upgrades it in place. */
+  /**
+   * The stage to build. Deploying the next stage to the same stack upgrades it in place; a deploy
+   * that goes down a stage or skips one is refused at deploy time, before anything changes, unless
+   * `allowStageChange` names it.
+   */
   readonly stage: UserStage;
+  /**
+   * A stage change the deploy may make although it goes down or skips stages, as
+   * `<deployed stage>-><stage>`, such as `1k->1`. Anything else the stage guard refuses.
+   *
+   * @default - the context key `allowStageChange`; without it, only the same stage or the next one
+   */
+  readonly allowStageChange?: string;
   /**
    * The app the servers run.
    *
@@ -218,6 +230,10 @@ export class StageStack extends Stack {
     });
     this.stage = props.stage;
     const sizing: StageSizing = row.sizing;
+    new StageGuard(this, 'StageGuard', {
+      stage: this.stage,
+      allowStageChange: props.allowStageChange ?? readString(this.node, 'allowStageChange'),
+    });
 
     this.network = new StageNetwork(this, 'Network', {
       natGateways: sizing.natGateways,
