@@ -12,3 +12,4 @@ export * from './constructs/replicated-db';
 export * from './constructs/edge-firewall';
 export * from './stages/edge-stack';
 export * from './stages/stage-stacks';
+export { ScaleStagesError, ScaleStagesErrors } from './private/errors';

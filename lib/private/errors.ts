@@ -1,15 +1,36 @@
 import { Duration, Size, SizeRoundingBehavior, Token } from 'aws-cdk-lib/core';
 import { IConstruct } from 'constructs';
 
+const SCALE_STAGES_ERROR = Symbol.for('cdk-scale-stages.ScaleStagesError');
+
 /**
  * An error in what the user gave us (a prop or a context value). The CLI entry point prints
  * its message alone, on one line, without a stack trace.
+ *
+ * TypeScript and JavaScript apps can catch it with `instanceof`; `ScaleStagesErrors.isScaleStagesError`
+ * works in every jsii language, also across two copies of this package.
+ *
+ * @jsii ignore jsii cannot model a subclass of Error.
  */
 export class ScaleStagesError extends Error {
   constructor(message: string, scope?: IConstruct) {
     super(scope ? `${scope.node.path}: ${message}` : message);
     this.name = 'ScaleStagesError';
+    Object.defineProperty(this, SCALE_STAGES_ERROR, { value: true });
   }
+}
+
+/** Tells this library's errors about bad input apart from any other error. */
+export class ScaleStagesErrors {
+  /**
+   * Whether `x` is a `ScaleStagesError`: bad input (a prop or a context value) that this library
+   * refused at synth time, with a message that names it.
+   */
+  public static isScaleStagesError(x: unknown): boolean {
+    return typeof x === 'object' && x !== null && SCALE_STAGES_ERROR in x;
+  }
+
+  private constructor() {}
 }
 
 /** Throws unless `value` (when given and resolved) is a whole number in `[min, max]`. */

@@ -5,7 +5,15 @@
 import { Size, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { LoadBalancedTier, SeparatedDb, StageNetwork, StageStack, UserStage } from '../../lib';
+import {
+  LoadBalancedTier,
+  ScaleStagesError,
+  ScaleStagesErrors,
+  SeparatedDb,
+  StageNetwork,
+  StageStack,
+  UserStage,
+} from '../../lib';
 import { networkStack, newApp } from '../helpers';
 
 const type = (name: string) => new ec2.InstanceType(name);
@@ -75,4 +83,17 @@ test('SeparatedDb: allocatedStorage above 100 GiB raises the autoscaling ceiling
     AllocatedStorage: '200',
     MaxAllocatedStorage: 300,
   });
+});
+
+test('a consumer catches bad input by class (ScaleStagesError) or, in any jsii language, with ScaleStagesErrors', () => {
+  let caught: unknown;
+  try {
+    new StageStack(newApp(), 'S', { stage: UserStage.USERS_1, serverInstanceType: type('t4g.huge') });
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(ScaleStagesError);
+  expect(ScaleStagesErrors.isScaleStagesError(caught)).toBe(true);
+  expect(ScaleStagesErrors.isScaleStagesError(new Error('t4g.huge'))).toBe(false);
+  expect(ScaleStagesErrors.isScaleStagesError(undefined)).toBe(false);
 });
