@@ -27,17 +27,15 @@ function releaseFixture(release: string, stage: UserStage): Template {
 
 /** A stack deployed from `release` and upgraded to this release keeps its data, at every stage and step. */
 function upgradesFromRelease(release: string): void {
-  test.each(BUILT_STAGES)(
-    '%s, same stage on this release: replaces and deletes no stateful resource',
-    (stage) => {
-      expect(dataLossOnUpgrade(releaseFixture(release, stage), templates.get(stage)!)).toEqual([]);
+  const sameAndNext = [...BUILT_STAGES.map((stage) => [stage, stage] as const), ...pairs];
+  test.each(sameAndNext)(
+    '%s -> %s on this release: replaces and deletes no stateful resource',
+    (from, to) => {
+      const deployed = withoutMetadata(releaseFixture(release, from));
+      expect(dataLossOnUpgrade(deployed, templates.get(to)!)).toEqual([]);
+      expect(vpcOriginsUpdatedInPlace(deployed, templates.get(to)!)).toEqual([]);
     },
   );
-
-  test.each(pairs)('%s -> %s on this release: replaces and deletes no stateful resource', (from, to) => {
-    expect(dataLossOnUpgrade(releaseFixture(release, from), templates.get(to)!)).toEqual([]);
-    expect(vpcOriginsUpdatedInPlace(releaseFixture(release, from), templates.get(to)!)).toEqual([]);
-  });
 }
 
 interface Change {
@@ -298,6 +296,31 @@ describe('the upgrade check itself', () => {
   });
 });
 
+// The fixtures come from `cdk synth`, which adds aws:cdk:path metadata and the CDKMetadata resource
+// that the tests' apps leave out; neither is a change to the app, so both are dropped before the diff.
+function withoutMetadata(template: Template): Template {
+  return {
+    Resources: Object.fromEntries(
+      Object.entries(template.Resources)
+        .filter(([, { Type }]) => Type !== 'AWS::CDK::Metadata')
+        .map(([id, { Metadata: _, ...resource }]) => [id, resource]),
+    ) as Template['Resources'],
+  };
+}
+
+// Every resource but the VPC origins depends on the stage guard from release 0.4.0: a DependsOn
+// orders the update and changes no property, so tests that look at property changes drop it.
+function withoutGuardDependencies(template: Template): Template {
+  return {
+    Resources: Object.fromEntries(
+      Object.entries(template.Resources).map(([id, { DependsOn, ...resource }]) => {
+        const kept = DependsOn?.filter((dependency) => !dependency.startsWith('StageGuard'));
+        return [id, kept?.length ? { ...resource, DependsOn: kept } : resource];
+      }),
+    ) as Template['Resources'],
+  };
+}
+
 describe('upgrading stacks deployed from release 0.1.0 (RDS-managed master password)', () => {
   const fixture = (stage: UserStage) => releaseFixture('0.1.0', stage);
   upgradesFromRelease('0.1.0');
@@ -354,22 +377,11 @@ describe('upgrading stacks deployed from release 0.1.0 (RDS-managed master passw
 describe('upgrading stacks deployed from release 0.2.0 (server open to the world, internet-facing load balancer)', () => {
   const fixture = (stage: UserStage) => releaseFixture('0.2.0', stage);
   upgradesFromRelease('0.2.0');
-  // The fixtures come from `cdk synth`, which adds aws:cdk:path metadata that the tests' apps leave
-  // out; metadata is no change to CloudFormation, so it is dropped before the diff. So is the stage
-  // guard that every resource now depends on: a DependsOn orders the update and changes no property.
-  const withoutMetadata = (template: Template): Template => ({
-    Resources: Object.fromEntries(
-      Object.entries(template.Resources).map(([id, { Metadata: _, DependsOn, ...resource }]) => {
-        const kept = DependsOn?.filter((dependency) => !dependency.startsWith('StageGuard'));
-        return [id, kept?.length ? { ...resource, DependsOn: kept } : resource];
-      }),
-    ) as Template['Resources'],
-  });
   const changesFrom = (stage: UserStage) => {
     const changes = new Map<string, Change>();
     fullDiff(
       withoutMetadata(fixture(stage)),
-      withoutMetadata(templates.get(stage)!),
+      withoutGuardDependencies(templates.get(stage)!),
     ).resources.forEachDifference((id, change) => {
       changes.set(id, {
         type: change.resourceType ?? '',
@@ -442,4 +454,23 @@ describe('upgrading stacks deployed from release 0.2.0 (server open to the world
       ]);
     },
   );
+});
+
+describe('upgrading stacks deployed from release 0.3.0 (no stage guard)', () => {
+  upgradesFromRelease('0.3.0');
+
+  test.each(BUILT_STAGES)('%s, same stage: the stage guard and its provider are all that change', (stage) => {
+    const changed: string[] = [];
+    fullDiff(
+      withoutMetadata(releaseFixture('0.3.0', stage)),
+      withoutGuardDependencies(templates.get(stage)!),
+    ).resources.forEachDifference((_id, change) =>
+      changed.push(`${change.changeImpact} ${change.resourceType}`),
+    );
+    expect(changed.sort()).toEqual([
+      'WILL_CREATE AWS::IAM::Role',
+      'WILL_CREATE AWS::Lambda::Function',
+      'WILL_CREATE Custom::StageGuard',
+    ]);
+  });
 });

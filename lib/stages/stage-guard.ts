@@ -84,6 +84,13 @@ export class StageGuard extends Construct {
   }
 }
 
+/**
+ * CloudFront refuses to update a VPC origin while a distribution uses it, and a DependsOn change may
+ * count as an update. A VPC origin refers to its load balancer, which depends on the guard, so it
+ * comes after the guard all the same.
+ */
+const NO_NEW_DEPENDENCY = new Set(['AWS::CloudFront::VpcOrigin']);
+
 /** Makes every resource but the guard and its provider depend on the guard. */
 class DependOnGuard implements IAspect {
   constructor(
@@ -93,6 +100,7 @@ class DependOnGuard implements IAspect {
 
   public visit(node: IConstruct): void {
     if (!(node instanceof CfnResource) || node === this.guard) return;
+    if (NO_NEW_DEPENDENCY.has(node.cfnResourceType)) return;
     if (node.node.path.startsWith(`${this.providerPath}/`)) return;
     node.addResourceDependency(this.guard);
   }

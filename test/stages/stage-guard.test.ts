@@ -175,7 +175,7 @@ describe('on its first deploy, over a stack from an earlier release, the guard',
     StackId: STACK_ID,
     ResourceProperties: guardProperties(to),
   });
-  const releases = ['0.1.0', '0.2.0'];
+  const releases = ['0.1.0', '0.2.0', '0.3.0'];
   const cases = releases.flatMap((release) => BUILT_STAGES.map((stage) => [release, stage] as const));
 
   test.each(cases)(
@@ -262,8 +262,17 @@ describe('in the template, the guard', () => {
     expect(resources[handlerId].DependsOn).toEqual([roleId]);
     expect(resources[roleId].DependsOn).toBeUndefined();
 
+    const afterGuard = (id: string) => (resources[id].DependsOn ?? []).includes(guardId);
+    // A VPC origin comes after its load balancer, which comes after the guard.
+    const vpcOriginsAfterGuard = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::CloudFront::VpcOrigin')
+      .map((r) => afterGuard(JSON.stringify(r.Properties).match(/"Ref":"(\w+)"/)![1]));
+    expect(vpcOriginsAfterGuard).not.toContain(false);
     const notAfterGuard = Object.entries(resources)
-      .filter(([, r]) => !(r.DependsOn ?? []).includes(guardId) && r.Type !== 'AWS::CDK::Metadata')
+      .filter(
+        ([id, r]) =>
+          !afterGuard(id) && !['AWS::CDK::Metadata', 'AWS::CloudFront::VpcOrigin'].includes(r.Type),
+      )
       .map(([id]) => id);
     expect(notAfterGuard.sort()).toEqual([guardId, handlerId, roleId].sort());
   });
