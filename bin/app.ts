@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Reads the context keys (stage, appName, regions) and creates the stacks they ask for: each stage's
-// primary stack and, where it has one, its <name>-Edge stack in us-east-1.
+// primary stack and, where it has one, its <name>-Edge stack in us-east-1. The feature flags come
+// from TestedFeatureFlags, as in a user's app; cdk.json and -c override them.
 import { App } from 'aws-cdk-lib/core';
-import { StageStacks } from '../lib';
-import { ScaleStagesError } from '../lib/private/errors';
+import { ScaleStagesError, StageStacks, TestedFeatureFlags } from '../lib';
 import { readStageContext } from '../lib/stages/context';
 
-const app = new App();
+const app = new App({ context: TestedFeatureFlags.CONTEXT });
 try {
   for (const { stage, stackName } of readStageContext(app.node).stacks) {
     new StageStacks(app, stackName, { stage });

@@ -13,3 +13,4 @@ export * from './constructs/edge-firewall';
 export * from './stages/edge-stack';
 export * from './stages/stage-stacks';
 export { ScaleStagesError, ScaleStagesErrors } from './private/errors';
+export * from './feature-flags';

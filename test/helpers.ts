@@ -9,17 +9,22 @@ import {
   StageStack,
   StageStacks,
   StageStacksProps,
+  TestedFeatureFlags,
   UserStage,
 } from '../lib';
 import { Json, renderText } from './deploy-rules/template';
 
-/** The feature flags users get from cdk.json, so tests see what `cdk synth` produces. */
-export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(
-  fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8'),
-).context;
+/**
+ * The context `cdk synth` gives bin/app.ts: the tested feature flags, with cdk.json's keys over them,
+ * so tests see what `cdk synth` produces.
+ */
+export const CDK_JSON_CONTEXT: Record<string, unknown> = {
+  ...TestedFeatureFlags.CONTEXT,
+  ...JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8')).context,
+};
 
 /**
- * An app with cdk.json's feature flags. The bundled CloudFormation validator costs about a second
+ * An app with the feature flags `cdk synth` uses. The bundled CloudFormation validator costs about a second
  * per synth, so unit tests leave it off; compliance tests turn it on for every stage. Tests read
  * the validation report file, so it is not also printed.
  */

@@ -12,8 +12,8 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 
 /**
  * The library's position on cdk-nag's NIST 800-53 rev 5 pack, in one place: every finding the
- * pack reports on what the library builds, with the reason it is left as it is. The README's
- * compliance section lists the same rules; a test keeps the two in step.
+ * pack reports on what the library builds, with the reason it is left as it is. The compliance notes
+ * (docs/compliance.md) list the same rules; a test keeps the two in step.
  *
  * Never acknowledged, because the library fixes them at every stage: unrotated secrets
  * (SecretsManagerRotationEnabled), missing RDS log exports (RDSLoggingEnabled), load balancers
