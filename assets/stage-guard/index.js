@@ -56,7 +56,9 @@ async function guard(event, stack) {
     Markers: markers,
     AllowStageChange: allowed,
   } = event.ResourceProperties;
-  // A rollback puts the stack back on the stage it ran: never refuse that.
+  // A rollback puts the stack back on the stage it ran: never refuse that. CloudFormation sends it as
+  // another Update with the properties swapped ("If an Update fails, CloudFormation will trigger a
+  // second Update during rollback", aws-cdk's docs/CLOUDFORMATION.md), so only the stack status tells.
   if (
     event.RequestType === 'Update' &&
     /ROLLBACK_IN_PROGRESS$/.test(await stack.stackStatus(event.StackId))

@@ -155,6 +155,14 @@ describe('on an update, the guard', () => {
     expect((error as Error).stack).toBe((error as Error).message);
   });
 
+  test("keeps its longest refusal far below a custom resource response's 4096 bytes", async () => {
+    // "The total size of the response body can't exceed 4096 bytes" (crpg-ref-responses.html).
+    const error = await guardModule
+      .guard(update(UserStage.USERS_100K, UserStage.USERS_1), stackReader())
+      .catch((e: Error) => e);
+    expect(Buffer.byteLength((error as Error).message)).toBeLessThan(1024);
+  });
+
   test('lets the stack be deleted', async () => {
     const event: GuardEvent = { ...update(UserStage.USERS_1K, UserStage.USERS_1), RequestType: 'Delete' };
     await expect(guardModule.guard(event, stackReader('DELETE_IN_PROGRESS'))).resolves.toEqual({
