@@ -1,4 +1,4 @@
-import { Annotations, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib/core';
+import { Annotations, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib/core';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -14,15 +14,8 @@ import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { logBucket } from '../private/buckets';
 import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { enableAccessLogs } from '../private/load-balancer-logs';
-import {
-  acknowledgeSessionManagerPolicy,
-  allowWebEgress,
-  encryptedRootVolume,
-  prepareServerCommands,
-  serverImage,
-  startAppCommands,
-  checkInstanceType,
-} from '../private/servers';
+import { checkEgress, serverFleet } from '../private/fleet';
+import { checkInstanceType } from '../private/servers';
 import { StageNetwork } from './stage-network';
 
 /** A known traffic peak, for `LoadBalancedTier.addScheduledPeak`. */
@@ -218,14 +211,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
       );
     }
     const vpcSubnets = props.vpcSubnets ?? { subnetGroupName: StageNetwork.APP_SUBNETS };
-    const selected = props.vpc.selectSubnets(vpcSubnets).subnets;
-    const isolated = new Set(props.vpc.isolatedSubnets.map((subnet) => subnet.subnetId));
-    if (selected.length > 0 && selected.every((subnet) => isolated.has(subnet.subnetId))) {
-      throw new ScaleStagesError(
-        'vpcSubnets selects isolated subnets: the servers would have no way out to install packages, fetch the app or call AWS APIs, and would never become healthy. Give the network a NAT (StageNetwork natGateways: 1, as StageStack does from stage 1k) or select subnets with egress.',
-        this,
-      );
-    }
+    const selected = checkEgress(this, props.vpc, vpcSubnets);
     if (selected.length < 2) {
       throw new ScaleStagesError(
         'vpcSubnets must select subnets in at least 2 availability zones, so the fleet survives the loss of one.',
@@ -261,53 +247,24 @@ export class LoadBalancedTier extends Construct implements IAppTier {
     });
     enableAccessLogs(this.loadBalancer, this.logBucket, 'load-balancer');
 
-    const serverSecurityGroup = new ec2.SecurityGroup(this, 'ServerSecurityGroup', {
-      vpc: props.vpc,
-      description: 'LoadBalancedTier servers: the app port from the load balancer only',
-      allowAllOutbound: false,
-    });
-    allowWebEgress(serverSecurityGroup);
-    const role = new iam.Role(this, 'ServerRole', {
-      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
-    });
-    acknowledgeSessionManagerPolicy(role);
-
-    this.environment = new AppEnvironment(this);
-    const userData = ec2.UserData.forLinux();
-    this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
-      instanceType,
-      machineImage: serverImage(instanceType),
-      userData,
-      securityGroup: serverSecurityGroup,
-      role,
-      requireImdsv2: true,
-      blockDevices: [encryptedRootVolume()],
-    });
-
-    this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Fleet', {
+    const fleet = serverFleet(this, {
       vpc: props.vpc,
       vpcSubnets,
-      launchTemplate: this.launchTemplate,
+      instanceType,
+      app: this.app,
       minCapacity: this.minCapacity,
       maxCapacity: this.maxCapacity,
+      securityGroupDescription: 'LoadBalancedTier servers: the app port from the load balancer only',
       healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
         additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
         gracePeriod,
       }),
-      signals: autoscaling.Signals.waitForMinCapacity({ timeout: Duration.minutes(15) }),
-      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
-        maxBatchSize: 1,
-        minInstancesInService: this.minCapacity,
-        waitOnResourceSignals: true,
-        pauseTime: Duration.minutes(15),
-      }),
+      minInstancesInService: this.minCapacity,
     });
-    Validations.of(this.autoScalingGroup).acknowledge({
-      id: 'AwsSolutions-AS3',
-      reason:
-        'Scaling notifications need an SNS topic and someone reading it; the stage-1m blueprint adds alarms.',
-    });
+    this.autoScalingGroup = fleet.autoScalingGroup;
+    this.launchTemplate = fleet.launchTemplate;
+    this.environment = fleet.environment;
+    const role = fleet.role;
     this.connections = this.autoScalingGroup.connections;
     this.grantPrincipal = role;
 
@@ -357,13 +314,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
     this.autoScalingGroup.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: targetCpu });
     this.autoScalingGroup.scaleOnRequestCount('Requests', { targetRequestsPerMinute: targetRequests });
 
-    this.environment.add('APP_PORT', String(this.app.port));
-    this.environment.add('AWS_REGION', Stack.of(this).region);
     this.environment.addAll(props.environment ?? {});
-    userData.addCommands(...prepareServerCommands(), ...startAppCommands(this.environment, this.app));
-    // Each new server reports whether its app became healthy: creation and rolling updates wait
-    // for it, and roll back when a release never gets healthy.
-    userData.addSignalOnExitCommand(this.autoScalingGroup);
   }
 
   /** Hands one environment variable to the app on every server. */

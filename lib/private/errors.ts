@@ -77,3 +77,23 @@ export function checkDays(
   checkWholeNumber(scope, `${prop} (days)`, days, min, max);
   return days;
 }
+
+/** Throws unless `duration` (when resolved) is from `min` to `max`, whole seconds. */
+export function checkDuration(
+  scope: IConstruct,
+  prop: string,
+  duration: Duration,
+  min: Duration,
+  max: Duration,
+  why = '',
+): number {
+  const seconds = duration.toSeconds({ integral: false });
+  if (Token.isUnresolved(seconds)) return seconds;
+  if (!Number.isInteger(seconds) || seconds < min.toSeconds() || seconds > max.toSeconds()) {
+    throw new ScaleStagesError(
+      `${prop} must be whole seconds from ${min.toHumanString()} to ${max.toHumanString()}${why ? ` (${why})` : ''}; got ${duration.toHumanString()}.`,
+      scope,
+    );
+  }
+  return seconds;
+}
