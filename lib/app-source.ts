@@ -1,5 +1,5 @@
 import { Token } from 'aws-cdk-lib/core';
-import { compressedScript } from './private/assets';
+import { compressedTarball } from './private/assets';
 import { ScaleStagesError } from './private/errors';
 import { downloadRdsCaCommand, RDS_CA_FILE } from './private/rds-ca';
 
@@ -98,34 +98,43 @@ export class AppSource {
    * CLI and reconnects, once per refused command.
    */
   public static demo(options: AppSourceOptions = {}): AppSource {
-    // Compressed: EC2 user data holds 16 KB at most, and the server shares it with the setup.
-    const server = compressedScript('demo-app/server.js');
-    const unit = [
-      '[Unit]',
-      'Description=cdk-scale-stages demo app',
-      'After=network-online.target',
-      '[Service]',
-      `Environment=DATABASE_CA_FILE=${RDS_CA_FILE}`,
-      `EnvironmentFile=${ENV_FILE}`,
-      `LoadCredential=cache-auth-token:${CACHE_TOKEN_FILE}`,
-      'ExecStart=/usr/bin/node /opt/scale-stages/demo-app/server.js',
-      'DynamicUser=yes',
-      'AmbientCapabilities=CAP_NET_BIND_SERVICE',
-      'Restart=always',
-      '[Install]',
-      'WantedBy=multi-user.target',
-    ].join('\n');
     return new AppSource(options, [
-      'dnf install -y nodejs',
-      'mkdir -p /opt/scale-stages/demo-app',
-      `echo '${server}' | base64 -d | gunzip > /opt/scale-stages/demo-app/server.js`,
+      ...installDemoFiles(DEMO_SERVER_FILES),
       `(umask 077; : > ${CACHE_TOKEN_FILE})`,
       `(set -a; . ${ENV_FILE}; set +a; if [ -n "\${CACHE_SECRET_ARN:-}" ]; then aws secretsmanager get-secret-value --secret-id "$CACHE_SECRET_ARN" --query SecretString --output text > ${CACHE_TOKEN_FILE}; fi)`,
       downloadRdsCaCommand('demo app'),
-      `cat > /etc/systemd/system/scale-stages-app.service <<'UNIT'\n${unit}\nUNIT`,
-      'systemctl daemon-reload',
-      'systemctl enable scale-stages-app',
-      'systemctl restart scale-stages-app',
+      ...demoService('scale-stages-app', 'cdk-scale-stages demo app', 'server.js', [
+        `LoadCredential=cache-auth-token:${CACHE_TOKEN_FILE}`,
+        'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+        // Before EnvironmentFile, so that a user's DATABASE_CA_FILE in the environment wins.
+        `Environment=DATABASE_CA_FILE=${RDS_CA_FILE}`,
+      ]),
+    ]);
+  }
+
+  /**
+   * The demo worker of `QueueWorkers`: a dependency-free Node.js program that answers `/healthz`,
+   * long-polls `JOB_QUEUE_URL` and runs two kinds of jobs: a thumbnail of each upload (an S3
+   * event for an object under `uploads/` in `MEDIA_BUCKET`, written to `media/thumbnails/`), and a
+   * pre-render of the feed (`{"type":"prerender"}`, written to `prerendered/feed.json` in
+   * `WEB_BUCKET`). It protects its instance from scale-in while it works, and on SIGTERM finishes
+   * the job at hand; a job it does not finish stays in the queue for another worker.
+   */
+  public static demoWorker(options: AppSourceOptions = {}): AppSource {
+    const group = [
+      'TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")',
+      'INSTANCE_ID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/instance-id)',
+      `GROUP=$(set -a; . ${ENV_FILE}; aws autoscaling describe-auto-scaling-instances --region "$AWS_REGION" --instance-ids "$INSTANCE_ID" --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)`,
+      `echo "WORKER_AUTO_SCALING_GROUP=$GROUP" >> ${ENV_FILE}`,
+    ];
+    return new AppSource(options, [
+      ...installDemoFiles(DEMO_WORKER_FILES),
+      ...group,
+      ...demoService('scale-stages-app', 'cdk-scale-stages demo worker', 'worker.js', [
+        'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+        // SIGTERM lets the job at hand finish; a longer one is left to the queue's retry.
+        'TimeoutStopSec=300',
+      ]),
     ]);
   }
 
@@ -153,4 +162,41 @@ function checkPort(prop: string, port: number): void {
   if (!Token.isUnresolved(port) && (!Number.isInteger(port) || port < 1 || port > 65535)) {
     throw new ScaleStagesError(`AppSource ${prop} must be a whole number from 1 to 65535; got ${port}.`);
   }
+}
+
+/** The demo programs' files in assets/demo-app, as each needs them. */
+const DEMO_SERVER_FILES = ['server.js', 'aws.js'];
+const DEMO_WORKER_FILES = ['worker.js', 'aws.js', 'aws-api.js', 'png.js'];
+
+/** Writes demo files to /opt/scale-stages/demo-app, compressed: EC2 user data holds 16 KB at most. */
+function installDemoFiles(files: string[]): string[] {
+  const tarball = compressedTarball(files.map((file) => `demo-app/${file}`));
+  return [
+    'dnf install -y nodejs',
+    'mkdir -p /opt/scale-stages/demo-app',
+    `echo '${tarball}' | base64 -d | tar -xz --no-same-owner -C /opt/scale-stages/demo-app`,
+  ];
+}
+
+/** A systemd service that runs a demo program with the app's environment, started now and at boot. */
+function demoService(name: string, description: string, program: string, settings: string[]): string[] {
+  const unit = [
+    '[Unit]',
+    `Description=${description}`,
+    'After=network-online.target',
+    '[Service]',
+    ...settings,
+    `EnvironmentFile=${ENV_FILE}`,
+    `ExecStart=/usr/bin/node /opt/scale-stages/demo-app/${program}`,
+    'DynamicUser=yes',
+    'Restart=always',
+    '[Install]',
+    'WantedBy=multi-user.target',
+  ].join('\n');
+  return [
+    `cat > /etc/systemd/system/${name}.service <<'UNIT'\n${unit}\nUNIT`,
+    'systemctl daemon-reload',
+    `systemctl enable ${name}`,
+    `systemctl restart ${name}`,
+  ];
 }

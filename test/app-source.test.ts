@@ -1,11 +1,31 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import * as zlib from 'zlib';
+import * as os from 'os';
+import { execFileSync } from 'child_process';
 import { AppSource } from '../lib';
 import { scriptWithoutComments } from '../lib/private/assets';
 
 describe('AppSource', () => {
-  test('demo: installs Node.js, ships the server and runs it under systemd with the environment file', () => {
+  /** The files a demo's start commands unpack, as `tar` itself reads the shipped tarball. */
+  function shippedFiles(app: AppSource): Map<string, string> {
+    const script = app.startCommands.join('\n');
+    const shipped =
+      /echo '([A-Za-z0-9+/=]+)' \| base64 -d \| tar -xz --no-same-owner -C \/opt\/scale-stages\/demo-app/.exec(
+        script,
+      )![1];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-files-'));
+    execFileSync('tar', ['-xz', '-C', dir], { input: Buffer.from(shipped, 'base64') });
+    const listed = execFileSync('tar', ['-tvz'], { input: Buffer.from(shipped, 'base64') }).toString();
+    expect(
+      listed
+        .trim()
+        .split('\n')
+        .every((line) => line.startsWith('-rw-r--r-- 0/0 ')),
+    ).toBe(true);
+    return new Map(fs.readdirSync(dir).map((file) => [file, fs.readFileSync(path.join(dir, file), 'utf8')]));
+  }
+
+  test('demo: installs Node.js, ships the server and its AWS module and runs it under systemd with the environment file', () => {
     const app = AppSource.demo();
     expect(app.port).toBe(80);
     expect(app.healthCheckPath).toBe('/healthz');
@@ -13,16 +33,30 @@ describe('AppSource', () => {
     expect(script).toContain('dnf install -y nodejs');
     expect(script).toContain('EnvironmentFile=/etc/scale-stages/app.env');
     expect(script).toContain('DynamicUser=yes');
-    const shipped = /echo '([A-Za-z0-9+/=]+)' \| base64 -d \| gunzip > /.exec(script)![1];
+    expect(script).toContain('ExecStart=/usr/bin/node /opt/scale-stages/demo-app/server.js');
+    const files = shippedFiles(app);
+    expect([...files.keys()].sort()).toEqual(['aws.js', 'server.js']);
     // The demo app without its comments (they cost user data bytes); the demo app tests run this form.
     const original = fs.readFileSync(path.join(__dirname, '..', 'assets', 'demo-app', 'server.js'), 'utf8');
-    const unpacked = zlib.gunzipSync(Buffer.from(shipped, 'base64')).toString();
-    expect(unpacked).toBe(scriptWithoutComments('demo-app/server.js'));
-    expect(unpacked.length).toBeLessThan(original.length * 0.9);
-    expect(unpacked).not.toMatch(/^\s*\/\//m);
-    expect(unpacked.split('\n').filter((l) => !/^\s*\/\//.test(l) && l.trim() !== '')).toEqual(
+    const server = files.get('server.js')!;
+    expect(server).toBe(scriptWithoutComments('demo-app/server.js'));
+    expect(files.get('aws.js')).toBe(scriptWithoutComments('demo-app/aws.js'));
+    expect(server.length).toBeLessThan(original.length * 0.9);
+    expect(server).not.toMatch(/^\s*\/\//m);
+    expect(server.split('\n').filter((l) => !/^\s*\/\//.test(l) && l.trim() !== '')).toEqual(
       expect.arrayContaining(['const env = process.env;']),
     );
+  });
+
+  test('demoWorker: ships the worker and its modules, runs it with 5 minutes to finish a job on stop, and learns its group', () => {
+    const app = AppSource.demoWorker();
+    const files = shippedFiles(app);
+    expect([...files.keys()].sort()).toEqual(['aws-api.js', 'aws.js', 'png.js', 'worker.js']);
+    for (const [file, text] of files) expect(text).toBe(scriptWithoutComments(`demo-app/${file}`));
+    const script = app.startCommands.join('\n');
+    expect(script).toContain('ExecStart=/usr/bin/node /opt/scale-stages/demo-app/worker.js');
+    expect(script).toContain('TimeoutStopSec=300');
+    expect(script).toContain('echo "WORKER_AUTO_SCALING_GROUP=$GROUP" >> /etc/scale-stages/app.env');
   });
 
   test('demo: fetches the cache AUTH token when there is a cache, and systemd hands it over as a credential', () => {

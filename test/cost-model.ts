@@ -12,6 +12,7 @@ const EC2_HOURLY: Record<string, number> = {
   't4g.micro': 0.0084,
   't4g.small': 0.0168,
   't4g.medium': 0.0336,
+  'm7g.medium': 0.0408,
   'm7g.large': 0.0816,
 };
 /** RDS for PostgreSQL single-AZ, per hour (Multi-AZ doubles it). */
@@ -20,9 +21,12 @@ const RDS_HOURLY: Record<string, number> = {
   'db.t4g.small': 0.032,
   'db.t4g.medium': 0.065,
   'db.m7g.large': 0.168,
+  'db.m7g.xlarge': 0.336,
 };
-/** ElastiCache for Valkey, per node-hour. */
-const CACHE_HOURLY: Record<string, number> = { 'cache.t4g.medium': 0.052 };
+/** ElastiCache for Valkey, per node-hour (20% below Redis OSS's $0.065 and $0.158). */
+const CACHE_HOURLY: Record<string, number> = { 'cache.t4g.medium': 0.052, 'cache.m7g.large': 0.1264 };
+/** CloudWatch, per standard-resolution alarm metric a month (a metric math alarm counts each metric). */
+const ALARM_METRIC = 0.1;
 const GP3_PER_GIB = 0.08;
 const RDS_GP3_PER_GIB = 0.115;
 const PUBLIC_IPV4 = 0.005 * HOURS;
@@ -70,6 +74,9 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'AWS::Route53::RecordSet',
   'AWS::S3::Bucket',
   'AWS::S3::BucketPolicy',
+  'AWS::SQS::Queue',
+  'AWS::SQS::QueuePolicy',
+  'AWS::Scheduler::Schedule',
   'AWS::SecretsManager::ResourcePolicy',
   'AWS::SecretsManager::RotationSchedule',
   'AWS::SecretsManager::SecretTargetAttachment',
@@ -78,6 +85,7 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'Custom::AWS',
   'Custom::CDKBucketDeployment',
   'Custom::LogRetention',
+  'Custom::S3BucketNotifications',
   'Custom::StageGuard',
   'Custom::VpcRestrictDefaultSG',
 ]);
@@ -130,6 +138,11 @@ function monthly(id: string, r: Resource, template: PricedTemplate): number {
       return 5 + 1 * p.Rules.length;
     case 'AWS::KMS::Key':
       return 1;
+    case 'AWS::CloudWatch::Alarm':
+      return (
+        ALARM_METRIC *
+        (p.Metrics ? p.Metrics.filter((m: { MetricStat?: unknown }) => m.MetricStat).length : 1)
+      );
     default:
       if (FREE_BEFORE_TRAFFIC.has(r.Type)) return 0;
       throw new Error(

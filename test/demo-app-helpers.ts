@@ -3,16 +3,21 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { scriptWithoutComments } from '../lib/private/assets';
+import { assetPath, scriptWithoutComments } from '../lib/private/assets';
 
-/** The demo app as the servers run it: without comments (they cost user data bytes). */
-let demoServer: string | undefined;
-function demoServerFile(): string {
-  if (!demoServer) {
-    demoServer = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'demo-app-')), 'server.js');
-    fs.writeFileSync(demoServer, scriptWithoutComments('demo-app/server.js'));
+/**
+ * The demo app's files as the servers get them: without comments (they cost user data bytes), all
+ * in one directory, as they require each other (server.js, worker.js, aws.js ...).
+ */
+let demoDir: string | undefined;
+export function demoAppDir(): string {
+  if (!demoDir) {
+    demoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-app-'));
+    for (const file of fs.readdirSync(assetPath('demo-app')).filter((f) => f.endsWith('.js'))) {
+      fs.writeFileSync(path.join(demoDir, file), scriptWithoutComments(`demo-app/${file}`));
+    }
   }
-  return demoServer;
+  return demoDir;
 }
 
 /** A running demo app: its process, its port, and everything it printed so far. */
@@ -22,9 +27,12 @@ export interface DemoProcess {
   readonly output: () => string;
 }
 
-/** Starts the demo app on a free port with the given environment and waits until it listens. */
-export async function spawnDemo(env: Record<string, string>): Promise<DemoProcess> {
-  const child = spawn(process.execPath, [demoServerFile()], {
+/**
+ * Starts the demo app (or `script`, such as the worker) on a free port with the given environment
+ * and waits until it listens.
+ */
+export async function spawnDemo(env: Record<string, string>, script = 'server.js'): Promise<DemoProcess> {
+  const child = spawn(process.execPath, [path.join(demoAppDir(), script)], {
     env: { PATH: process.env.PATH ?? '', APP_PORT: '0', ...env },
   });
   let output = '';

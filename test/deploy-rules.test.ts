@@ -561,6 +561,68 @@ describe('each rule reports a template broken on purpose', () => {
     },
   );
 
+  broken('s3-notification-queue-key: the job queue under the AWS managed key', () => {
+    const { t, context } = copyOf(UserStage.USERS_1M);
+    const [notifications] = only(t, 'Custom::S3BucketNotifications');
+    const queue = Object.keys(t.Resources).find((id) => /^WorkersQueue[0-9A-F]{8}$/.test(id))!;
+    delete properties(t.Resources[queue]).SqsManagedSseEnabled;
+    properties(t.Resources[queue]).KmsMasterKeyId = 'alias/aws/sqs';
+    expect(rule('s3-notification-queue-key').check(t, context)).toEqual([
+      `${notifications} sends to ${queue}, which is encrypted with alias/aws/sqs: S3 cannot use that key`,
+    ]);
+  });
+
+  broken('asg-group-metric-collected: backlog per worker without in-service instances collected', () => {
+    const { t, context } = copyOf(UserStage.USERS_1M);
+    const group = Object.keys(t.Resources).find((id) => id.startsWith('WorkersFleetASG'))!;
+    delete properties(t.Resources[group]).MetricsCollection;
+    expect(rule('asg-group-metric-collected').check(t, context).sort()).toEqual([
+      expect.stringMatching(
+        new RegExp(`^WorkersBacklogPerWorker\\w+ reads GroupInServiceInstances of ${group}`),
+      ),
+      expect.stringMatching(
+        new RegExp(`^WorkersJobsWaitingWithoutWorkers\\w+ reads GroupDesiredCapacity of ${group}`),
+      ),
+    ]);
+  });
+
+  broken('target-tracking-math-single-return: two queries return data', () => {
+    const { t, context } = copyOf(UserStage.USERS_1M);
+    const [id, policy] = resourcesOfType(t, 'AWS::AutoScaling::ScalingPolicy').find(([key]) =>
+      key.startsWith('WorkersBacklogPerWorker'),
+    )!;
+    const spec = (properties(policy).TargetTrackingConfiguration as JsonObject)
+      .CustomizedMetricSpecification as JsonObject;
+    (spec.Metrics as JsonObject[])[0].ReturnData = true;
+    expect(rule('target-tracking-math-single-return').check(t, context)).toEqual([
+      `${id} returns 2 time series from its metric math, not 1`,
+    ]);
+  });
+
+  broken('target-tracking-math-zero-capacity: visible jobs divided by raw in-service workers', () => {
+    const { t, context } = copyOf(UserStage.USERS_1M);
+    const [id, policy] = resourcesOfType(t, 'AWS::AutoScaling::ScalingPolicy').find(([key]) =>
+      key.startsWith('WorkersBacklogPerWorker'),
+    )!;
+    const spec = (properties(policy).TargetTrackingConfiguration as JsonObject)
+      .CustomizedMetricSpecification as JsonObject;
+    (spec.Metrics as JsonObject[])[2].Expression = 'visible / workers';
+    expect(rule('target-tracking-math-zero-capacity').check(t, context)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${id} divides by workers \\(in-service instances\\) in 'visible / workers'`),
+      ),
+    ]);
+  });
+
+  broken('sqs-max-receive-count-range: a dead-letter queue after 1001 receives', () => {
+    const { t, context } = copyOf(UserStage.USERS_1M);
+    const queue = Object.keys(t.Resources).find((id) => /^WorkersQueue[0-9A-F]{8}$/.test(id))!;
+    (properties(t.Resources[queue]).RedrivePolicy as JsonObject).maxReceiveCount = 1001;
+    expect(rule('sqs-max-receive-count-range').check(t, context)).toEqual([
+      `${queue} moves a message to its dead-letter queue after 1001 receives; allowed: 1 to 1000`,
+    ]);
+  });
+
   broken('security-group-rule-quota-prefix-list-weight: two rules naming the CloudFront prefix list', () => {
     const { t, context } = copyOf(UserStage.USERS_1K);
     const [id, ingress] = resourcesOfType(t, 'AWS::EC2::SecurityGroupIngress').find(

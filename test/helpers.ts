@@ -12,6 +12,7 @@ import {
   TestedFeatureFlags,
   UserStage,
 } from '../lib';
+import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { Json, renderText } from './deploy-rules/template';
 
 /**
@@ -85,4 +86,16 @@ export function cloudFrontPrefixListRef(): { 'Fn::GetAtt': unknown[] } {
   return {
     'Fn::GetAtt': [expect.stringMatching(/^CloudFrontOriginFacingPrefixList/), 'PrefixLists.0.PrefixListId'],
   };
+}
+
+/** A stage's template as an earlier release synthesized it (test/fixtures/release-<version>). */
+export function releaseFixture<T = Json>(release: string, stage: UserStage): T {
+  const file = path.join(__dirname, 'fixtures', `release-${release}`, `stage-${stage}.template.json`);
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+/** The stages an earlier release built, in upgrade order: those it left a fixture of. */
+export function releaseStages(release: string): UserStage[] {
+  const files = new Set(fs.readdirSync(path.join(__dirname, 'fixtures', `release-${release}`)));
+  return BUILT_STAGES.filter((stage) => files.has(`stage-${stage}.template.json`));
 }

@@ -1,8 +1,9 @@
 // The cdk-scale-stages demo app: answers `/`, `/healthz` and `/api/status` (the path the example
 // web client calls through CloudFront) and reports whether it can log in to its PostgreSQL
 // database. From stage 100k it keeps its sessions in the cache (`/api/session`) and caches its
-// status object with a TTL (cache-aside), so any server can answer any request. Plain Node.js with
-// no dependencies, so it runs on a fresh server with only `node`.
+// status object with a TTL (cache-aside), so any server can answer any request. From stage 1m
+// `/api/uploads` signs browser uploads to the media bucket (with aws.js beside it). Plain Node.js
+// with no dependencies, so it runs on a fresh server with only `node`.
 'use strict';
 const crypto = require('crypto');
 const { execFile } = require('child_process');
@@ -457,6 +458,42 @@ async function session(req, res) {
   }
 }
 
+/** The largest upload the signed form allows (its policy's content-length-range). */
+const UPLOAD_MAX_BYTES = 10 * 1024 * 1024;
+
+/**
+ * Stage 1m: signs a form (S3 presigned POST) with which the browser uploads one image straight to
+ * the media bucket, under uploads/, so that the upload never passes through the servers; S3 then
+ * notifies the job queue and a worker makes the thumbnail. aws.js is loaded only here.
+ */
+async function uploads(req, res) {
+  if (!env.MEDIA_BUCKET || !env.JOB_QUEUE_URL) {
+    return send(res, 503, { error: 'uploads need MEDIA_BUCKET and JOB_QUEUE_URL, which stage 1m adds' });
+  }
+  let body = '';
+  for await (const chunk of req) if (body.length < 1000) body += chunk;
+  let type;
+  try {
+    type = JSON.parse(body).contentType;
+  } catch {
+    // Answered below.
+  }
+  if (req.method !== 'POST' || !/^image\/(png|jpeg|gif|webp|avif)$/.test(type)) {
+    return send(res, 400, { error: 'POST {"contentType": "image/png"} (or jpeg, gif, webp, avif)' });
+  }
+  try {
+    const form = await require('./aws').presignedPost(env.MEDIA_BUCKET, 'uploads/', {
+      maxBytes: UPLOAD_MAX_BYTES,
+      contentTypePrefix: 'image/',
+      contentType: type,
+      expiresSeconds: 300,
+    });
+    send(res, 200, { ...form, maxBytes: UPLOAD_MAX_BYTES });
+  } catch (error) {
+    send(res, 503, { error: `could not sign the upload: ${error.message}` });
+  }
+}
+
 function send(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
 }
@@ -486,6 +523,7 @@ const server = http.createServer(async (req, res) => {
     return send(res, 200, { app: 'cdk-scale-stages demo', database: status.value, cache: status.cache });
   }
   if (route === '/api/session') return session(req, res);
+  if (route === '/api/uploads') return uploads(req, res);
   res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
 });
 

@@ -88,6 +88,12 @@ export interface CdnStaticProps {
  * distribution (same logical id): the web client moves to S3, media gets a bucket.
  */
 export class CdnStatic extends Construct {
+  /**
+   * Where the app may write pre-rendered pages in the web bucket, served from the default
+   * behavior with the TTL of their `Cache-Control`; deploys of the web client leave them alone.
+   */
+  public static readonly PRERENDERED_PREFIX = 'prerendered/';
+
   /** The private bucket that holds the web client; undefined without a web client. */
   public readonly bucket?: s3.Bucket;
   /** The bucket that receives the distribution's and the web bucket's access logs. */
@@ -217,6 +223,9 @@ export class CdnStatic extends Construct {
         destinationBucket: this.bucket,
         distribution: this.distribution,
         distributionPaths: ['/*'],
+        // A deploy replaces the client and prunes what it does not ship, but not what the app
+        // renders into the bucket at run time.
+        exclude: [`${CdnStatic.PRERENDERED_PREFIX}*`],
       });
       this.acknowledgeDeploymentHandler(this.bucket, this.deployment);
     }
@@ -296,6 +305,27 @@ export class CdnStatic extends Construct {
       responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
     });
     return this.media;
+  }
+
+  /**
+   * Lets browsers POST uploads straight to the media bucket (with a presigned POST the app hands
+   * them) and read the answer: a CORS rule for POST. Any origin: a presigned POST's signed policy,
+   * not CORS, decides what may be uploaded, and the distribution's own name cannot be named here
+   * (the bucket would then depend on the distribution that depends on it).
+   */
+  public allowBrowserUploads(): void {
+    if (!this.media) {
+      throw new ScaleStagesError(
+        'allowBrowserUploads needs the media bucket: call addMediaBucket first.',
+        this,
+      );
+    }
+    this.media.addCorsRule({
+      allowedMethods: [s3.HttpMethods.POST],
+      allowedOrigins: ['*'],
+      allowedHeaders: ['*'],
+      maxAge: 3600,
+    });
   }
 
   /** The media bucket, once `addMediaBucket` has added it. */

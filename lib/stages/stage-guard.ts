@@ -18,7 +18,7 @@ import { UserStage } from './user-stage';
 
 /**
  * The resource each stage adds first, by logical id: the stage-1 data volume, the RDS database, the
- * web bucket, the load balancer, the media bucket, the cache. These ids have not changed since
+ * web bucket, the load balancer, the media bucket, the cache, the job queue. These ids have not changed since
  * release 0.1.0 (a test reads them in every release's templates), so the guard can tell which stage
  * a stack from an older release runs.
  */
@@ -29,6 +29,7 @@ export const STAGE_MARKERS: { readonly [stage: string]: string } = {
   [UserStage.USERS_1K]: 'WebLoadBalancer8E8983B1',
   [UserStage.USERS_10K]: 'CdnMediaBucket427EBB89',
   [UserStage.USERS_100K]: 'CacheReplicationGroupBFE59FF3',
+  [UserStage.USERS_1M]: 'WorkersQueueEADC6336',
 };
 
 const RESOURCE_TYPE = 'Custom::StageGuard';

@@ -1,4 +1,4 @@
-import { CfnOutput, Fn, Size, Stack, StackProps, Token, Validations } from 'aws-cdk-lib/core';
+import { CfnOutput, Duration, Fn, Size, Stack, StackProps, Token, Validations } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -7,7 +7,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { Construct } from 'constructs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import { Construct, IConstruct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { CachedTier } from '../constructs/cached-tier';
@@ -15,14 +16,18 @@ import { CdnStatic } from '../constructs/cdn-static';
 import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { ReplicatedDb } from '../constructs/replicated-db';
 import { SeparatedDb } from '../constructs/separated-db';
+import { QueueWorkers } from '../constructs/queue-workers';
 import { SingleServer } from '../constructs/single-server';
 import { StageNetwork } from '../constructs/stage-network';
-import { ScaleStagesError } from '../private/errors';
+import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { checkDomainName, readDomainContext, readString } from './context';
 import { StageGuard } from './stage-guard';
 import { atLeast, BUILT_STAGES, POSTGRES_VERSIONS, STAGES, StageSizing } from './stage-table';
 import { UserStage } from './user-stage';
+
+/** Where the browser uploads to in the media bucket (stage 1m onwards); not served. */
+const UPLOADS_PREFIX = 'uploads/';
 
 /** Properties of a `StageStack`. */
 export interface StageStackProps extends StackProps {
@@ -164,6 +169,31 @@ export interface StageStackProps extends StackProps {
    * @default - from the stage table: 1 at stage 100k
    */
   readonly cacheReplicas?: number;
+  /**
+   * What the queue workers run (stage 1m onwards).
+   *
+   * @default - the demo worker, `AppSource.demoWorker()`
+   */
+  readonly worker?: AppSource;
+  /**
+   * The queue workers' instance type (stage 1m onwards).
+   *
+   * @default - from the stage table: m7g.medium at stage 1m
+   */
+  readonly workerInstanceType?: ec2.InstanceType;
+  /**
+   * The most queue workers (stage 1m onwards); there are none while the queue is empty.
+   *
+   * @default - from the stage table: 20 at stage 1m
+   */
+  readonly workerMaxCapacity?: number;
+  /**
+   * How often a pre-render job goes on the queue (stage 1m onwards): the demo worker renders the
+   * feed to `/prerendered/feed.json`. Whole minutes, at least 1.
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly prerenderRate?: Duration;
 }
 
 /**
@@ -188,6 +218,8 @@ export class StageStack extends Stack {
   public readonly readReplicas?: ReplicatedDb;
   /** The Valkey cache for sessions and cached objects (stage 100k onwards). */
   public readonly cache?: CachedTier;
+  /** The job queue and its workers: uploads and pre-renders (stage 1m onwards). */
+  public readonly workers?: QueueWorkers;
   /**
    * The CloudFront distribution in front of the app, and from stage 100 the web client on S3 with
    * the API behind the same distribution.
@@ -332,6 +364,9 @@ export class StageStack extends Stack {
         value: media.bucketName,
       });
     }
+    if (sizing.workers) {
+      this.workers = this.addWorkers(props, sizing.workers, appTier);
+    }
     new CfnOutput(this, 'AppUrl', {
       description: webClient
         ? 'The app: the web client, with the API at /api/*'
@@ -405,17 +440,80 @@ export class StageStack extends Stack {
 
   /** The fleet reads, writes and deletes objects under `media/` in the media bucket, and lists it. */
   private grantMedia(media: s3.IBucket): void {
-    const web = this.web!;
+    this.grantObjects(this.web!, media, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], 'media/');
     iam.Grant.addToPrincipal({
-      grantee: web,
-      actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
-      resourceArns: [media.arnForObjects('media/*')],
+      grantee: this.web!,
+      actions: ['s3:ListBucket'],
+      resourceArns: [media.bucketArn],
     });
-    iam.Grant.addToPrincipal({ grantee: web, actions: ['s3:ListBucket'], resourceArns: [media.bucketArn] });
-    const bucketId = this.getLogicalId(media.node.defaultChild as s3.CfnBucket);
-    Validations.of(web).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/media/*]`,
-      reason: 'The app stores media under media/ in its own bucket, by object keys it chooses.',
+  }
+
+  /**
+   * Stage 1m onwards: slow work leaves the web request. The browser uploads straight to the media
+   * bucket under `uploads/` (the API hands it a presigned POST); each new upload puts a job on the
+   * queue, and a worker writes its thumbnail under `media/thumbnails/`, which CloudFront serves. A
+   * schedule puts a pre-render job on the queue, and a worker renders the feed to the web bucket
+   * under `prerendered/`, served with the TTL the worker sets in `Cache-Control`.
+   */
+  private addWorkers(
+    props: StageStackProps,
+    sizing: NonNullable<StageSizing['workers']>,
+    appTier: IAppTier,
+  ): QueueWorkers {
+    const media = this.cdn.mediaBucket!;
+    const web = this.cdn.bucket!;
+    const workers = new QueueWorkers(this, 'Workers', {
+      vpc: this.network.vpc,
+      vpcSubnets: this.network.appSubnets,
+      worker: props.worker,
+      instanceType: props.workerInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+      maxCapacity: props.workerMaxCapacity ?? sizing.maxCapacity,
+    });
+    workers.connectProducer(appTier);
+    this.database?.connectApp(workers);
+    workers.addEnvironment('MEDIA_BUCKET', media.bucketName);
+    workers.addEnvironment('WEB_BUCKET', web.bucketName);
+
+    workers.enqueueObjectsCreated(media, UPLOADS_PREFIX);
+    this.cdn.allowBrowserUploads();
+    this.grantObjects(appTier, media, ['s3:PutObject'], UPLOADS_PREFIX);
+    this.grantObjects(workers, media, ['s3:GetObject'], UPLOADS_PREFIX);
+    this.grantObjects(workers, media, ['s3:PutObject'], 'media/thumbnails/');
+    iam.Grant.addToPrincipal({
+      grantee: workers,
+      actions: ['s3:ListBucket'],
+      resourceArns: [media.bucketArn],
+    });
+
+    const rate = props.prerenderRate ?? Duration.minutes(5);
+    checkDuration(this, 'prerenderRate', rate, Duration.minutes(1), Duration.days(1));
+    if (rate.toMinutes({ integral: false }) % 1 !== 0) {
+      throw new ScaleStagesError(
+        `prerenderRate must be whole minutes (EventBridge Scheduler's rate unit); got ${rate.toHumanString()}.`,
+        this,
+      );
+    }
+    workers.enqueueOnSchedule('Prerender', scheduler.ScheduleExpression.rate(rate), { type: 'prerender' });
+    this.grantObjects(workers, web, ['s3:PutObject'], CdnStatic.PRERENDERED_PREFIX);
+
+    new CfnOutput(this, 'JobQueueUrl', {
+      description: 'The job queue: uploads and pre-renders go here; workers take them',
+      value: workers.queue.queueUrl,
+    });
+    new CfnOutput(this, 'DeadLetterQueueUrl', {
+      description: 'Jobs that failed every try; look here when a job did not happen',
+      value: workers.deadLetterQueue.queueUrl,
+    });
+    return workers;
+  }
+
+  /** Lets `grantee` do `actions` on the objects under `prefix` in `bucket`, and nothing else. */
+  private grantObjects(grantee: iam.IGrantable, bucket: s3.IBucket, actions: string[], prefix: string): void {
+    iam.Grant.addToPrincipal({ grantee, actions, resourceArns: [bucket.arnForObjects(`${prefix}*`)] });
+    const bucketId = this.getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
+    Validations.of(grantee as unknown as IConstruct).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${prefix}*]`,
+      reason: `The app reads or writes objects under ${prefix} by keys it chooses.`,
     });
   }
 

@@ -25,6 +25,8 @@ export interface StageSizing {
   readonly cache?: { readonly nodeType: string; readonly replicas: number };
   /** Whether an edge firewall (AWS WAF web ACL) guards the distribution, from stage 1k. */
   readonly edgeFirewall?: boolean;
+  /** The queue workers from stage 1m: none while the queue is empty, up to `maxCapacity`. */
+  readonly workers?: { readonly instanceType: string; readonly maxCapacity: number };
 }
 
 /** One row of the stage table. */
@@ -91,7 +93,19 @@ export const STAGES: readonly StageDefinition[] = [
       cache: { nodeType: 't4g.medium', replicas: 1 },
     },
   },
-  { stage: UserStage.USERS_1M, users: 1_000_000 },
+  {
+    stage: UserStage.USERS_1M,
+    users: 1_000_000,
+    sizing: {
+      edgeFirewall: true,
+      natGateways: 2,
+      web: { instanceType: 'm7g.large', minCapacity: 4, maxCapacity: 40 },
+      database: { instanceType: 'm7g.xlarge', storageGiB: 20, multiAz: true },
+      readReplicas: { count: 2, instanceType: 'm7g.xlarge' },
+      cache: { nodeType: 'm7g.large', replicas: 2 },
+      workers: { instanceType: 'm7g.medium', maxCapacity: 20 },
+    },
+  },
   { stage: UserStage.USERS_10M, users: 10_000_000 },
 ];
 

@@ -4,11 +4,11 @@ import { bootSuite, fleetServer } from './servers';
 import { FAKE_REGION } from './userdata';
 
 /**
- * Boots the LoadBalancedTier's launch template user data (stages 1k, 10k, 100k) in a fake AL2023
+ * Boots the LoadBalancedTier's launch template user data (stages 1k to 1m) in a fake AL2023
  * instance: every new server must signal the Auto Scaling group, success or failure, before
  * CloudFormation's timeout, so a bad release rolls back at once.
  */
-const STAGES = [UserStage.USERS_1K, UserStage.USERS_10K, UserStage.USERS_100K];
+const STAGES = [UserStage.USERS_1K, UserStage.USERS_10K, UserStage.USERS_100K, UserStage.USERS_1M];
 const suite = bootSuite(STAGES, fleetServer);
 const server = suite.server;
 

@@ -62,13 +62,17 @@ export function singleServer(stage: UserStage): StageServer {
 }
 
 /** Synthesizes a stage and finds its LoadBalancedTier fleet (stage 1k on). */
-export function fleetServer(stage: UserStage): StageServer {
+export function fleetServer(stage: UserStage, groupPrefix = 'WebFleet'): StageServer {
   const { template } = synthStage(stage);
   const deployment = new FakeDeployment(template);
   const resources = (template.toJSON() as { Resources: Record<string, TemplateResource> }).Resources;
   const groups = deployment.idsOfType('AWS::AutoScaling::AutoScalingGroup').filter((id) => {
     const spec = deployment.properties(id).LaunchTemplate as { LaunchTemplateId?: unknown } | undefined;
-    return spec?.LaunchTemplateId !== undefined && resources[id].CreationPolicy?.ResourceSignal !== undefined;
+    return (
+      id.startsWith(groupPrefix) &&
+      spec?.LaunchTemplateId !== undefined &&
+      resources[id].CreationPolicy?.ResourceSignal !== undefined
+    );
   });
   if (groups.length !== 1)
     throw new Error(`stage ${stage}: expected one signalling Auto Scaling group, found ${groups.length}`);

@@ -12,7 +12,7 @@ import { fleetServer, requireShellcheck, singleServer } from './servers';
  */
 const SCRIPTS = path.join(__dirname, '..', '..', 'assets', 'scripts');
 const SINGLE_SERVER_STAGES = [UserStage.USERS_1, UserStage.USERS_10, UserStage.USERS_100];
-const FLEET_STAGES = [UserStage.USERS_1K, UserStage.USERS_10K, UserStage.USERS_100K];
+const FLEET_STAGES = [UserStage.USERS_1K, UserStage.USERS_10K, UserStage.USERS_100K, UserStage.USERS_1M];
 let dir: string;
 
 beforeAll(() => {
@@ -71,6 +71,12 @@ test.each([...SINGLE_SERVER_STAGES, ...FLEET_STAGES])(
     expect(shellcheck(file)).toBe('');
   },
 );
+
+test('the user data of the stage-1m workers passes shellcheck', () => {
+  const file = path.join(dir, 'user-data-1m-workers.sh');
+  fs.writeFileSync(file, fleetServer(UserStage.USERS_1M, 'WorkersFleet').userData.script);
+  expect(shellcheck(file)).toBe('');
+});
 
 test('a script with a warning fails the check', () => {
   const file = path.join(dir, 'bad.sh');

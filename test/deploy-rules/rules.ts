@@ -1095,6 +1095,150 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
         return weight > 60 ? [`${id} has inbound rules weighing ${weight}; the default quota is 60`] : [];
       }),
   },
+  {
+    id: 's3-notification-queue-key',
+    title:
+      'A queue that receives S3 event notifications must not be encrypted with the AWS managed key alias/aws/sqs',
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html',
+      title: 'Amazon SQS key management (Amazon SQS Developer Guide)',
+    },
+    quote:
+      'To allow these event sources to work with encrypted queues, you must create a customer managed KMS key ' +
+      'and add permissions in the key policy ... you cannot modify the key policy of an AWS managed KMS key.',
+    check: (t) =>
+      resourcesOfType(t, 'Custom::S3BucketNotifications').flatMap(([id, n]) =>
+        list((props(n).NotificationConfiguration as JsonObject | undefined)?.QueueConfigurations).flatMap(
+          (c) => {
+            const queue = refTarget(t, (c as JsonObject).QueueArn);
+            const key = queue ? props(t.Resources[queue]).KmsMasterKeyId : undefined;
+            return key === 'alias/aws/sqs'
+              ? [`${id} sends to ${queue}, which is encrypted with alias/aws/sqs: S3 cannot use that key`]
+              : [];
+          },
+        ),
+      ),
+  },
+  {
+    id: 'asg-group-metric-collected',
+    title:
+      "A scaling policy or alarm on an Auto Scaling group's Group* metric needs that metric in the group's MetricsCollection",
+    source: {
+      url: 'https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-metrics.html',
+      title: 'CloudWatch metrics for Amazon EC2 Auto Scaling (Amazon EC2 Auto Scaling User Guide)',
+    },
+    quote:
+      'GroupInServiceInstances: The number of instances that are running as part of the Auto Scaling group. ' +
+      'This metric does not include instances that are pending or terminating. Reported if metrics collection is enabled.',
+    // Without the metric the policy or alarm sees no data and never acts.
+    check: (t) => {
+      const out: string[] = [];
+      for (const [id, r] of Object.entries(t.Resources)) {
+        if (r.Type !== 'AWS::AutoScaling::ScalingPolicy' && r.Type !== 'AWS::CloudWatch::Alarm') continue;
+        const metrics: JsonObject[] = [];
+        const visit = (value: Json | undefined): void => {
+          if (Array.isArray(value)) value.forEach(visit);
+          else if (isObject(value)) {
+            if (value.Namespace === 'AWS/AutoScaling' && typeof value.MetricName === 'string')
+              metrics.push(value);
+            Object.values(value).forEach(visit);
+          }
+        };
+        visit(r.Properties);
+        for (const metric of metrics) {
+          const name = str(metric.MetricName)!;
+          if (!name.startsWith('Group')) continue;
+          const dimension = list(metric.Dimensions).find(
+            (d) => (d as JsonObject).Name === 'AutoScalingGroupName',
+          );
+          const group = dimension ? refTarget(t, (dimension as JsonObject).Value) : undefined;
+          if (!group || !t.Resources[group]) continue;
+          const collected = list(props(t.Resources[group]).MetricsCollection).flatMap((c) =>
+            list((c as JsonObject).Metrics),
+          );
+          const all = list(props(t.Resources[group]).MetricsCollection).some(
+            (c) => (c as JsonObject).Metrics === undefined,
+          );
+          if (!all && !collected.includes(name))
+            out.push(`${id} reads ${name} of ${group}, which does not collect it`);
+        }
+      }
+      return out;
+    },
+  },
+  {
+    id: 'target-tracking-math-single-return',
+    title:
+      "A target tracking policy's metric math returns exactly one time series: one query with ReturnData true",
+    source: {
+      url: 'https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-target-tracking-metric-math.html',
+      title: 'Create a target tracking scaling policy using metric math (Amazon EC2 Auto Scaling User Guide)',
+    },
+    quote:
+      'The metric math expression must eventually return a single time series ... specify true for ReturnData ' +
+      'for only the final math expression.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::AutoScaling::ScalingPolicy').flatMap(([id, policy]) => {
+        const spec = (props(policy).TargetTrackingConfiguration as JsonObject | undefined)
+          ?.CustomizedMetricSpecification as JsonObject | undefined;
+        const metrics = list(spec?.Metrics) as JsonObject[];
+        if (metrics.length === 0) return [];
+        const returned = metrics.filter((m) => bool(m.ReturnData) !== false).length;
+        return returned === 1 ? [] : [`${id} returns ${returned} time series from its metric math, not 1`];
+      }),
+  },
+  {
+    id: 'target-tracking-math-zero-capacity',
+    title:
+      'A group that can shrink to zero must not divide by its raw GroupInServiceInstances: the data point is dropped and scaling stops',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html',
+      title: 'Using math expressions with CloudWatch metrics (Amazon CloudWatch User Guide)',
+    },
+    quote:
+      'If the value of a data point causes a function to attempt to divide by zero, the data point is dropped.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::AutoScaling::ScalingPolicy').flatMap(([id, policy]) => {
+        const group = refTarget(t, props(policy).AutoScalingGroupName);
+        if (!group || num(props(t.Resources[group] ?? {}).MinSize) !== 0) return [];
+        const spec = (props(policy).TargetTrackingConfiguration as JsonObject | undefined)
+          ?.CustomizedMetricSpecification as JsonObject | undefined;
+        const metrics = list(spec?.Metrics) as JsonObject[];
+        const inService = metrics
+          .filter(
+            (m) =>
+              ((m.MetricStat as JsonObject | undefined)?.Metric as JsonObject | undefined)?.MetricName ===
+              'GroupInServiceInstances',
+          )
+          .map((m) => str(m.Id)!);
+        return metrics.flatMap((m) => {
+          const expression = str(m.Expression) ?? '';
+          return inService
+            .filter((v) => new RegExp(`/\\s*${v}\\b`).test(expression))
+            .map(
+              (v) =>
+                `${id} divides by ${v} (in-service instances) in '${expression}', but ${group} can have none`,
+            );
+        });
+      }),
+  },
+  {
+    id: 'sqs-max-receive-count-range',
+    title: "A redrive policy's maxReceiveCount must be from 1 to 1,000",
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue.html',
+      title: 'Configure a dead-letter queue using the Amazon SQS console (Amazon SQS Developer Guide)',
+    },
+    quote: 'set Maximum receives to a value between 1 and 1,000.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::SQS::Queue').flatMap(([id, q]) => {
+        const redrive = props(q).RedrivePolicy;
+        const count = isObject(redrive ?? null) ? num((redrive as JsonObject).maxReceiveCount) : undefined;
+        return count !== undefined && (count < 1 || count > 1000 || !Number.isInteger(count))
+          ? [`${id} moves a message to its dead-letter queue after ${count} receives; allowed: 1 to 1000`]
+          : [];
+      }),
+  },
 ];
 
 /** [vpcOriginId, targetId] for every CloudFront VPC origin whose load balancer or instance is in the template. */

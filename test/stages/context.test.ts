@@ -38,6 +38,7 @@ describe('context keys', () => {
       { stage: UserStage.USERS_1K, stackName: 'ScaleStages-1k' },
       { stage: UserStage.USERS_10K, stackName: 'ScaleStages-10k' },
       { stage: UserStage.USERS_100K, stackName: 'ScaleStages-100k' },
+      { stage: UserStage.USERS_1M, stackName: 'ScaleStages-1m' },
     ]);
   });
 
@@ -131,8 +132,8 @@ describe('the CLI app', () => {
       /^cdk-scale-stages: context key 'stage' must be one of 1, 10, 100, 1k, 10k, 100k, 1m, 10m, all; got 'huge'\. Example: npx cdk synth -c stage=10\n$/,
     ],
     [
-      { stage: '1m' },
-      /^cdk-scale-stages: stage '1m' \(1,000,000 users\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10, 100, 1k, 10k, 100k\.\n$/,
+      { stage: '10m' },
+      /^cdk-scale-stages: stage '10m' \(10,000,000 users\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10, 100, 1k, 10k, 100k, 1m\.\n$/,
     ],
   ])('a bad value %o fails with one line on stderr and no stack trace', (context, message) => {
     const result = runApp(context);

@@ -1,5 +1,5 @@
 import * as zlib from 'zlib';
-import { App, Size, Stack } from 'aws-cdk-lib';
+import { App, Duration, Size, Stack } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -515,6 +515,124 @@ describe('stage 100k', () => {
 
   test('snapshot (a safety net; the assertions above are the spec)', () => {
     expect(template.toJSON()).toMatchSnapshot();
+  });
+});
+
+describe('stage 1m', () => {
+  const { stack, template } = synthStage(UserStage.USERS_1M);
+  const resources = template.toJSON().Resources as Record<
+    string,
+    { Type: string; Properties: Record<string, unknown> }
+  >;
+  const idOf = (prefix: string) =>
+    Object.keys(resources).find((id) => new RegExp(`^${prefix}[0-9A-F]{8}$`).test(id))!;
+  /** Every IAM statement of the policies attached to the role whose logical id starts with `rolePrefix`. */
+  const statements = (rolePrefix: string) =>
+    Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(rolePrefix))
+      .flatMap((r) => (r.Properties.PolicyDocument as { Statement: object[] }).Statement);
+  /** Whether a statement allows `action` on the objects under `keyPrefix` (IAM merges statements). */
+  const allows = (all: object[], action: string, bucketPrefix: string, keyPrefix: string) => {
+    const resource = { 'Fn::Join': ['', [{ 'Fn::GetAtt': [idOf(bucketPrefix), 'Arn'] }, `/${keyPrefix}*`]] };
+    const list = (value: unknown) => (Array.isArray(value) ? value : [value]);
+    return all.some((statement) => {
+      const { Action, Resource } = statement as { Action: unknown; Resource: unknown };
+      return (
+        list(Action).includes(action) &&
+        list(Resource).some((r) => JSON.stringify(r) === JSON.stringify(resource))
+      );
+    });
+  };
+
+  test('adds QueueWorkers: m7g.medium workers, none while the queue is empty, up to 20', () => {
+    expect(stack.workers).toBeDefined();
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '0', MaxSize: '20' });
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({ InstanceType: 'm7g.medium' }),
+    });
+    template.resourceCountIs('AWS::SQS::Queue', 2);
+  });
+
+  test("the web fleet may send jobs and put uploads under uploads/ in the media bucket, and knows the queue's URL", () => {
+    const web = statements('WebServerRole');
+    expect(web).toContainEqual(
+      expect.objectContaining({ Action: expect.arrayContaining(['sqs:SendMessage']) }),
+    );
+    expect(allows(web, 's3:PutObject', 'CdnMediaBucket', 'uploads/')).toBe(true);
+    expect(allows(web, 's3:PutObject', 'CdnMediaBucket', 'media/')).toBe(true);
+    const webTemplate = JSON.stringify(resources[idOf('WebLaunchTemplate')]);
+    expect(webTemplate).toContain('JOB_QUEUE_URL=');
+  });
+
+  test('the workers read uploads, write thumbnails and the pre-rendered feed, and know both buckets', () => {
+    const workers = statements('WorkersServerRole');
+    expect(allows(workers, 's3:GetObject', 'CdnMediaBucket', 'uploads/')).toBe(true);
+    expect(allows(workers, 's3:PutObject', 'CdnMediaBucket', 'media/thumbnails/')).toBe(true);
+    expect(allows(workers, 's3:PutObject', 'CdnWebBucket', 'prerendered/')).toBe(true);
+    expect(allows(workers, 's3:PutObject', 'CdnMediaBucket', 'uploads/')).toBe(false);
+    expect(JSON.stringify(workers)).not.toContain('s3:DeleteObject');
+    const workerTemplate = JSON.stringify(resources[idOf('WorkersLaunchTemplate')]);
+    for (const name of ['MEDIA_BUCKET=', 'WEB_BUCKET=', 'JOB_QUEUE_URL=', 'DATABASE_HOST=']) {
+      expect(workerTemplate).toContain(name);
+    }
+  });
+
+  test('a new upload is a job (S3 notification on uploads/), and a pre-render job goes on the queue every 5 minutes', () => {
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      BucketName: { Ref: idOf('CdnMediaBucket') },
+      NotificationConfiguration: {
+        QueueConfigurations: [
+          Match.objectLike({
+            QueueArn: { 'Fn::GetAtt': [idOf('WorkersQueue'), 'Arn'] },
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'uploads/' }] } },
+          }),
+        ],
+      },
+    });
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Target: Match.objectLike({
+        Arn: { 'Fn::GetAtt': [idOf('WorkersQueue'), 'Arn'] },
+        Input: '{"type":"prerender"}',
+      }),
+    });
+  });
+
+  test('sized from the stage table: a fleet of 4 to 40, Multi-AZ db.m7g.xlarge with two replicas, three cache.m7g.large nodes', () => {
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '4', MaxSize: '40' });
+    const instances = Object.entries(template.findResources('AWS::RDS::DBInstance'));
+    expect(
+      instances.map(([id, r]) => [id.replace(/[0-9A-F]{8}$/, ''), r.Properties.DBInstanceClass]),
+    ).toEqual([
+      ['DatabaseInstance', 'db.m7g.xlarge'],
+      ['ReadReplicasReplica1', 'db.m7g.xlarge'],
+      ['ReadReplicasReplica2', 'db.m7g.xlarge'],
+    ]);
+    template.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      CacheNodeType: 'cache.m7g.large',
+      NumCacheClusters: 3,
+    });
+  });
+
+  test('outputs the job queue and the dead-letter queue', () => {
+    template.hasOutput('JobQueueUrl', { Value: { Ref: idOf('WorkersQueue') } });
+    template.hasOutput('DeadLetterQueueUrl', { Value: { Ref: idOf('WorkersDeadLetterQueue') } });
+  });
+
+  test('worker sizing and the pre-render rate are props; the rate must be whole minutes', () => {
+    const custom = synthStage(UserStage.USERS_1M, {
+      workerInstanceType: new ec2.InstanceType('c7g.large'),
+      workerMaxCapacity: 5,
+      prerenderRate: Duration.minutes(15),
+    }).template;
+    custom.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '0', MaxSize: '5' });
+    custom.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'rate(15 minutes)' });
+    expect(() => synthStage(UserStage.USERS_1M, { prerenderRate: Duration.seconds(90) })).toThrow(
+      /prerenderRate must be whole minutes \(EventBridge Scheduler's rate unit\); got 1 minute 30 seconds\./,
+    );
+    expect(() => synthStage(UserStage.USERS_1M, { prerenderRate: Duration.seconds(30) })).toThrow(
+      /prerenderRate must be whole seconds from 1 minute to 1 day; got 30 seconds\./,
+    );
   });
 });
 

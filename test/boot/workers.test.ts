@@ -1,0 +1,77 @@
+import { UserStage } from '../../lib';
+import { BootResult, commandLines, describeBoot } from './harness';
+import { bootSuite, fleetServer } from './servers';
+import { FAKE_REGION } from './userdata';
+
+/**
+ * Boots the stage-1m QueueWorkers' launch template user data in a fake AL2023 instance: a new
+ * worker unpacks the demo worker, learns its Auto Scaling group (for scale-in protection), starts,
+ * and signals its group once, success or failure, before CloudFormation's timeout.
+ */
+const STAGE = UserStage.USERS_1M;
+const suite = bootSuite([STAGE], (stage) => fleetServer(stage, 'WorkersFleet'));
+
+function boot(faults: string[] = []) {
+  const machine = suite.machine({ deployment: suite.server(STAGE).deployment });
+  return { machine, result: machine.boot(suite.server(STAGE).userData.script, faults) };
+}
+
+function expectSignal(result: BootResult, success: boolean): void {
+  const server = suite.server(STAGE);
+  if (success)
+    expect({ status: result.status, log: result.status === 0 ? '' : describeBoot(result) }).toEqual({
+      status: 0,
+      log: '',
+    });
+  else expect(result.status).toBeGreaterThan(0);
+  expect(result.signals).toEqual([
+    {
+      at: expect.any(Number),
+      stack: 'ScaleStages',
+      resource: server.signalResource,
+      region: FAKE_REGION,
+      exitCode: result.status,
+    },
+  ]);
+  expect(result.signals[0].at).toBeLessThan(server.signalTimeoutSeconds);
+}
+
+test('the workers signal their own Auto Scaling group, within 15 minutes', () => {
+  expect(suite.server(STAGE).signalResource).toMatch(/^WorkersFleetASG/);
+  expect(suite.server(STAGE).signalTimeoutSeconds).toBe(15 * 60);
+});
+
+test('a new worker unpacks the demo worker, learns its group, starts and signals success once', () => {
+  const { machine, result } = boot();
+  expectSignal(result, true);
+  for (const file of ['worker.js', 'aws.js', 'aws-api.js', 'png.js']) {
+    expect(machine.exists(`opt/scale-stages/demo-app/${file}`)).toBe(true);
+  }
+  const env = machine.read('etc/scale-stages/app.env');
+  expect(env).toMatch(/^JOB_QUEUE_URL=\S+$/m);
+  expect(env).toMatch(/^JOB_VISIBILITY_TIMEOUT_SECONDS=300$/m);
+  expect(env).toMatch(/^MEDIA_BUCKET=\S+$/m);
+  expect(env).toMatch(/^WEB_BUCKET=\S+$/m);
+  expect(env.match(/^WORKER_AUTO_SCALING_GROUP=harness-group$/gm)).toHaveLength(1);
+  expect(commandLines(result, 'aws')).toContainEqual(
+    expect.stringMatching(
+      /^aws autoscaling describe-auto-scaling-instances --region \S+ --instance-ids i-\w+/,
+    ),
+  );
+  expect(machine.read('etc/systemd/system/scale-stages-app.service')).toContain(
+    'ExecStart=/usr/bin/node /opt/scale-stages/demo-app/worker.js',
+  );
+  expect(machine.exists('.harness/systemd/enabled/scale-stages-app.service')).toBe(true);
+});
+
+test('running the user data again writes the group once and signals success', () => {
+  const { machine, result } = boot();
+  expectSignal(result, true);
+  const again = machine.boot(suite.server(STAGE).userData.script);
+  expect(again.status).toBe(0);
+  expect(machine.read('etc/scale-stages/app.env').match(/^WORKER_AUTO_SCALING_GROUP=/gm)).toHaveLength(1);
+});
+
+test('a worker whose app never answers its health check signals FAILURE once, before the timeout', () => {
+  expectSignal(boot(['app-unhealthy']).result, false);
+});
