@@ -233,11 +233,13 @@ describe('an app of your own, with the library installed from its packed tarball
     expect(manifest.dependencies[pkg.name]).toMatch(/^file:.*\.tgz$/);
   });
 
-  test("the app's stacks: the stage's two, and a stack of its own with one construct used alone", () => {
+  test("the app's stacks: the stage's two, and a stack of its own with constructs used alone", () => {
     expect(stackNames(consumer)).toEqual(['Reports', 'Shop', 'Shop-Edge']);
     expect(resourceTypes(consumer, 'Reports')).toMatchObject({
       'AWS::EC2::VPC': 1,
       'AWS::RDS::DBInstance': 1,
+      'AWS::SQS::Queue': 2,
+      'AWS::AutoScaling::AutoScalingGroup': 1,
     });
   });
 

@@ -1,6 +1,13 @@
 #!/usr/bin/env node
 import { App, Stack } from 'aws-cdk-lib';
-import { SeparatedDb, StageNetwork, StageStacks, TestedFeatureFlags, UserStage } from 'cdk-scale-stages';
+import {
+  QueueWorkers,
+  SeparatedDb,
+  StageNetwork,
+  StageStacks,
+  TestedFeatureFlags,
+  UserStage,
+} from 'cdk-scale-stages';
 
 // The feature flags cdk-scale-stages is tested with. Flags in cdk.json or given with -c win.
 const app = new App({ context: TestedFeatureFlags.CONTEXT });
@@ -9,10 +16,13 @@ const app = new App({ context: TestedFeatureFlags.CONTEXT });
 // Move up one stage at a time: each deploy updates the same stacks in place.
 new StageStacks(app, 'Shop', { stage: UserStage.USERS_1K });
 
-// One construct on its own, in a stack of your own: a reporting database in its own network.
+// Constructs on their own, in a stack of your own: a reporting database, and workers that build
+// the reports from a job queue, in their own network (with a NAT, for the workers).
 const reports = new Stack(app, 'Reports');
-const network = new StageNetwork(reports, 'Network');
-new SeparatedDb(reports, 'Database', {
+const network = new StageNetwork(reports, 'Network', { natGateways: 1 });
+const database = new SeparatedDb(reports, 'Database', {
   vpc: network.vpc,
   secretsManagerEndpoint: network.addSecretsManagerEndpoint(1),
 });
+const workers = new QueueWorkers(reports, 'Workers', { vpc: network.vpc, maxCapacity: 4 });
+database.connectApp(workers);
