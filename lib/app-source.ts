@@ -37,6 +37,18 @@ export interface ContainerAppSourceOptions extends AppSourceOptions {
   readonly containerPort?: number;
 }
 
+/** Options of the demo app. */
+export interface DemoAppSourceOptions extends AppSourceOptions {
+  /**
+   * Whether to ship the module that signs direct uploads (`POST /api/uploads`, stage 1m): 2.4 KB of
+   * the 16 KB that EC2 user data holds. A single server, whose user data also carries the stage-1
+   * database scripts, leaves it out; it never has a job queue.
+   *
+   * @default true
+   */
+  readonly directUploads?: boolean;
+}
+
 /**
  * The user's application and how a server starts it.
  *
@@ -97,9 +109,10 @@ export class AppSource {
    * that token (NOAUTH or WRONGPASS: it was rotated), the app reads the secret again with the AWS
    * CLI and reconnects, once per refused command.
    */
-  public static demo(options: AppSourceOptions = {}): AppSource {
+  public static demo(options: DemoAppSourceOptions = {}): AppSource {
+    const files = options.directUploads === false ? ['server.js'] : ['server.js', 'aws.js'];
     return new AppSource(options, [
-      ...installDemoFiles(DEMO_SERVER_FILES),
+      ...installDemoFiles(files),
       `(umask 077; : > ${CACHE_TOKEN_FILE})`,
       `(set -a; . ${ENV_FILE}; set +a; if [ -n "\${CACHE_SECRET_ARN:-}" ]; then aws secretsmanager get-secret-value --secret-id "$CACHE_SECRET_ARN" --query SecretString --output text > ${CACHE_TOKEN_FILE}; fi)`,
       downloadRdsCaCommand('demo app'),
@@ -164,8 +177,7 @@ function checkPort(prop: string, port: number): void {
   }
 }
 
-/** The demo programs' files in assets/demo-app, as each needs them. */
-const DEMO_SERVER_FILES = ['server.js', 'aws.js'];
+/** The demo worker's files in assets/demo-app. */
 const DEMO_WORKER_FILES = ['worker.js', 'aws.js', 'aws-api.js', 'png.js'];
 
 /** Writes demo files to /opt/scale-stages/demo-app, compressed: EC2 user data holds 16 KB at most. */

@@ -48,6 +48,10 @@ describe('AppSource', () => {
     );
   });
 
+  test('demo without direct uploads ships the server alone: a single server needs its user data for the database scripts', () => {
+    expect([...shippedFiles(AppSource.demo({ directUploads: false })).keys()]).toEqual(['server.js']);
+  });
+
   test('demoWorker: ships the worker and its modules, runs it with 5 minutes to finish a job on stop, and learns its group', () => {
     const app = AppSource.demoWorker();
     const files = shippedFiles(app);

@@ -53,7 +53,7 @@ export interface SingleServerProps {
   /**
    * The app the server runs.
    *
-   * @default - the demo app, `AppSource.demo()`
+   * @default - the demo app without direct uploads, `AppSource.demo({ directUploads: false })`
    */
   readonly app?: AppSource;
   /**
@@ -150,7 +150,7 @@ export class SingleServer extends Construct implements IAppTier {
 
   constructor(scope: Construct, id: string, props: SingleServerProps) {
     super(scope, id);
-    this.app = props.app ?? AppSource.demo();
+    this.app = props.app ?? AppSource.demo({ directUploads: false });
     const instanceType =
       props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MICRO);
     const dataVolumeSize = props.dataVolumeSize ?? Size.gibibytes(20);
