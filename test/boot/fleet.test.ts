@@ -1,7 +1,6 @@
 import { UserStage } from '../../lib';
-import { BootResult, commandLines, describeBoot, Machine } from './harness';
-import { bootSuite, fleetServer } from './servers';
-import { FAKE_REGION } from './userdata';
+import { BootResult, commandLines, Machine } from './harness';
+import { bootSuite, expectFleetSignal, fleetServer } from './servers';
 
 /**
  * Boots the LoadBalancedTier's launch template user data (stages 1k to 1m) in a fake AL2023
@@ -18,24 +17,7 @@ function bootNew(stage: UserStage, faults: string[] = []): { machine: Machine; r
 }
 
 function expectSignal(stage: UserStage, result: BootResult, success: boolean): void {
-  const s = server(stage);
-  if (success)
-    expect({ status: result.status, log: result.status === 0 ? '' : describeBoot(result) }).toEqual({
-      status: 0,
-      log: '',
-    });
-  else expect(result.status).toBeGreaterThan(0);
-  expect(result.signals).toEqual([
-    {
-      at: expect.any(Number),
-      stack: 'ScaleStages',
-      resource: s.signalResource,
-      region: FAKE_REGION,
-      exitCode: result.status,
-    },
-  ]);
-  expect(result.signals[0].at).toBeLessThan(s.signalTimeoutSeconds);
-  expect(result.calls[result.calls.length - 1].command).toBe('cfn-signal');
+  expectFleetSignal(server(stage), result, success);
 }
 
 test.each(STAGES)('stage %s: the fleet signals its Auto Scaling group, within 15 minutes', (stage) => {

@@ -3,8 +3,8 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import { UserStage } from '../../lib';
 import { synthStage } from '../helpers';
-import { assertSandboxWorks, Machine } from './harness';
-import { FakeDeployment, RenderedUserData } from './userdata';
+import { assertSandboxWorks, BootResult, describeBoot, Machine } from './harness';
+import { FAKE_REGION, FakeDeployment, RenderedUserData } from './userdata';
 
 /** A server of a synthesized stage: its user data and what CloudFormation waits for. */
 export interface StageServer {
@@ -165,4 +165,30 @@ export function bootSuite(stages: UserStage[], synthesize: (stage: UserStage) =>
       return machine;
     },
   };
+}
+
+/**
+ * A fleet server's boot signalled its Auto Scaling group exactly once, with the boot's exit status,
+ * before CloudFormation's timeout, as its last command.
+ */
+export function expectFleetSignal(server: StageServer, result: BootResult, success: boolean): void {
+  if (success) {
+    expect({ status: result.status, log: result.status === 0 ? '' : describeBoot(result) }).toEqual({
+      status: 0,
+      log: '',
+    });
+  } else {
+    expect(result.status).toBeGreaterThan(0);
+  }
+  expect(result.signals).toEqual([
+    {
+      at: expect.any(Number),
+      stack: 'ScaleStages',
+      resource: server.signalResource,
+      region: FAKE_REGION,
+      exitCode: result.status,
+    },
+  ]);
+  expect(result.signals[0].at).toBeLessThan(server.signalTimeoutSeconds);
+  expect(result.calls[result.calls.length - 1].command).toBe('cfn-signal');
 }

@@ -1,7 +1,6 @@
 import { UserStage } from '../../lib';
-import { BootResult, commandLines, describeBoot } from './harness';
-import { bootSuite, fleetServer } from './servers';
-import { FAKE_REGION } from './userdata';
+import { BootResult, commandLines } from './harness';
+import { bootSuite, expectFleetSignal, fleetServer } from './servers';
 
 /**
  * Boots the stage-1m QueueWorkers' launch template user data in a fake AL2023 instance: a new
@@ -17,23 +16,7 @@ function boot(faults: string[] = []) {
 }
 
 function expectSignal(result: BootResult, success: boolean): void {
-  const server = suite.server(STAGE);
-  if (success)
-    expect({ status: result.status, log: result.status === 0 ? '' : describeBoot(result) }).toEqual({
-      status: 0,
-      log: '',
-    });
-  else expect(result.status).toBeGreaterThan(0);
-  expect(result.signals).toEqual([
-    {
-      at: expect.any(Number),
-      stack: 'ScaleStages',
-      resource: server.signalResource,
-      region: FAKE_REGION,
-      exitCode: result.status,
-    },
-  ]);
-  expect(result.signals[0].at).toBeLessThan(server.signalTimeoutSeconds);
+  expectFleetSignal(suite.server(STAGE), result, success);
 }
 
 test('the workers signal their own Auto Scaling group, within 15 minutes', () => {
