@@ -10,6 +10,7 @@ export * from './constructs/load-balanced-tier';
 export * from './constructs/cached-tier';
 export * from './constructs/replicated-db';
 export * from './constructs/queue-workers';
+export * from './constructs/stage-operations';
 export * from './constructs/edge-firewall';
 export * from './stages/edge-stack';
 export * from './stages/stage-stacks';

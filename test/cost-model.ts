@@ -27,6 +27,11 @@ const RDS_HOURLY: Record<string, number> = {
 const CACHE_HOURLY: Record<string, number> = { 'cache.t4g.medium': 0.052, 'cache.m7g.large': 0.1264 };
 /** CloudWatch, per standard-resolution alarm metric a month (a metric math alarm counts each metric). */
 const ALARM_METRIC = 0.1;
+/**
+ * CloudWatch, per composite alarm a month. A dashboard is $3 a month beyond the 3 that CloudWatch's
+ * always-free tier gives every account, so one stage's dashboard counts as free.
+ */
+const COMPOSITE_ALARM = 0.5;
 const GP3_PER_GIB = 0.08;
 const RDS_GP3_PER_GIB = 0.115;
 const PUBLIC_IPV4 = 0.005 * HOURS;
@@ -44,6 +49,7 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'AWS::CloudFront::Function',
   'AWS::CloudFront::OriginAccessControl',
   'AWS::CloudFront::VpcOrigin',
+  'AWS::CloudWatch::Dashboard',
   'AWS::EC2::FlowLog',
   'AWS::EC2::InternetGateway',
   'AWS::EC2::LaunchTemplate',
@@ -74,6 +80,9 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'AWS::Route53::RecordSet',
   'AWS::S3::Bucket',
   'AWS::S3::BucketPolicy',
+  'AWS::SNS::Subscription',
+  'AWS::SNS::Topic',
+  'AWS::SNS::TopicPolicy',
   'AWS::SQS::Queue',
   'AWS::SQS::QueuePolicy',
   'AWS::Scheduler::Schedule',
@@ -138,6 +147,8 @@ function monthly(id: string, r: Resource, template: PricedTemplate): number {
       return 5 + 1 * p.Rules.length;
     case 'AWS::KMS::Key':
       return 1;
+    case 'AWS::CloudWatch::CompositeAlarm':
+      return COMPOSITE_ALARM;
     case 'AWS::CloudWatch::Alarm':
       return (
         ALARM_METRIC *

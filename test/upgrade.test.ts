@@ -125,10 +125,12 @@ test('10 -> 100: the same distribution takes the web client in place; the server
     if (!change.isAddition) changed.push(`${id} ${change.changeImpact}`);
   });
   // The log bucket's policy also admits the new web bucket's access logs; the stage guard checks
-  // the new stage (the diff engine knows no impact for a custom resource).
+  // the new stage (the diff engine knows no impact for a custom resource); the next-stage alarm gets
+  // the name of the new next stage (a new alarm: alarm names cannot change, and it holds no data).
   expect(changed.sort()).toEqual([
     expect.stringMatching(/^CdnDistribution[0-9A-F]{8} WILL_UPDATE$/),
     expect.stringMatching(/^CdnLogBucketPolicy[0-9A-F]{8} WILL_UPDATE$/),
+    expect.stringMatching(/^OperationsNextStage[0-9A-F]{8} WILL_REPLACE$/),
     expect.stringMatching(/^StageGuard[0-9A-F]{8} NO_CHANGE$/),
   ]);
 });
@@ -438,7 +440,10 @@ describe('upgrading stacks deployed from release 0.2.0 (server open to the world
       expect(byType('AWS::CloudFront::Distribution')).toEqual([
         expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE }),
       ]);
-      expect(byType('AWS::AutoScaling::AutoScalingGroup')).toEqual([]);
+      // The fleet is not replaced; it starts collecting the group metrics the operations read.
+      expect(byType('AWS::AutoScaling::AutoScalingGroup')).toEqual([
+        expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['MetricsCollection'] }),
+      ]);
     },
   );
 
@@ -457,21 +462,26 @@ describe('upgrading stacks deployed from release 0.3.0 (no stage guard, no uploa
   upgradesFromRelease('0.3.0');
 
   test.each(releaseStages('0.3.0'))(
-    '%s, same stage: the stage guard and its provider are added; servers only get new user data',
+    '%s, same stage: the stage guard, its provider and the operations are added; servers only get new user data',
     (stage) => {
       const changed: string[] = [];
       fullDiff(
         withoutMetadata(releaseFixture('0.3.0', stage)),
         withoutGuardDependencies(templates.get(stage)!),
-      ).resources.forEachDifference((_id, change) =>
-        changed.push(`${change.changeImpact} ${change.resourceType} ${Object.keys(change.propertyUpdates)}`),
-      );
+      ).resources.forEachDifference((id, change) => {
+        // Every stage gains its operations (alarm topic, dashboard, alarms): new resources only.
+        if (id.startsWith('Operations') && change.isAddition) return;
+        changed.push(`${change.changeImpact} ${change.resourceType} ${Object.keys(change.propertyUpdates)}`);
+      });
       // The demo app learned direct uploads (stage 1m), so its servers' user data changed: the
       // single server is stopped and started, the fleet rolls one server at a time.
       const userData =
         stage === UserStage.USERS_1 || stage === UserStage.USERS_10 || stage === UserStage.USERS_100
           ? ['MAY_REPLACE AWS::EC2::Instance UserData']
-          : ['WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData'];
+          : [
+              'WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData',
+              'WILL_UPDATE AWS::AutoScaling::AutoScalingGroup MetricsCollection',
+            ];
       // Deploys of the web client (from stage 100) leave the pre-rendered pages alone.
       if (stage !== UserStage.USERS_1 && stage !== UserStage.USERS_10) {
         userData.push('NO_CHANGE Custom::CDKBucketDeployment Exclude');

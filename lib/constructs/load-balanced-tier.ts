@@ -260,6 +260,13 @@ export class LoadBalancedTier extends Construct implements IAppTier {
         gracePeriod,
       }),
       minInstancesInService: this.minCapacity,
+      // StageOperations reads how many servers the group wants, to tell when the fleet is at its maximum.
+      groupMetrics: [
+        new autoscaling.GroupMetrics(
+          autoscaling.GroupMetric.DESIRED_CAPACITY,
+          autoscaling.GroupMetric.IN_SERVICE_INSTANCES,
+        ),
+      ],
     });
     this.autoScalingGroup = fleet.autoScalingGroup;
     this.launchTemplate = fleet.launchTemplate;

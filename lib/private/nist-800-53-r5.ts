@@ -1,5 +1,6 @@
 import { CfnResource, Stack, Token, Validations } from 'aws-cdk-lib/core';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
@@ -194,7 +195,25 @@ export const NIST_800_53_R5_ACKNOWLEDGEMENTS: readonly NistAcknowledgement[] = [
       'The load balancer is internal and reached only through CloudFront, whose edge web ACL (EdgeFirewall) inspects every request first; a regional web ACL would inspect the same requests again for $5 a month more.',
     appliesTo: (r, stack) => isInternalLoadBalancer(r) && hasEdgeWebAcl(stack),
   },
+  {
+    rule: 'CloudWatchAlarmAction',
+    reason:
+      'An outgrow signal notifies no one by itself: the composite "time for the next stage" alarm it feeds does, once, whichever signal fires.',
+    appliesTo: (r, stack) => r instanceof cloudwatch.CfnAlarm && feedsCompositeAlarm(r, stack),
+  },
 ];
+
+/** Whether a composite alarm of the stack names this alarm in its rule. */
+function feedsCompositeAlarm(alarm: CfnResource, stack: Stack): boolean {
+  const id = stack.getLogicalId(alarm);
+  return stack.node
+    .findAll()
+    .some(
+      (c) =>
+        c instanceof cloudwatch.CfnCompositeAlarm &&
+        JSON.stringify(stack.resolve(c.alarmRule)).includes(`"${id}"`),
+    );
+}
 
 /** Whether a distribution of the stack has a web ACL. */
 function hasEdgeWebAcl(stack: Stack): boolean {

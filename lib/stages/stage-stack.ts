@@ -18,12 +18,20 @@ import { ReplicatedDb } from '../constructs/replicated-db';
 import { SeparatedDb } from '../constructs/separated-db';
 import { QueueWorkers } from '../constructs/queue-workers';
 import { SingleServer } from '../constructs/single-server';
+import { StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
 import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { checkDomainName, readDomainContext, readString } from './context';
 import { StageGuard } from './stage-guard';
-import { atLeast, BUILT_STAGES, POSTGRES_VERSIONS, STAGES, StageSizing } from './stage-table';
+import {
+  atLeast,
+  BUILT_STAGES,
+  nextStageAdvice,
+  POSTGRES_VERSIONS,
+  STAGES,
+  StageSizing,
+} from './stage-table';
 import { UserStage } from './user-stage';
 
 /** Where the browser uploads to in the media bucket (stage 1m onwards); not served. */
@@ -194,6 +202,12 @@ export interface StageStackProps extends StackProps {
    * @default Duration.minutes(5)
    */
   readonly prerenderRate?: Duration;
+  /**
+   * An e-mail address that gets the stage's alarms (SNS sends a confirmation mail first).
+   *
+   * @default - the context key `alarmEmail`; without it, no subscription
+   */
+  readonly alarmEmail?: string;
 }
 
 /**
@@ -220,6 +234,8 @@ export class StageStack extends Stack {
   public readonly cache?: CachedTier;
   /** The job queue and its workers: uploads and pre-renders (stage 1m onwards). */
   public readonly workers?: QueueWorkers;
+  /** The alarm topic, the dashboard, the health alarms and the "time for the next stage" alarm. */
+  public readonly operations: StageOperations;
   /**
    * The CloudFront distribution in front of the app, and from stage 100 the web client on S3 with
    * the API behind the same distribution.
@@ -367,6 +383,7 @@ export class StageStack extends Stack {
     if (sizing.workers) {
       this.workers = this.addWorkers(props, sizing.workers, appTier);
     }
+    this.operations = this.addOperations(props, sizing);
     new CfnOutput(this, 'AppUrl', {
       description: webClient
         ? 'The app: the web client, with the API at /api/*'
@@ -505,6 +522,33 @@ export class StageStack extends Stack {
       value: workers.deadLetterQueue.queueUrl,
     });
     return workers;
+  }
+
+  /**
+   * Every stage: alarms that something is broken, a dashboard, and the signals that the stage is
+   * outgrowing its architecture, combined into one alarm that names the next stage.
+   */
+  private addOperations(props: StageStackProps, sizing: StageSizing): StageOperations {
+    const operations = new StageOperations(this, 'Operations', {
+      alarmEmail: props.alarmEmail ?? readString(this.node, 'alarmEmail'),
+    });
+    if (this.server) operations.monitorServer(this.server);
+    if (this.web) operations.monitorFleet(this.web, props.webMaxCapacity ?? sizing.web!.maxCapacity);
+    if (this.database) operations.monitorDatabase(this.database);
+    if (this.readReplicas) operations.monitorReplicas(this.readReplicas);
+    if (this.cache) operations.monitorCache(this.cache);
+    if (this.workers) operations.monitorQueue(this.workers);
+    operations.monitorDistribution(this.cdn.distribution.distributionId);
+    operations.adviseNextStage(nextStageAdvice(this.stackName, this.stage));
+    new CfnOutput(this, 'AlarmTopicArn', {
+      description: 'Alarms go here: subscribe an e-mail address, a chat webhook or a pager',
+      value: operations.topic.topicArn,
+    });
+    new CfnOutput(this, 'DashboardName', {
+      description: 'The CloudWatch dashboard of this stage',
+      value: operations.dashboard.dashboardName,
+    });
+    return operations;
   }
 
   /** Lets `grantee` do `actions` on the objects under `prefix` in `bucket`, and nothing else. */

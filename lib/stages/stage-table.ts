@@ -116,3 +116,31 @@ export const BUILT_STAGES: readonly UserStage[] = STAGES.filter((s) => s.sizing)
 export function atLeast(stage: UserStage, other: UserStage): boolean {
   return STAGES.findIndex((s) => s.stage === stage) >= STAGES.findIndex((s) => s.stage === other);
 }
+
+/**
+ * What the "time for the next stage" alarm of a stack at `stage` says: the next stage and the
+ * command to deploy it, or, at the last built stage, what to scale instead.
+ */
+export function nextStageAdvice(
+  stackName: string,
+  stage: UserStage,
+): { alarmName: string; description: string } {
+  const index = STAGES.findIndex((s) => s.stage === stage);
+  const next = STAGES[index + 1];
+  if (next?.sizing) {
+    return {
+      alarmName: `${stackName}-time-for-stage-${next.stage}`,
+      description:
+        `Stage ${stage} is outgrowing its architecture (see which signal fired). Stage ${next.stage} is sized for ` +
+        `${next.users.toLocaleString('en-US')} users: preview with npx cdk diff -c stage=${next.stage}, then run ` +
+        `npx cdk deploy -c stage=${next.stage} (or set "stage": "${next.stage}" in cdk.json).`,
+    };
+  }
+  return {
+    alarmName: `${stackName}-stage-${stage}-at-capacity`,
+    description:
+      `Stage ${stage} is at capacity (see which signal fired), and no later stage is built in this release` +
+      `${next ? ` (stage ${next.stage} is planned)` : ''}. Scale within the stage: raise webMaxCapacity, ` +
+      'databaseInstanceType, databaseReadReplicas, cacheNodeType or workerMaxCapacity, then npx cdk deploy.',
+  };
+}

@@ -64,7 +64,12 @@ describe('stage 1', () => {
       },
     });
     template.hasOutput('ServerInstanceId', { Value: { Ref: Match.stringLikeRegexp('ServerInstance') } });
-    expect(Object.keys(template.toJSON().Outputs)).toEqual(['ServerInstanceId', 'AppUrl']);
+    expect(Object.keys(template.toJSON().Outputs)).toEqual([
+      'ServerInstanceId',
+      'AlarmTopicArn',
+      'DashboardName',
+      'AppUrl',
+    ]);
   });
 
   test('the stack is environment-agnostic, so synth needs no credentials', () => {
