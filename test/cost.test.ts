@@ -1,8 +1,8 @@
 import * as fs from 'fs';
-import * as path from 'path';
 import { UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
-import { monthlyCost, PricedTemplate } from './cost-model';
+import { monthlyCost, PricedTemplate } from '../lib/private/cost-model';
+import { dollars, README, stageCosts, withCosts } from '../scripts/cost-table';
 import { synthStage } from './helpers';
 
 const costs = new Map(
@@ -13,18 +13,35 @@ const costs = new Map(
   }),
 );
 
-test('stage 1 costs at most $15 a month before traffic', () => {
+test('stage 1 costs at most $15 a month before traffic, as StageStack itself reports', () => {
   expect(costs.get(UserStage.USERS_1)).toBeLessThanOrEqual(15);
+  expect(synthStage(UserStage.USERS_1).stack.estimatedMonthlyCost()).toBe(costs.get(UserStage.USERS_1));
+});
+
+test("the README's stage table shows the library's own estimate (npm run cost-table writes it)", () => {
+  const readme = fs.readFileSync(README, 'utf8');
+  const fromLibrary = stageCosts();
+  // The same estimate as the tests' synthesis of each stage.
+  expect([...fromLibrary.entries()]).toEqual([...costs.entries()]);
+  expect(withCosts(readme, fromLibrary)).toBe(readme);
+  for (const [stage, cost] of costs) {
+    expect(readme).toMatch(new RegExp(`^\\| \`${stage}\` .*\\| ${dollars(cost).replace('$', '\\$')} `, 'm'));
+  }
 });
 
 test.each(BUILT_STAGES)(
-  "stage %s: the README's stage table is within $4 of the priced templates",
+  "stage %s: the README's cost breakdown adds up to within $4 of the estimate",
   (stage) => {
-    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
-    const row = readme.split('\n').find((line) => line.startsWith(`| \`${stage}\` `))!;
-    const stated = Number(/about \$([\d,]+)/.exec(row)![1].replace(/,/g, ''));
-    // The README adds a few usage-priced items on top (backups, the retained stage-1 volume after
-    // stage 1k, flow logs), so the stated cost may be a little higher than the fixed part.
+    const readme = fs.readFileSync(README, 'utf8');
+    const section = readme.slice(readme.indexOf(`### Stage ${stage}:`));
+    const breakdown = section.slice(
+      section.indexOf('Cost:'),
+      section.indexOf('\n\n', section.indexOf('Cost:')),
+    );
+    const totals = [...breakdown.matchAll(/about \$([\d,]+)/g)];
+    const stated = Number(totals[totals.length - 1][1].replace(/,/g, '')); // the last is the total
+    // The breakdown adds a few usage-priced items (backups, the retained stage-1 volume after
+    // stage 1k, flow logs), so the stated total may be a little higher than the fixed part.
     expect(stated - costs.get(stage)!).toBeGreaterThanOrEqual(-1);
     expect(stated - costs.get(stage)!).toBeLessThanOrEqual(4);
   },

@@ -20,6 +20,7 @@ import { QueueWorkers } from '../constructs/queue-workers';
 import { SingleServer } from '../constructs/single-server';
 import { StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
+import { monthlyCost, templateOf } from '../private/cost-model';
 import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { checkDomainName, readDomainContext, readString } from './context';
@@ -391,6 +392,16 @@ export class StageStack extends Stack {
       value: this.cdn.url,
     });
     acknowledgeNist80053R5(this);
+  }
+
+  /**
+   * The stack's estimated monthly cost before traffic, in US dollars: on-demand list prices in
+   * us-east-1 for what runs all the time (servers, databases, cache nodes, NAT, load balancer,
+   * endpoints, secrets, keys, alarms); requests, bytes and backups come on top. Synthesizes the app
+   * when it has not been synthesized yet.
+   */
+  public estimatedMonthlyCost(): number {
+    return monthlyCost(templateOf(this));
   }
 
   /** The own domain from props, or else from the context keys; undefined for the *.cloudfront.net name. */

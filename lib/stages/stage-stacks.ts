@@ -2,6 +2,7 @@ import { Fn } from 'aws-cdk-lib/core';
 import { Construct } from 'constructs';
 import { EdgeFirewallProps } from '../constructs/edge-firewall';
 import { EdgeStack } from './edge-stack';
+import { monthlyCost, templateOf } from '../private/cost-model';
 import { StageStack, StageStackProps } from './stage-stack';
 import { STAGES } from './stage-table';
 
@@ -55,5 +56,13 @@ export class StageStacks {
           : undefined),
     });
     if (this.edge) this.primary.addStackDependency(this.edge);
+  }
+
+  /**
+   * The stage's estimated monthly cost before traffic, in US dollars: both stacks, at us-east-1
+   * on-demand list prices (see `StageStack.estimatedMonthlyCost`).
+   */
+  public estimatedMonthlyCost(): number {
+    return monthlyCost(templateOf(this.primary), ...(this.edge ? [templateOf(this.edge)] : []));
   }
 }

@@ -2,7 +2,16 @@
  * What a synthesized template costs a month before any traffic, at on-demand list prices in
  * us-east-1 (730 hours a month), as the README's cost notes add them up. Every resource type must
  * be priced or named as free before traffic, so a new chargeable resource cannot slip in unpriced.
+ *
+ * The one price table of the library. Sources: the AWS pricing pages of EC2, EBS, VPC (public IPv4,
+ * NAT gateway, interface endpoints), Elastic Load Balancing, RDS for PostgreSQL, ElastiCache,
+ * Secrets Manager, KMS, AWS WAF and CloudWatch, us-east-1 on-demand, as of 2026-11 (recorded here
+ * offline, from the prices these pages listed when the stages were sized; check them before you
+ * budget). `StageStack.estimatedMonthlyCost` and the README's stage table (`npm run cost-table`) use it.
  */
+
+import { Stack, Stage } from 'aws-cdk-lib/core';
+import { ScaleStagesError } from './errors';
 
 const HOURS = 730;
 
@@ -169,4 +178,11 @@ export function monthlyCost(...templates: PricedTemplate[]): number {
     for (const [id, r] of Object.entries(template.Resources)) total += monthly(id, r, template);
   }
   return Math.round(total * 100) / 100;
+}
+
+/** A stack's synthesized template (the app is synthesized once, then the assembly is reused). */
+export function templateOf(stack: Stack): PricedTemplate {
+  const stage = Stage.of(stack);
+  if (!stage) throw new ScaleStagesError('the stack is not in an app, so it cannot be synthesized.');
+  return stage.synth().getStackArtifact(stack.artifactId).template as PricedTemplate;
 }
