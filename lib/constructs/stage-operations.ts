@@ -7,7 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { ScaleStagesError } from '../private/errors';
+import { checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { CachedTier } from './cached-tier';
 import { LoadBalancedTier } from './load-balanced-tier';
 import { QueueWorkers } from './queue-workers';
@@ -23,6 +23,28 @@ export interface StageOperationsProps {
    * @default - no subscription; subscribe to the `AlarmTopicArn` output yourself
    */
   readonly alarmEmail?: string;
+  /**
+   * When a stage counts as outgrown.
+   *
+   * @default - the thresholds of `OutgrowThresholds`
+   */
+  readonly outgrowThresholds?: OutgrowThresholds;
+}
+
+/** The signals that a stage is outgrowing its architecture, each sustained for an hour. */
+export interface OutgrowThresholds {
+  /**
+   * The average CPU of the single server or the database, in percent (10 to 100).
+   *
+   * @default 70
+   */
+  readonly cpuPercent?: number;
+  /**
+   * The cache's memory use, in percent (10 to 100).
+   *
+   * @default 80
+   */
+  readonly cacheMemoryPercent?: number;
 }
 
 /** What the "time for the next stage" alarm tells the team. */
@@ -73,6 +95,8 @@ export class StageOperations extends Construct {
   public nextStageAlarm?: cloudwatch.CompositeAlarm;
 
   private readonly action: cloudwatch.IAlarmAction;
+  private readonly cpuPercent: number;
+  private readonly cacheMemoryPercent: number;
 
   constructor(scope: Construct, id: string, props: StageOperationsProps = {}) {
     super(scope, id);
@@ -82,6 +106,10 @@ export class StageOperations extends Construct {
         this,
       );
     }
+    this.cpuPercent = props.outgrowThresholds?.cpuPercent ?? 70;
+    this.cacheMemoryPercent = props.outgrowThresholds?.cacheMemoryPercent ?? 80;
+    checkWholeNumber(this, 'outgrowThresholds.cpuPercent', this.cpuPercent, 10, 100);
+    checkWholeNumber(this, 'outgrowThresholds.cacheMemoryPercent', this.cacheMemoryPercent, 10, 100);
     // CloudWatch can publish to an encrypted topic only with a customer managed key whose policy
     // lets it use the key; the AWS managed key for SNS cannot be changed to allow that.
     const key = new kms.Key(this, 'AlarmTopicKey', {
@@ -201,9 +229,9 @@ export class StageOperations extends Construct {
     }
     this.addOutgrowSignal('ServerCpu', {
       metric: metric('CPUUtilization', 'Average'),
-      threshold: 70,
+      threshold: this.cpuPercent,
       evaluationPeriods: 12,
-      description: 'The single server has averaged 70% CPU or more for an hour.',
+      description: `The single server has averaged ${this.cpuPercent}% CPU or more for an hour.`,
     });
     this.dashboard.addWidgets(
       graph('Server CPU (%)', [metric('CPUUtilization', 'Average')]),
@@ -286,9 +314,9 @@ export class StageOperations extends Construct {
     });
     this.addOutgrowSignal('DatabaseCpu', {
       metric: cpu,
-      threshold: 70,
+      threshold: this.cpuPercent,
       evaluationPeriods: 12,
-      description: 'The database has averaged 70% CPU or more for an hour.',
+      description: `The database has averaged ${this.cpuPercent}% CPU or more for an hour.`,
     });
     this.dashboard.addWidgets(
       graph('Database CPU (%)', [cpu]),
@@ -332,9 +360,9 @@ export class StageOperations extends Construct {
     });
     this.addOutgrowSignal('CacheMemory', {
       metric: memory,
-      threshold: 80,
+      threshold: this.cacheMemoryPercent,
       evaluationPeriods: 12,
-      description: 'The cache has used 80% of its memory or more for an hour.',
+      description: `The cache has used ${this.cacheMemoryPercent}% of its memory or more for an hour.`,
     });
     this.dashboard.addWidgets(
       graph('Cache evictions', [evictions]),
@@ -384,6 +412,14 @@ export class StageOperations extends Construct {
   }
 
   private alarm(id: string, props: StageAlarmProps): cloudwatch.Alarm {
+    // CloudWatch evaluates at most a day of periods; the alarms here use 1- to 5-minute ones.
+    checkWholeNumber(this, `alarm ${id} evaluationPeriods`, props.evaluationPeriods, 1, 288);
+    if (!Number.isFinite(props.threshold)) {
+      throw new ScaleStagesError(
+        `alarm ${id} threshold must be a finite number; got ${props.threshold}.`,
+        this,
+      );
+    }
     return new cloudwatch.Alarm(this, id, {
       metric: props.metric,
       threshold: props.threshold,

@@ -18,7 +18,7 @@ import { ReplicatedDb } from '../constructs/replicated-db';
 import { SeparatedDb } from '../constructs/separated-db';
 import { QueueWorkers } from '../constructs/queue-workers';
 import { SingleServer } from '../constructs/single-server';
-import { StageOperations } from '../constructs/stage-operations';
+import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { checkDuration, ScaleStagesError } from '../private/errors';
@@ -209,6 +209,12 @@ export interface StageStackProps extends StackProps {
    * @default - the context key `alarmEmail`; without it, no subscription
    */
   readonly alarmEmail?: string;
+  /**
+   * When the "time for the next stage" alarm fires.
+   *
+   * @default - the defaults of `OutgrowThresholds`: 70% CPU, 80% cache memory, for an hour
+   */
+  readonly outgrowThresholds?: OutgrowThresholds;
 }
 
 /**
@@ -542,6 +548,7 @@ export class StageStack extends Stack {
   private addOperations(props: StageStackProps, sizing: StageSizing): StageOperations {
     const operations = new StageOperations(this, 'Operations', {
       alarmEmail: props.alarmEmail ?? readString(this.node, 'alarmEmail'),
+      outgrowThresholds: props.outgrowThresholds,
     });
     if (this.server) operations.monitorServer(this.server);
     if (this.web) operations.monitorFleet(this.web, props.webMaxCapacity ?? sizing.web!.maxCapacity);

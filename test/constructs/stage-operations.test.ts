@@ -88,7 +88,43 @@ describe('StageOperations', () => {
   });
 });
 
+test('outgrow thresholds are props: the stage table is a default', () => {
+  const { template } = synthStage(UserStage.USERS_100K, {
+    outgrowThresholds: { cpuPercent: 60, cacheMemoryPercent: 90 },
+  });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    Threshold: 60,
+    AlarmDescription: 'The database has averaged 60% CPU or more for an hour.',
+  });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    Threshold: 90,
+    AlarmDescription: 'The cache has used 90% of its memory or more for an hour.',
+  });
+});
+
 test.each([
+  [
+    'a CPU threshold above 100%',
+    () =>
+      new StageOperations(new Stack(newApp(), 'T'), 'Operations', { outgrowThresholds: { cpuPercent: 150 } }),
+    /outgrowThresholds\.cpuPercent must be a whole number from 10 to 100; got 150\./,
+  ],
+  [
+    'more evaluation periods than a day holds',
+    () =>
+      build().operations.addHealthAlarm('Long', {
+        metric,
+        threshold: 1,
+        evaluationPeriods: 300,
+        description: 'd',
+      }),
+    /alarm Long evaluationPeriods must be a whole number from 1 to 288; got 300\./,
+  ],
+  [
+    'a threshold that is not a number',
+    () => build().operations.addHealthAlarm('Nan', { metric, threshold: NaN, description: 'd' }),
+    /alarm Nan threshold must be a finite number; got NaN\./,
+  ],
   [
     'not an address',
     () => build('ops'),
