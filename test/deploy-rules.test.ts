@@ -623,6 +623,17 @@ describe('each rule reports a template broken on purpose', () => {
     ]);
   });
 
+  broken('cloudwatch-dashboard-widgets: a dashboard of 501 widgets', () => {
+    const { t, context } = copyOf(UserStage.USERS_1M);
+    const [id, dashboard] = only(t, 'AWS::CloudWatch::Dashboard');
+    expect(rule('cloudwatch-dashboard-widgets').check(t, context)).toEqual([]);
+    const widget = '{"type":"text","width":1,"height":1,"x":0,"y":0,"properties":{"markdown":"x"}}';
+    properties(dashboard).DashboardBody = `{"widgets":[${Array(501).fill(widget).join(',')}]}`;
+    expect(rule('cloudwatch-dashboard-widgets').check(t, context)).toEqual([
+      `${id} has 501 widgets; a dashboard holds at most 500`,
+    ]);
+  });
+
   broken('security-group-rule-quota-prefix-list-weight: two rules naming the CloudFront prefix list', () => {
     const { t, context } = copyOf(UserStage.USERS_1K);
     const [id, ingress] = resourcesOfType(t, 'AWS::EC2::SecurityGroupIngress').find(

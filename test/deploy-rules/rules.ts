@@ -1239,6 +1239,23 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
           : [];
       }),
   },
+  {
+    id: 'cloudwatch-dashboard-widgets',
+    title: 'A CloudWatch dashboard body holds at most 500 widgets',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html',
+      title: 'Dashboard Body Structure and Syntax (Amazon CloudWatch API Reference)',
+    },
+    quote:
+      'A DashboardBody is a string in JSON format. It can include an array of between 0 and 500 widget objects, ' +
+      'as well as a few other parameters.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::CloudWatch::Dashboard').flatMap(([id, d]) => {
+        const body = renderText(props(d).DashboardBody, () => 'TOKEN');
+        const widgets = body.match(/\{"type":"/g)?.length ?? 0;
+        return widgets > 500 ? [`${id} has ${widgets} widgets; a dashboard holds at most 500`] : [];
+      }),
+  },
 ];
 
 /** [vpcOriginId, targetId] for every CloudFront VPC origin whose load balancer or instance is in the template. */
