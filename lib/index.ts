@@ -16,3 +16,4 @@ export * from './stages/edge-stack';
 export * from './stages/stage-stacks';
 export { ScaleStagesError, ScaleStagesErrors } from './private/errors';
 export * from './feature-flags';
+export * from './cost-estimate';

@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { UserStage } from '../lib';
+import { CostEstimate, UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { monthlyCost, PricedTemplate } from '../lib/private/cost-model';
 import { dollars, README, stageCosts, withCosts } from '../scripts/cost-table';
@@ -52,4 +52,25 @@ test('an unpriced resource type fails the model instead of counting as free', ()
     /Q: no price for AWS::Kinesis::Stream/,
   );
   expect(monthlyCost({ Resources: { N: { Type: 'AWS::EC2::NatGateway' } } })).toBe(32.85);
+});
+
+test("each construct reports its own baseline, and a stage's constructs add up to its stack", () => {
+  const { stack } = synthStage(UserStage.USERS_100K);
+  const parts = [
+    stack.network,
+    stack.web!,
+    stack.database!,
+    stack.readReplicas!,
+    stack.cache!,
+    stack.cdn,
+    stack.operations,
+  ];
+  const byPart = parts.map((part) => CostEstimate.monthlyBaseline(part));
+  // The fleet: an internal load balancer ($16.425) and two m7g.large servers with 8 GiB roots ($120.416).
+  expect(CostEstimate.monthlyBaseline(stack.web!)).toBe(136.84);
+  // The cache: two cache.t4g.medium Valkey nodes ($75.92) and the AUTH token's secret ($0.40).
+  expect(CostEstimate.monthlyBaseline(stack.cache!)).toBe(76.32);
+  const total = byPart.reduce((sum, cost) => sum + cost, 0);
+  expect(Math.round(total * 100) / 100).toBe(CostEstimate.monthlyBaseline(stack));
+  expect(CostEstimate.monthlyBaseline(stack)).toBe(stack.estimatedMonthlyCost());
 });

@@ -10,7 +10,8 @@
  * budget). `StageStack.estimatedMonthlyCost` and the README's stage table (`npm run cost-table`) use it.
  */
 
-import { Stack, Stage } from 'aws-cdk-lib/core';
+import { CfnResource, Stack, Stage } from 'aws-cdk-lib/core';
+import { IConstruct } from 'constructs';
 import { ScaleStagesError } from './errors';
 
 const HOURS = 730;
@@ -185,4 +186,17 @@ export function templateOf(stack: Stack): PricedTemplate {
   const stage = Stage.of(stack);
   if (!stage) throw new ScaleStagesError('the stack is not in an app, so it cannot be synthesized.');
   return stage.synth().getStackArtifact(stack.artifactId).template as PricedTemplate;
+}
+
+/** The resources of a construct's subtree, priced in its synthesized stack. */
+export function subtreeCost(scope: IConstruct): number {
+  const stack = Stack.of(scope);
+  const template = templateOf(stack);
+  let total = 0;
+  for (const resource of scope.node.findAll().filter((c): c is CfnResource => CfnResource.isCfnResource(c))) {
+    const id = stack.resolve(resource.logicalId) as string; // with any override of the logical id
+    // The whole template goes along: an Auto Scaling group is priced by its launch template.
+    if (template.Resources[id]) total += monthly(id, template.Resources[id], template);
+  }
+  return Math.round(total * 100) / 100;
 }
