@@ -38,7 +38,7 @@ test.each(BUILT_STAGES)(
       section.indexOf('Cost:'),
       section.indexOf('\n\n', section.indexOf('Cost:')),
     );
-    const totals = [...breakdown.matchAll(/about \$([\d,]+)/g)];
+    const totals = [...breakdown.matchAll(/about\s+\$([\d,]+)/g)];
     const stated = Number(totals[totals.length - 1][1].replace(/,/g, '')); // the last is the total
     // The breakdown adds a few usage-priced items (backups, the retained stage-1 volume after
     // stage 1k, flow logs), so the stated total may be a little higher than the fixed part.
