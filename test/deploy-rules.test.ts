@@ -634,6 +634,47 @@ describe('each rule reports a template broken on purpose', () => {
     ]);
   });
 
+  broken('rds-replica-forbidden-properties: a read replica with its own backups and database name', () => {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    const replica = Object.keys(t.Resources).find((id) => /^ReadReplicasReplica1[0-9A-F]{8}$/.test(id))!;
+    properties(t.Resources[replica]).BackupRetentionPeriod = 7;
+    properties(t.Resources[replica]).DBName = 'app';
+    expect(rule('rds-replica-forbidden-properties').check(t, context)).toEqual([
+      `${replica} is a read replica but sets BackupRetentionPeriod, DBName`,
+    ]);
+  });
+
+  /** Stage 100k's replica, turned into a cross-region one of a source in us-east-1. */
+  function crossRegionReplica(source: string): { t: CfnTemplate; context: RuleContext; replica: string } {
+    const { t, context } = copyOf(UserStage.USERS_100K);
+    const replica = Object.keys(t.Resources).find((id) => /^ReadReplicasReplica1[0-9A-F]{8}$/.test(id))!;
+    properties(t.Resources[replica]).SourceRegion = 'us-east-1';
+    properties(t.Resources[replica]).SourceDBInstanceIdentifier = source;
+    return { t, context, replica };
+  }
+
+  broken('rds-cross-region-replica-source-arn: a source named by identifier, or in another region', () => {
+    const byName = crossRegionReplica('app-primary');
+    expect(rule('rds-cross-region-replica-source-arn').check(byName.t, byName.context)).toEqual([
+      `${byName.replica} replicates 'app-primary' from us-east-1: a cross-region source must be an ARN`,
+    ]);
+    const elsewhere = crossRegionReplica('arn:aws:rds:eu-west-1:123456789012:db:app-primary');
+    expect(rule('rds-cross-region-replica-source-arn').check(elsewhere.t, elsewhere.context)).toEqual([
+      `${elsewhere.replica} names a source in eu-west-1 but SourceRegion us-east-1`,
+    ]);
+    const right = crossRegionReplica('arn:aws:rds:us-east-1:123456789012:db:app-primary');
+    expect(rule('rds-cross-region-replica-source-arn').check(right.t, right.context)).toEqual([]);
+  });
+
+  broken('rds-cross-region-replica-kms-key: an encrypted cross-region replica without a key', () => {
+    const { t, context, replica } = crossRegionReplica('arn:aws:rds:us-east-1:123456789012:db:app-primary');
+    expect(rule('rds-cross-region-replica-kms-key').check(t, context)).toEqual([
+      `${replica} replicates across regions, encrypted, without a KmsKeyId`,
+    ]);
+    properties(t.Resources[replica]).KmsKeyId = 'arn:aws:kms:eu-west-1:123456789012:key/abc';
+    expect(rule('rds-cross-region-replica-kms-key').check(t, context)).toEqual([]);
+  });
+
   broken('security-group-rule-quota-prefix-list-weight: two rules naming the CloudFront prefix list', () => {
     const { t, context } = copyOf(UserStage.USERS_1K);
     const [id, ingress] = resourcesOfType(t, 'AWS::EC2::SecurityGroupIngress').find(

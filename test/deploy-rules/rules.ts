@@ -44,6 +44,16 @@ export interface DeployRule {
   check(template: CfnTemplate, context: RuleContext): string[];
 }
 
+/** What a read replica takes from its source and must not set (CloudFormation DBInstance docs). */
+const REPLICA_FORBIDDEN = [
+  'BackupRetentionPeriod',
+  'DBName',
+  'MasterUsername',
+  'MasterUserPassword',
+  'PreferredBackupWindow',
+  'DBSnapshotIdentifier',
+];
+
 // ---------------------------------------------------------------------------------------------------
 // Shared lookups
 
@@ -1254,6 +1264,74 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
         const body = renderText(props(d).DashboardBody, () => 'TOKEN');
         const widgets = body.match(/\{"type":"/g)?.length ?? 0;
         return widgets > 500 ? [`${id} has ${widgets} widgets; a dashboard holds at most 500`] : [];
+      }),
+  },
+  {
+    id: 'rds-replica-forbidden-properties',
+    title:
+      'An RDS read replica (SourceDBInstanceIdentifier) must not set BackupRetentionPeriod, DBName, MasterUsername, MasterUserPassword, PreferredBackupWindow or DBSnapshotIdentifier',
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-rds-dbinstance.html',
+      title: 'AWS::RDS::DBInstance, SourceDBInstanceIdentifier (AWS CloudFormation User Guide)',
+    },
+    quote:
+      "Don't set the BackupRetentionPeriod, DBName, MasterUsername, MasterUserPassword, and " +
+      'PreferredBackupWindow properties. The database attributes are inherited from the source DB instance, ' +
+      "and backups are disabled for read replicas. ... If you specify SourceDBInstanceIdentifier, don't " +
+      'specify the DBSnapshotIdentifier property.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::RDS::DBInstance').flatMap(([id, r]) => {
+        const p = props(r);
+        if (p.SourceDBInstanceIdentifier === undefined) return [];
+        const set = REPLICA_FORBIDDEN.filter((name) => p[name] !== undefined);
+        return set.length ? [`${id} is a read replica but sets ${set.join(', ')}`] : [];
+      }),
+  },
+  {
+    id: 'rds-cross-region-replica-source-arn',
+    title:
+      'A cross-region RDS read replica (SourceRegion) names its source by ARN, in SourceRegion, not by identifier',
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-rds-dbinstance.html',
+      title: 'AWS::RDS::DBInstance, SourceDBInstanceIdentifier (AWS CloudFormation User Guide)',
+    },
+    quote:
+      'If the source DB instance is in a different region than the read replica, specify the source region in ' +
+      'SourceRegion, and specify an ARN for a valid DB instance in SourceDBInstanceIdentifier.',
+    // aws-cdk#28998: aws-cdk-lib's read replica of an imported source builds the ARN in the replica's
+    // own region; a literal ARN is checked against SourceRegion, a token is skipped.
+    check: (t) =>
+      resourcesOfType(t, 'AWS::RDS::DBInstance').flatMap(([id, r]) => {
+        const p = props(r);
+        const region = str(p.SourceRegion);
+        const source = str(p.SourceDBInstanceIdentifier);
+        if (region === undefined || source === undefined) return [];
+        const arn = /^arn:aws[a-z-]*:rds:([a-z0-9-]+):\d{12}:db:/.exec(source);
+        if (!arn)
+          return [`${id} replicates '${source}' from ${region}: a cross-region source must be an ARN`];
+        return arn[1] === region ? [] : [`${id} names a source in ${arn[1]} but SourceRegion ${region}`];
+      }),
+  },
+  {
+    id: 'rds-cross-region-replica-kms-key',
+    title: 'An encrypted cross-region RDS read replica names a KMS key (KmsKeyId) of its own region',
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-rds-dbinstance.html',
+      title: 'AWS::RDS::DBInstance, KmsKeyId (AWS CloudFormation User Guide)',
+    },
+    quote:
+      'The value is inherited from the source DB instance, and if the DB instance is encrypted, the specified ' +
+      'KmsKeyId property is used. However, if the source DB instance is in a different AWS Region, you must ' +
+      'specify a KMS key ID.',
+    // Every database of this library is encrypted; a cross-region replica without StorageEncrypted false
+    // is taken as encrypted.
+    check: (t) =>
+      resourcesOfType(t, 'AWS::RDS::DBInstance').flatMap(([id, r]) => {
+        const p = props(r);
+        if (p.SourceRegion === undefined || bool(p.StorageEncrypted) === false) return [];
+        return p.KmsKeyId === undefined
+          ? [`${id} replicates across regions, encrypted, without a KmsKeyId`]
+          : [];
       }),
   },
 ];
