@@ -166,7 +166,8 @@ export class LoadBalancedTier extends Construct implements IAppTier {
   private readonly lbPeer: ec2.IPeer;
   private readonly https: boolean;
   private readonly minCapacity: number;
-  private readonly maxCapacity: number;
+  /** The most servers scaling may reach. */
+  public readonly maxCapacity: number;
 
   constructor(scope: Construct, id: string, props: LoadBalancedTierProps) {
     super(scope, id);

@@ -240,7 +240,8 @@ export class StageOperations extends Construct {
   }
 
   /** The load-balanced fleet: 5xx, unhealthy servers, latency p50/p99, requests, CPU. */
-  public monitorFleet(web: LoadBalancedTier, maxCapacity: number): void {
+  public monitorFleet(web: LoadBalancedTier): void {
+    const maxCapacity = web.maxCapacity;
     const lb = web.loadBalancer.metrics;
     const five = Duration.minutes(5);
     const errors = lb.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, {

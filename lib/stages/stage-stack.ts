@@ -299,7 +299,7 @@ export class StageStack extends Stack {
     } else {
       this.web = this.addWeb(props, sizing.web!);
     }
-    const appTier: IAppTier = this.server ?? this.web!;
+    const appTier: IAppTier & IConstruct = this.server ?? this.web!;
 
     if (sizing.database) {
       this.database = new SeparatedDb(this, 'Database', {
@@ -390,7 +390,7 @@ export class StageStack extends Stack {
     if (sizing.workers) {
       this.workers = this.addWorkers(props, sizing.workers, appTier);
     }
-    this.operations = this.addOperations(props, sizing);
+    this.operations = this.addOperations(props);
     new CfnOutput(this, 'AppUrl', {
       description: webClient
         ? 'The app: the web client, with the API at /api/*'
@@ -492,7 +492,7 @@ export class StageStack extends Stack {
   private addWorkers(
     props: StageStackProps,
     sizing: NonNullable<StageSizing['workers']>,
-    appTier: IAppTier,
+    appTier: IAppTier & IConstruct,
   ): QueueWorkers {
     const media = this.cdn.mediaBucket!;
     const web = this.cdn.bucket!;
@@ -545,13 +545,13 @@ export class StageStack extends Stack {
    * Every stage: alarms that something is broken, a dashboard, and the signals that the stage is
    * outgrowing its architecture, combined into one alarm that names the next stage.
    */
-  private addOperations(props: StageStackProps, sizing: StageSizing): StageOperations {
+  private addOperations(props: StageStackProps): StageOperations {
     const operations = new StageOperations(this, 'Operations', {
       alarmEmail: props.alarmEmail ?? readString(this.node, 'alarmEmail'),
       outgrowThresholds: props.outgrowThresholds,
     });
     if (this.server) operations.monitorServer(this.server);
-    if (this.web) operations.monitorFleet(this.web, props.webMaxCapacity ?? sizing.web!.maxCapacity);
+    if (this.web) operations.monitorFleet(this.web);
     if (this.database) operations.monitorDatabase(this.database);
     if (this.readReplicas) operations.monitorReplicas(this.readReplicas);
     if (this.cache) operations.monitorCache(this.cache);
@@ -570,10 +570,15 @@ export class StageStack extends Stack {
   }
 
   /** Lets `grantee` do `actions` on the objects under `prefix` in `bucket`, and nothing else. */
-  private grantObjects(grantee: iam.IGrantable, bucket: s3.IBucket, actions: string[], prefix: string): void {
+  private grantObjects(
+    grantee: iam.IGrantable & IConstruct,
+    bucket: s3.IBucket,
+    actions: string[],
+    prefix: string,
+  ): void {
     iam.Grant.addToPrincipal({ grantee, actions, resourceArns: [bucket.arnForObjects(`${prefix}*`)] });
     const bucketId = this.getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
-    Validations.of(grantee as unknown as IConstruct).acknowledge({
+    Validations.of(grantee).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${prefix}*]`,
       reason: `The app reads or writes objects under ${prefix} by keys it chooses.`,
     });
