@@ -1,7 +1,8 @@
 // Draws each built stage's architecture from its synthesized templates: `npm run diagrams` writes
 // docs/diagrams/stage-<id>.svg. Only the tiers are drawn (edge, app servers, data, queue); IAM,
 // policies, log groups, custom resources, security groups and routes are left out, but security
-// group rules and IAM grants decide which tier talks to which. Graphviz runs as WebAssembly
+// group rules and IAM grants decide which tier talks to which. At stage 10m each secondary region's
+// stack is drawn as a region of its own beside the primary's. Graphviz runs as WebAssembly
 // (@hpcc-js/wasm-graphviz, pinned in package-lock.json), so every machine renders the same bytes
 // without a native Graphviz or its fonts.
 import { execFileSync } from 'child_process';
@@ -18,6 +19,8 @@ export const DIAGRAM_DIR = path.join(ROOT, 'docs', 'diagrams');
 /** A CloudFormation template, as far as the diagram reads it. */
 export interface CfnTemplate {
   readonly Resources?: Record<string, CfnResource>;
+  /** Read where another stack's resources refer to this one's with `Fn::GetStackOutput`. */
+  readonly Outputs?: Record<string, { readonly Value?: unknown }>;
 }
 interface CfnResource {
   readonly Type: string;
@@ -26,10 +29,17 @@ interface CfnResource {
 }
 type Props = Record<string, unknown>;
 
-/** The templates of one stage: the primary stack's and, from stage 1k, the edge stack's. */
+/**
+ * The templates of one stage: the primary stack's and, from stage 1k, the edge stack's; at stage
+ * 10m also each secondary region's stack.
+ */
 export interface StageTemplates {
   readonly primary: CfnTemplate;
   readonly edge?: CfnTemplate;
+  /** Stage 10m: the primary stack's region (the stack itself is environment-agnostic). */
+  readonly primaryRegion?: string;
+  /** Stage 10m: each secondary region's template, by region, in the order of the regions. */
+  readonly secondaries?: Readonly<Record<string, CfnTemplate>>;
 }
 
 /** What a box in the picture stands for. */
@@ -57,6 +67,8 @@ export interface TierNode {
   readonly title: string;
   readonly details: readonly string[];
   readonly cluster: TierCluster;
+  /** At stage 10m, the region the box runs in; none at the edge, outside, or in a single region. */
+  readonly region?: string;
   /** The CloudFormation types the box was drawn from (none for the viewer). */
   readonly resourceTypes: readonly string[];
 }
@@ -69,12 +81,22 @@ export interface TierEdge {
   readonly style: 'request' | 'async' | 'grant';
 }
 
+/** One region of a stage in several regions (stage 10m), the primary first. */
+export interface TierRegion {
+  readonly name: string;
+  readonly role: 'primary' | 'secondary';
+  /** The region's subnet tier labels, by cluster. */
+  readonly subnetLabels: Partial<Record<TierCluster, string>>;
+}
+
 export interface TierGraph {
   readonly stage: UserStage;
   readonly nodes: readonly TierNode[];
   readonly edges: readonly TierEdge[];
-  /** Subnet tier labels read from the subnets' tags, by cluster. */
+  /** Subnet tier labels read from the subnets' tags, by cluster (of the primary region). */
   readonly subnetLabels: Partial<Record<TierCluster, string>>;
+  /** Stage 10m: its regions, each drawn as a cluster of its own; none in a single region. */
+  readonly regions?: readonly TierRegion[];
 }
 
 /** Synthesizes one stage as `cdk synth -c stage=<id>` does (cdk.json's context over the tested flags). */
@@ -96,9 +118,17 @@ export function synthStageTemplates(stage: UserStage): StageTemplates {
     });
     const stacks = new StageStacks(app, 'ScaleStages', { stage });
     const assembly = app.synth();
-    return {
+    const templates: StageTemplates = {
       primary: assembly.getStackByName(stacks.primary.stackName).template,
       edge: stacks.edge && assembly.getStackByName(stacks.edge.stackName).template,
+    };
+    if (stacks.secondaries.length === 0) return templates;
+    return {
+      ...templates,
+      primaryRegion: stacks.secondaries[0].primaryRegion,
+      secondaries: Object.fromEntries(
+        stacks.secondaries.map((s) => [s.region, assembly.getStackByName(s.stackName).template]),
+      ),
     };
   } finally {
     fs.rmSync(outdir, { recursive: true, force: true });
@@ -142,8 +172,19 @@ function count(n: number, what: string): string {
   return `${n} × ${what}`;
 }
 
-/** Reads the tiers of one stage out of its templates. */
-export function tierGraph(stage: UserStage, templates: StageTemplates): TierGraph {
+/** The tiers of one region's stack, with the firewall of the edge stack. */
+interface RegionTiers {
+  readonly nodes: Map<string, TierNode>;
+  readonly edges: TierEdge[];
+  readonly subnetLabels: Partial<Record<TierCluster, string>>;
+  /** The box a logical ID is drawn in, if any. */
+  readonly nodeOf: (logicalId: string) => string | undefined;
+  /** Draws a bucket of the stack, unless it is drawn already. */
+  readonly addBucket: (logicalId: string) => void;
+}
+
+/** Reads the tiers of one region's stack (`templates.primary`) and of the edge stack. */
+function regionTiers(templates: Pick<StageTemplates, 'primary' | 'edge'>): RegionTiers {
   const resources = templates.primary.Resources ?? {};
   const byType = (type: string) =>
     Object.entries(resources)
@@ -309,23 +350,29 @@ export function tierGraph(stage: UserStage, templates: StageTemplates): TierGrap
     );
   }
   // Read replicas of one primary with one instance class are one box.
+  // A cross-region replica (stage 10m) has its source in another stack: `tierGraph` draws that edge.
   const replicaGroups = new Map<string, string[]>();
   for (const [id, db] of dbInstances) {
     const p = db.Properties ?? {};
     const [source] = refs(p.SourceDBInstanceIdentifier);
-    if (!source) continue;
-    const key = `${source}|${p.DBInstanceClass}`;
+    const sourceRegion = source ? '' : String(p.SourceRegion ?? '');
+    if (!source && !sourceRegion) continue;
+    const key = `${source ?? ''}|${p.DBInstanceClass}|${sourceRegion}`;
     replicaGroups.set(key, [...(replicaGroups.get(key) ?? []), id]);
   }
   for (const [key, ids] of replicaGroups) {
-    const [source, instanceClass] = key.split('|');
+    const [source, instanceClass, sourceRegion] = key.split('|');
     const first = resources[ids[0]];
+    const what = sourceRegion ? 'RDS cross-region read replica' : 'RDS read replica';
     add(
       ids[0],
       {
         kind: 'replica',
-        title: ids.length === 1 ? 'RDS read replica' : 'RDS read replicas',
-        details: [count(ids.length, instanceClass)],
+        title: ids.length === 1 ? what : `${what}s`,
+        details: [
+          count(ids.length, instanceClass),
+          ...(sourceRegion ? [`of the ${sourceRegion} primary`] : []),
+        ],
         cluster: subnetGroupTier(first.Properties?.DBSubnetGroupName),
       },
       [first.Type],
@@ -553,7 +600,144 @@ export function tierGraph(stage: UserStage, templates: StageTemplates): TierGrap
     }
   }
 
-  return { stage, nodes: [...nodes.values()], edges, subnetLabels };
+  return { nodes, edges, subnetLabels, nodeOf, addBucket };
+}
+
+/** The `Fn::GetStackOutput` references in a value. */
+function stackOutputs(value: unknown, into: Props[] = []): Props[] {
+  if (Array.isArray(value)) {
+    value.forEach((v) => stackOutputs(v, into));
+  } else if (value && typeof value === 'object') {
+    for (const [key, v] of Object.entries(value)) {
+      if (key === 'Fn::GetStackOutput' && v && typeof v === 'object') into.push(v as Props);
+      else stackOutputs(v, into);
+    }
+  }
+  return into;
+}
+
+/** Reads the tiers of one stage out of its templates. */
+export function tierGraph(stage: UserStage, templates: StageTemplates): TierGraph {
+  const primary = regionTiers(templates);
+  const secondaries = Object.entries(templates.secondaries ?? {});
+  if (secondaries.length === 0) {
+    return {
+      stage,
+      nodes: [...primary.nodes.values()],
+      edges: primary.edges,
+      subnetLabels: primary.subnetLabels,
+    };
+  }
+
+  // Stage 10m: the primary region as in stage 1m, and each secondary region beside it. Their boxes
+  // are named `<region>/<logical ID>`: the stacks share their construct paths, so their logical IDs.
+  const primaryRegion = templates.primaryRegion ?? 'primary region';
+  const regions: TierRegion[] = [
+    { name: primaryRegion, role: 'primary', subnetLabels: primary.subnetLabels },
+  ];
+  const regional = (n: TierNode): TierNode =>
+    n.cluster === 'outside' || n.cluster === 'edge' ? n : { ...n, region: primaryRegion };
+  const nodes: TierNode[] = [...primary.nodes.values()].map(regional);
+  const edges: TierEdge[] = [...primary.edges];
+  const stacks = new Map([[primaryRegion, { template: templates.primary, tiers: primary, prefix: '' }]]);
+  // The boxes the outputs another stack reads with `Fn::GetStackOutput` refer to, found by region.
+  const outputTargets = (value: unknown): string[] =>
+    stackOutputs(value).flatMap((ref) => {
+      const stack = stacks.get(String(ref.Region));
+      const output = stack?.template.Outputs?.[String(ref.OutputName)];
+      return [...refs(output?.Value)].flatMap((id) => {
+        const node = stack?.tiers.nodeOf(id);
+        return node ? [`${stack?.prefix}${node}`] : [];
+      });
+    });
+  for (const [region, template] of secondaries) {
+    const tiers = regionTiers({ primary: template });
+    const prefix = `${region}/`;
+    stacks.set(region, { template, tiers, prefix });
+    // The buckets the stack shares through its outputs: the destination of the media replication.
+    for (const output of Object.values(template.Outputs ?? {}))
+      [...refs(output.Value)].forEach(tiers.addBucket);
+    regions.push({ name: region, role: 'secondary', subnetLabels: tiers.subnetLabels });
+    // Viewers reach a secondary region through the primary's distribution only. (Its media bucket
+    // takes uploads straight from browsers once the region takes the writes, after a promotion.)
+    for (const n of tiers.nodes.values()) {
+      if (n.cluster !== 'outside') nodes.push({ ...n, id: `${prefix}${n.id}`, region });
+    }
+    for (const e of tiers.edges) {
+      if (e.from !== 'Viewer' && e.to !== 'Viewer')
+        edges.push({ ...e, from: `${prefix}${e.from}`, to: `${prefix}${e.to}` });
+    }
+  }
+  const connect = (from: string | undefined, to: string | undefined, edge: Omit<TierEdge, 'from' | 'to'>) => {
+    if (!from || !to || from === to || edges.some((e) => e.from === from && e.to === to)) return;
+    edges.push({ from, to, ...edge });
+  };
+  const resources = templates.primary.Resources ?? {};
+  const byType = (res: Record<string, CfnResource>, type: string) =>
+    Object.entries(res)
+      .filter(([, r]) => r.Type === type)
+      .sort(([a], [b]) => a.localeCompare(b));
+
+  // CloudFront -> each secondary region's load balancer, through a VPC origin that reads its ARN.
+  // The regional routing function sends an API behavior's reads to the region nearest the viewer,
+  // with the next nearest as failover (its code names the origins it picks from), and keeps a
+  // `/_region/<region>/*` behavior on its own origin.
+  const functionCode = new Map(
+    byType(resources, 'AWS::CloudFront::Function').map(([id, r]) => [
+      id,
+      String(r.Properties?.FunctionCode ?? ''),
+    ]),
+  );
+  for (const [id, distribution] of byType(resources, 'AWS::CloudFront::Distribution')) {
+    const config = (distribution.Properties?.DistributionConfig ?? {}) as Props;
+    const behaviors = [config.DefaultCacheBehavior, ...list(config.CacheBehaviors)].map(
+      (b) => (b ?? {}) as Props,
+    );
+    for (const origin of list(config.Origins).map((o) => o as Props)) {
+      const [vpcOrigin] = refs(origin.VpcOriginConfig);
+      const targets = outputTargets(vpcOrigin && resources[vpcOrigin]?.Properties?.VpcOriginEndpointConfig);
+      const routed = behaviors
+        .filter((b) => b.TargetOriginId !== origin.Id && !String(b.PathPattern).startsWith('/_region/'))
+        .filter((b) =>
+          [...refs(b.FunctionAssociations)].some((fn) =>
+            functionCode.get(fn)?.includes(JSON.stringify(origin.Id)),
+          ),
+        )
+        .map((b) => `${b.PathPattern} reads, failover`);
+      const pinned = behaviors
+        .filter((b) => b.TargetOriginId === origin.Id)
+        .map((b) => String(b.PathPattern));
+      for (const target of targets)
+        connect(id, target, { style: 'request', label: [...routed, ...pinned].join('\n') });
+    }
+  }
+  // Primary database -> each cross-region replica, which names it by the primary's output.
+  for (const [region, template] of secondaries) {
+    const { tiers, prefix } = stacks.get(region)!;
+    for (const [id, db] of byType(template.Resources ?? {}, 'AWS::RDS::DBInstance')) {
+      const replica = tiers.nodeOf(id);
+      if (!replica) continue;
+      for (const source of outputTargets(db.Properties?.SourceDBInstanceIdentifier)) {
+        connect(source, `${prefix}${replica}`, { style: 'async', label: 'cross-region replication' });
+      }
+    }
+  }
+  // Primary buckets -> the buckets they replicate into, named by the secondary regions' outputs.
+  for (const [id, bucket] of byType(resources, 'AWS::S3::Bucket')) {
+    const rules = list((bucket.Properties?.ReplicationConfiguration as Props | undefined)?.Rules).map(
+      (r) => r as Props,
+    );
+    for (const rule of rules) {
+      const prefix = (rule.Filter as Props | undefined)?.Prefix ?? rule.Prefix;
+      for (const target of outputTargets((rule.Destination as Props | undefined)?.Bucket)) {
+        connect(primary.nodeOf(id), target, {
+          style: 'async',
+          label: prefix ? `S3 replication of ${prefix}` : 'S3 replication',
+        });
+      }
+    }
+  }
+  return { stage, nodes, edges, subnetLabels: primary.subnetLabels, regions };
 }
 
 const STYLE: Record<TierKind, { fill: string; line: string; shape?: string }> = {
@@ -583,6 +767,12 @@ const CLUSTER_STYLE: Record<
   regional: { label: 'Regional services', fill: '#fcfbf5', line: '#a89f68' },
 };
 
+/** The region clusters of stage 10m. */
+const REGION_STYLE: Record<TierRegion['role'], { fill: string; line: string; penwidth: number }> = {
+  primary: { fill: '#ffffff', line: '#232f3e', penwidth: 2 },
+  secondary: { fill: '#ffffff', line: '#232f3e', penwidth: 1 },
+};
+
 function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
@@ -607,39 +797,66 @@ export function toDot(graph: TierGraph): string {
       `${indent}${quote(node.id)} [label=<${lines.join('<br/>')}>, fillcolor=${quote(style.fill)}, color=${quote(style.line)}${shape}];`,
     );
   };
-  const inCluster = (cluster: TierCluster) => graph.nodes.filter((n) => n.cluster === cluster);
-  const cluster = (id: Exclude<TierCluster, 'outside'>, indent: string) => {
-    const members = inCluster(id);
+  // In a single region every box has no region; at stage 10m each region's boxes go in its cluster.
+  // The primary region's clusters keep the names they have in a single region.
+  const clusterSuffix = (region?: TierRegion) => (region?.role === 'secondary' ? `_${region.name}` : '');
+  const inCluster = (cluster: TierCluster, region?: TierRegion) =>
+    graph.nodes.filter((n) => n.cluster === cluster && n.region === region?.name);
+  const cluster = (id: Exclude<TierCluster, 'outside'>, indent: string, region?: TierRegion) => {
+    const members = inCluster(id, region);
     if (members.length === 0) return;
     const style = CLUSTER_STYLE[id];
-    const label = graph.subnetLabels[id] ?? style.label;
-    out.push(`${indent}subgraph "cluster_${id}" {`);
+    const label = (region ?? graph).subnetLabels[id] ?? style.label;
+    out.push(`${indent}subgraph ${quote(`cluster_${id}${clusterSuffix(region)}`)} {`);
     out.push(
       `${indent}  label=${quote(label)}; labeljust=l; fontsize=11; style="rounded,filled"; fillcolor=${quote(style.fill)}; color=${quote(style.line)};`,
     );
     members.forEach((n) => nodeLine(n, `${indent}  `));
     out.push(`${indent}}`);
   };
+  const vpcAndServices = (indent: string, region?: TierRegion) => {
+    if (['public', 'app', 'data'].some((c) => inCluster(c as TierCluster, region).length > 0)) {
+      out.push(`${indent}subgraph ${quote(`cluster_vpc${clusterSuffix(region)}`)} {`);
+      out.push(`${indent}  label="VPC"; labeljust=l; fontsize=12; style="rounded"; color="#248814";`);
+      cluster('public', `${indent}  `, region);
+      cluster('app', `${indent}  `, region);
+      cluster('data', `${indent}  `, region);
+      out.push(`${indent}}`);
+    }
+    cluster('regional', indent, region);
+  };
+  const rankCompute = (region?: TierRegion) => {
+    const compute = graph.nodes.filter(
+      (n) => (n.kind === 'server' || n.kind === 'fleet') && n.region === region?.name,
+    );
+    if (compute.length > 1) out.push(`  { rank=same; ${compute.map((n) => quote(n.id)).join('; ')}; }`);
+  };
   inCluster('outside').forEach((n) => nodeLine(n, '  '));
   cluster('edge', '  ');
-  if (['public', 'app', 'data'].some((c) => inCluster(c as TierCluster).length > 0)) {
-    out.push('  subgraph "cluster_vpc" {');
-    out.push('    label="VPC"; labeljust=l; fontsize=12; style="rounded"; color="#248814";');
-    cluster('public', '    ');
-    cluster('app', '    ');
-    cluster('data', '    ');
-    out.push('  }');
+  if (!graph.regions) {
+    vpcAndServices('  ');
+    rankCompute();
+  } else {
+    for (const region of graph.regions) {
+      const style = REGION_STYLE[region.role];
+      out.push(`  subgraph ${quote(`cluster_region_${region.name}`)} {`);
+      out.push(
+        `    label=${quote(`${region.name} (${region.role} region)`)}; labeljust=l; fontsize=14; style="rounded,filled"; fillcolor=${quote(style.fill)}; color=${quote(style.line)}; penwidth=${style.penwidth};`,
+      );
+      vpcAndServices('    ', region);
+      out.push('  }');
+    }
+    for (const region of graph.regions) rankCompute(region);
   }
-  cluster('regional', '  ');
-  const compute = graph.nodes.filter((n) => n.kind === 'server' || n.kind === 'fleet');
-  if (compute.length > 1) out.push(`  { rank=same; ${compute.map((n) => quote(n.id)).join('; ')}; }`);
   for (const edge of graph.edges) {
     const attrs: string[] = [];
     if (edge.label) attrs.push(`label=${quote(edge.label)}`);
     if (edge.style === 'async') attrs.push('style=dashed');
-    // Of the jobs, only their delivery to the workers orders the tiers from left to right.
+    // Of the jobs, only their delivery to the workers orders the tiers from left to right; of the
+    // replication, only a bucket's (stage 10m), which puts a secondary region's copy below its source.
     const target = graph.nodes.find((n) => n.id === edge.to)?.kind;
-    if (edge.style === 'async' && target !== 'fleet' && target !== 'server') attrs.push('constraint=false');
+    if (edge.style === 'async' && target !== 'fleet' && target !== 'server' && target !== 'bucket')
+      attrs.push('constraint=false');
     if (edge.style === 'grant') attrs.push('style=dotted', 'arrowhead=none', 'color="#dd344c"');
     out.push(`  ${quote(edge.from)} -> ${quote(edge.to)}${attrs.length ? ` [${attrs.join(', ')}]` : ''};`);
   }

@@ -7,8 +7,12 @@ import { synthStage } from './helpers';
 
 const costs = new Map(
   BUILT_STAGES.map((stage) => {
-    const { template, edge } = synthStage(stage);
-    const templates = [template.toJSON(), ...(edge ? [edge.toJSON()] : [])] as PricedTemplate[];
+    const { template, edge, secondaries } = synthStage(stage);
+    const templates = [
+      template.toJSON(),
+      ...(edge ? [edge.toJSON()] : []),
+      ...secondaries.map((s) => s.template.toJSON()),
+    ] as PricedTemplate[];
     return [stage, monthlyCost(...templates)];
   }),
 );

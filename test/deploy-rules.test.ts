@@ -691,6 +691,107 @@ describe('each rule reports a template broken on purpose', () => {
   });
 });
 
+describe("stage 10m's secondary region", () => {
+  const [{ stack, template }] = synthStage(UserStage.USERS_10M).secondaries;
+  const t = template.toJSON() as CfnTemplate;
+  const [loadBalancer] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+  // The primary's distribution reaches its load balancer through a VPC origin.
+  const context: RuleContext = {
+    stackName: stack.stackName,
+    region: stack.region,
+    vpcOriginTargets: [loadBalancer],
+  };
+
+  test.each(DEPLOY_RULES.map((r) => [r.id, r] as const))('keeps %s', (_id, r) => {
+    expect(r.check(t, context)).toEqual([]);
+  });
+
+  test('its cross-region replica is what the replica rules check: a source ARN in SourceRegion, a key', () => {
+    const [, replica] = only(t, 'AWS::RDS::DBInstance');
+    expect(replica.Properties!.SourceRegion).toBe('us-east-1');
+    expect(replica.Properties!.KmsKeyId).toBeDefined();
+  });
+
+  test('the VPC-origin rules see its load balancer: one in public subnets breaks them', () => {
+    const broken = structuredClone(t);
+    properties(broken.Resources[loadBalancer]).Scheme = 'internet-facing';
+    expect(rule('cloudfront-vpc-origin-private-subnets').check(broken, context)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^a VPC origin of another stack reaches ${loadBalancer}, which is in public subnets`),
+      ),
+    ]);
+    expect(
+      rule('cloudfront-vpc-origin-private-subnets').check(broken, { ...context, vpcOriginTargets: [] }),
+    ).toEqual([]);
+  });
+});
+
+/** Stage 10m's primary template, and its routing function's id and the distribution's. */
+function routing(): { t: CfnTemplate; context: RuleContext; fn: string; dist: string } {
+  const { t, context } = copyOf(UserStage.USERS_10M);
+  const [fn] = resourcesOfType(t, 'AWS::CloudFront::Function').find(([, r]) =>
+    String(r.Properties?.FunctionCode).includes('selectRequestOriginById'),
+  )!;
+  const [dist] = only(t, 'AWS::CloudFront::Distribution');
+  return { t, context, fn, dist };
+}
+
+describe('broken stage-10m templates break their rule', () => {
+  broken('cloudfront-kvs-function-runtime-2: the routing function on runtime 1.0', () => {
+    const { t, context, fn } = routing();
+    const config = properties(t.Resources[fn]).FunctionConfig as JsonObject;
+    config.Runtime = 'cloudfront-js-1.0';
+    expect(rule('cloudfront-kvs-function-runtime-2').check(t, context)).toEqual([
+      `${fn} reads a key value store with runtime cloudfront-js-1.0`,
+    ]);
+  });
+
+  broken('cloudfront-function-selects-defined-origins: an origin the function names is gone', () => {
+    const { t, context, fn, dist } = routing();
+    const config = properties(t.Resources[dist]).DistributionConfig as JsonObject;
+    const origins = config.Origins as JsonObject[];
+    const origin = origins.find((o) => o.Id === 'app-us-west-2')!;
+    origin.Id = 'renamed';
+    expect(rule('cloudfront-function-selects-defined-origins').check(t, context)).toEqual([
+      `${fn} selects app-us-west-2, not origins of ${dist}`,
+    ]);
+  });
+
+  broken('cloudfront-function-selects-defined-origins: the routing function on viewer responses', () => {
+    const { t, context, fn, dist } = routing();
+    const config = properties(t.Resources[dist]).DistributionConfig as JsonObject;
+    for (const behavior of config.CacheBehaviors as JsonObject[]) {
+      for (const a of (behavior.FunctionAssociations ?? []) as JsonObject[]) a.EventType = 'viewer-response';
+    }
+    expect(rule('cloudfront-function-selects-defined-origins').check(t, context)).toEqual([
+      `${dist} runs ${fn}, which selects origins, on viewer-response`,
+    ]);
+  });
+
+  broken('s3-replication-versioned-source: the media bucket replicates unversioned', () => {
+    const { t, context } = routing();
+    const [id, bucket] = resourcesOfType(t, 'AWS::S3::Bucket').find(
+      ([, r]) => r.Properties?.ReplicationConfiguration,
+    )!;
+    delete properties(bucket).VersioningConfiguration;
+    expect(rule('s3-replication-versioned-source').check(t, context)).toEqual([
+      `${id} replicates without versioning enabled`,
+    ]);
+  });
+
+  broken('s3-replication-filter-delete-markers: a filtered rule without DeleteMarkerReplication', () => {
+    const { t, context } = routing();
+    const [id, bucket] = resourcesOfType(t, 'AWS::S3::Bucket').find(
+      ([, r]) => r.Properties?.ReplicationConfiguration,
+    )!;
+    const [first] = (properties(bucket).ReplicationConfiguration as JsonObject).Rules as JsonObject[];
+    delete first.DeleteMarkerReplication;
+    expect(rule('s3-replication-filter-delete-markers').check(t, context)).toEqual([
+      `${id} rule media-to-1 has a Filter but no DeleteMarkerReplication`,
+    ]);
+  });
+});
+
 test('every rule has a broken-template test', () => {
   expect(DEPLOY_RULES.map((r) => r.id).filter((id) => !BROKEN.has(id))).toEqual([]);
 });

@@ -9,6 +9,7 @@ import {
   TierGraph,
   tierGraph,
   TierKind,
+  TierNode,
   toDot,
 } from '../scripts/diagrams';
 
@@ -77,6 +78,14 @@ const EXPECTED: Record<string, { has: TierKind[]; lacks: TierKind[]; buckets: nu
     lacks: ['server', 'volume'],
     buckets: 2,
     fleets: 2,
+  },
+  // The 1m blueprint in us-east-1, and in us-west-2 a web fleet, workers and a copy of the media bucket
+  // around a cross-region replica: a 'replica', so the writable database stays the only 'database'.
+  [UserStage.USERS_10M]: {
+    has: ['cdn', 'firewall', 'loadBalancer', 'fleet', 'database', 'replica', 'cache', 'queue', 'schedule'],
+    lacks: ['server', 'volume'],
+    buckets: 3,
+    fleets: 4,
   },
 };
 
@@ -147,6 +156,78 @@ test('the 1m workers take jobs from the queue that uploads and the schedule feed
   expect(hasEdge(stage, 'viewer', 'bucket')).toBe(true);
   const workers = graphs.get(stage)!.nodes.find((n) => n.title.startsWith('Workers'));
   expect(workers?.details).toContain('0–20 × m7g.medium');
+});
+
+describe('stage 10m', () => {
+  const stage = UserStage.USERS_10M;
+  const graph = () => graphs.get(stage)!;
+  const inRegion = (region: string | undefined) => graph().nodes.filter((n) => n.region === region);
+  const edge = (from: TierNode | undefined, to: TierNode | undefined) =>
+    graph().edges.find((e) => e.from === from?.id && e.to === to?.id);
+  const find = (region: string, kind: TierKind, title = '') =>
+    inRegion(region).find((n) => n.kind === kind && n.title.startsWith(title));
+
+  test('draws the primary region and each secondary region as a cluster of its own', () => {
+    expect(graph().regions?.map((r) => [r.name, r.role])).toEqual([
+      ['us-east-1', 'primary'],
+      ['us-west-2', 'secondary'],
+    ]);
+    expect(dots[stage]).toContain('label="us-east-1 (primary region)"');
+    expect(dots[stage]).toContain('label="us-west-2 (secondary region)"');
+    // Only the viewers and the edge are outside the regions.
+    expect(inRegion(undefined).map((n) => n.kind)).toEqual(['viewer', 'cdn', 'firewall']);
+  });
+
+  test('the secondary region has its own load balancer, fleets, replica, cache, queue and media bucket', () => {
+    const secondary = inRegion('us-west-2');
+    expect(secondary.map((n) => n.kind).sort()).toEqual(
+      ['bucket', 'cache', 'fleet', 'fleet', 'loadBalancer', 'queue', 'replica'].sort(),
+    );
+    expect(secondary.every((n) => n.id.startsWith('us-west-2/'))).toBe(true);
+    expect(find('us-west-2', 'replica')?.title).toBe('RDS cross-region read replica');
+    expect(find('us-west-2', 'replica')?.details).toEqual(['1 × db.m7g.xlarge', 'of the us-east-1 primary']);
+    expect(find('us-west-2', 'replica')?.cluster).toBe('data');
+    expect(find('us-west-2', 'cache')?.cluster).toBe('data');
+    expect(find('us-west-2', 'fleet', 'Web')?.cluster).toBe('app');
+    expect(find('us-west-2', 'bucket')?.title).toBe('S3 media bucket');
+    // The primary region is stage 1m's: one writable database, its replicas, the schedule.
+    expect(inRegion('us-east-1').filter((n) => n.kind === 'database')).toHaveLength(1);
+    expect(find('us-east-1', 'schedule')).toBeDefined();
+  });
+
+  test('CloudFront reaches the secondary region, and the primary replicates its database and media there', () => {
+    const cdn = node(stage, 'cdn');
+    const lb = find('us-west-2', 'loadBalancer');
+    expect(edge(cdn, lb)?.label).toBe('/api/* reads, failover\n/_region/us-west-2/*');
+    expect(edge(cdn, find('us-east-1', 'loadBalancer'))).toBeDefined();
+    expect(edge(find('us-east-1', 'database'), find('us-west-2', 'replica'))).toMatchObject({
+      style: 'async',
+      label: 'cross-region replication',
+    });
+    expect(edge(find('us-east-1', 'bucket', 'S3 media'), find('us-west-2', 'bucket'))).toMatchObject({
+      style: 'async',
+      label: 'S3 replication of media/',
+    });
+  });
+
+  test("the secondary region's fleets use its replica and cache, and its workers take jobs from its queue", () => {
+    const web = find('us-west-2', 'fleet', 'Web');
+    const workers = find('us-west-2', 'fleet', 'Workers');
+    const queue = find('us-west-2', 'queue');
+    expect(edge(find('us-west-2', 'loadBalancer'), web)).toBeDefined();
+    expect(edge(web, find('us-west-2', 'replica'))).toBeDefined();
+    expect(edge(workers, find('us-west-2', 'replica'))).toBeDefined();
+    expect(edge(web, find('us-west-2', 'cache'))).toBeDefined();
+    expect(edge(web, queue)?.label).toBe('enqueue');
+    expect(edge(queue, workers)?.label).toBe('jobs');
+    expect(edge(find('us-west-2', 'bucket'), queue)?.label).toBe('new object in uploads/');
+    // No edge crosses between the regions but the distribution's and the replication.
+    const regionOf = new Map(graph().nodes.map((n) => [n.id, n.region]));
+    const crossing = graph().edges.filter(
+      (e) => regionOf.get(e.from) && regionOf.get(e.to) && regionOf.get(e.from) !== regionOf.get(e.to),
+    );
+    expect(crossing.map((e) => e.label)).toEqual(['cross-region replication', 'S3 replication of media/']);
+  });
 });
 
 test('labels the sizes the stage table gives', () => {

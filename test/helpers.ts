@@ -4,6 +4,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import {
+  SecondaryRegionStack,
   StageNetwork,
   StageNetworkProps,
   StageStack,
@@ -50,6 +51,8 @@ export interface SynthesizedStage {
   readonly template: Template;
   /** The `<name>-Edge` stack's template, when the stage has an edge firewall. */
   readonly edge?: Template;
+  /** Stage 10m: each secondary region's stack and template. */
+  readonly secondaries: { readonly stack: SecondaryRegionStack; readonly template: Template }[];
 }
 
 /** Synthesizes one stage's stacks in their own app, as `cdk synth -c stage=<id>` does. */
@@ -59,6 +62,7 @@ export function synthStage(stage: UserStage, props: Partial<StageStacksProps> = 
     stack: stacks.primary,
     template: Template.fromStack(stacks.primary),
     edge: stacks.edge && Template.fromStack(stacks.edge),
+    secondaries: stacks.secondaries.map((stack) => ({ stack, template: Template.fromStack(stack) })),
   };
 }
 

@@ -204,6 +204,8 @@ const RUN_BY_ANOTHER_TEST: Record<string, string> = {
   'If the automatic migration refused': 'test/migration.test.ts',
   // Packs and installs the tarball as the block does, offline, and holds the block's names and pins.
   'Use it in your own CDK app': 'test/consumer.test.ts',
+  // Runs the script against a stand-in AWS CLI and holds the order of its calls.
+  'The promotion runbook': 'test/promote-region.test.ts',
 };
 
 /** Paths in the repository a command or a span may name; each must exist. */

@@ -4,6 +4,7 @@ import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib/
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
@@ -105,6 +106,9 @@ export class CdnStatic extends Construct {
 
   private readonly domainName?: string;
   private media?: s3.Bucket;
+  private mediaPrefix = 'media/';
+  private replicationRole?: iam.Role;
+  private readonly replicationDestinations: s3.IBucket[] = [];
 
   constructor(scope: Construct, id: string, props: CdnStaticProps = {}) {
     super(scope, id);
@@ -271,10 +275,16 @@ export class CdnStatic extends Construct {
    *
    * @param origin where the API runs (the server or the load balancer)
    * @param pathPattern the API's paths
+   * @param functionAssociations CloudFront Functions to run on these paths, such as stage 10m's
+   * regional routing
    */
-  public addApiOrigin(origin: cloudfront.IOrigin, pathPattern: string = '/api/*'): void {
+  public addApiOrigin(
+    origin: cloudfront.IOrigin,
+    pathPattern: string = '/api/*',
+    functionAssociations?: cloudfront.FunctionAssociation[],
+  ): void {
     checkBehaviorPath(this, pathPattern);
-    this.distribution.addBehavior(pathPattern, origin, APP_BEHAVIOR);
+    this.distribution.addBehavior(pathPattern, origin, { ...APP_BEHAVIOR, functionAssociations });
   }
 
   /**
@@ -289,6 +299,7 @@ export class CdnStatic extends Construct {
       throw new ScaleStagesError('addMediaBucket was called twice; a CdnStatic has one media bucket.', this);
     }
     checkBehaviorPath(this, pathPattern);
+    this.mediaPrefix = pathPattern.replace(/^\//, '').replace(/\*$/, '');
     this.media = new s3.Bucket(this, 'MediaBucket', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -326,6 +337,75 @@ export class CdnStatic extends Construct {
       allowedHeaders: ['*'],
       maxAge: 3600,
     });
+  }
+
+  /**
+   * Copies the media (the objects under the media path, such as `media/`: what viewers are served, thumbnails included) into a bucket in
+   * another region with S3 Cross-Region Replication, deletions too; stage 10m replicates into each
+   * secondary region. The destination must exist and be versioned before this change deploys, and
+   * objects from before it are not copied (S3 Batch Replication copies them). Uploads waiting for
+   * processing (`uploads/`) stay in this region.
+   *
+   * @param destination the bucket in the other region, versioned
+   */
+  public replicateMediaTo(destination: s3.IBucket): void {
+    if (!this.media) {
+      throw new ScaleStagesError('replicateMediaTo needs the media bucket: call addMediaBucket first.', this);
+    }
+    if (!this.replicationRole) {
+      // The permissions of S3 User Guide, "Setting up permissions for live replication".
+      this.replicationRole = new iam.Role(this, 'MediaReplicationRole', {
+        assumedBy: new iam.ServicePrincipal('s3.amazonaws.com'),
+        description: 'S3 replicates the media bucket into the secondary regions',
+      });
+      this.replicationRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['s3:GetReplicationConfiguration', 's3:ListBucket'],
+          resources: [this.media.bucketArn],
+        }),
+      );
+      this.replicationRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: [
+            's3:GetObjectVersionForReplication',
+            's3:GetObjectVersionAcl',
+            's3:GetObjectVersionTagging',
+          ],
+          resources: [this.media.arnForObjects(`${this.mediaPrefix}*`)],
+        }),
+      );
+      const mediaId = Stack.of(this).getLogicalId(this.media.node.defaultChild as s3.CfnBucket);
+      Validations.of(this.replicationRole).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${mediaId}.Arn>/${this.mediaPrefix}*]`,
+        reason: `S3 replicates every new version of every object under ${this.mediaPrefix}.`,
+      });
+    }
+    this.replicationRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ReplicateObject', 's3:ReplicateDelete', 's3:ReplicateTags'],
+        resources: [destination.arnForObjects(`${this.mediaPrefix}*`)],
+      }),
+    );
+    // cdk-nag names the resource as it reads the template: a deploy-time name as its JSON.
+    const destinationName = Stack.of(this).resolve(destination.bucketName);
+    const shown = typeof destinationName === 'string' ? destinationName : JSON.stringify(destinationName);
+    Validations.of(this.replicationRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${shown}/${this.mediaPrefix}*]`,
+      reason: `S3 writes every replicated version of every object under ${this.mediaPrefix} into the destination.`,
+    });
+    this.replicationDestinations.push(destination);
+    const cfnBucket = this.media.node.defaultChild as s3.CfnBucket;
+    cfnBucket.replicationConfiguration = {
+      role: this.replicationRole.roleArn,
+      rules: this.replicationDestinations.map((bucket, i) => ({
+        id: `media-to-${i + 1}`,
+        status: 'Enabled',
+        priority: i + 1,
+        filter: { prefix: this.mediaPrefix },
+        deleteMarkerReplication: { status: 'Enabled' },
+        destination: { bucket: bucket.bucketArn },
+      })),
+    };
   }
 
   /** The media bucket, once `addMediaBucket` has added it. */

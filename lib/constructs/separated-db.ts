@@ -292,6 +292,17 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
   }
 
   /**
+   * Replicates the credentials secret into another region (Secrets Manager `ReplicaRegions`), where
+   * a `CrossRegionReplica` of this database hands it to the app. The secret is rotated here only,
+   * and each rotation reaches the replica secret.
+   *
+   * @param region the other region
+   */
+  public replicateSecretTo(region: string): void {
+    (this.database.node.findChild('Secret') as rds.DatabaseSecret).addReplicaRegion(region);
+  }
+
+  /**
    * Lets an app tier reach the database: opens the database port to its security group, lets it
    * read the credentials secret, and hands it DATABASE_HOST, DATABASE_PORT, DATABASE_NAME and
    * DATABASE_SECRET_ARN.

@@ -9,6 +9,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { CachedTier } from './cached-tier';
+import { CrossRegionReplica } from './cross-region-replica';
 import { LoadBalancedTier } from './load-balanced-tier';
 import { QueueWorkers } from './queue-workers';
 import { ReplicatedDb } from './replicated-db';
@@ -338,6 +339,22 @@ export class StageOperations extends Construct {
       });
       this.dashboard.addWidgets(graph(`Replica ${i + 1} lag (seconds)`, [lag]));
     });
+  }
+
+  /**
+   * The cross-region replica of a secondary region (stage 10m): how far it lags behind the source
+   * in the primary region, which is the data a promotion would lose.
+   */
+  public monitorCrossRegionReplica(replica: CrossRegionReplica): void {
+    const lag = replica.metricReplicaLag();
+    this.addHealthAlarm('CrossRegionReplicaLag', {
+      metric: lag,
+      threshold: 300,
+      evaluationPeriods: 5,
+      description:
+        'The cross-region replica has lagged 5 minutes or more behind the primary region for 5 minutes: a promotion now would lose that much data.',
+    });
+    this.dashboard.addWidgets(graph('Cross-region replica lag (seconds)', [lag]));
   }
 
   /** The cache's primary node: evictions, memory, engine CPU. */

@@ -57,6 +57,8 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'AWS::CDK::Metadata',
   'AWS::CloudFront::Distribution',
   'AWS::CloudFront::Function',
+  // Billed per read from a function and per API call; nothing while idle.
+  'AWS::CloudFront::KeyValueStore',
   'AWS::CloudFront::OriginAccessControl',
   'AWS::CloudFront::VpcOrigin',
   'AWS::CloudWatch::Dashboard',
@@ -152,7 +154,8 @@ function monthly(id: string, r: Resource, template: PricedTemplate): number {
     case 'AWS::ElastiCache::ReplicationGroup':
       return price(CACHE_HOURLY, p.CacheNodeType, 'cache node type') * HOURS * p.NumCacheClusters;
     case 'AWS::SecretsManager::Secret':
-      return 0.4;
+      // A replica secret in another region is billed as a secret of its own.
+      return 0.4 * (1 + (p.ReplicaRegions?.length ?? 0));
     case 'AWS::WAFv2::WebACL':
       return 5 + 1 * p.Rules.length;
     case 'AWS::KMS::Key':

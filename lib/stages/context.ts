@@ -1,6 +1,7 @@
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Node } from 'constructs';
 import { ScaleStagesError } from '../private/errors';
+import { VPC_ORIGIN_REGIONS } from '../private/regions';
 import { BUILT_STAGES, STAGES } from './stage-table';
 import { UserStage } from './user-stage';
 
@@ -119,6 +120,17 @@ function readRegions(node: Node): string[] {
   if (repeated) {
     throw new ScaleStagesError(
       `context key 'regions' must name each region once; got '${raw}', which repeats '${repeated}'.`,
+    );
+  }
+  const unreachable = regions.find((r) => !VPC_ORIGIN_REGIONS.includes(r));
+  if (unreachable) {
+    throw new ScaleStagesError(
+      `context key 'regions' must name regions where CloudFront VPC origins reach load balancers; got '${raw}', and '${unreachable}' is not one (choices: ${VPC_ORIGIN_REGIONS.join(', ')}).`,
+    );
+  }
+  if (regions.length < 2) {
+    throw new ScaleStagesError(
+      `context key 'regions' must name at least two regions, the primary first, such as us-east-1,eu-west-1 (stage 10m runs in several); got '${raw}'.`,
     );
   }
   return regions;

@@ -18,9 +18,10 @@ import { UserStage } from './user-stage';
 
 /**
  * The resource each stage adds first, by logical id: the stage-1 data volume, the RDS database, the
- * web bucket, the load balancer, the media bucket, the cache, the job queue. These ids have not changed since
- * release 0.1.0 (a test reads them in every release's templates), so the guard can tell which stage
- * a stack from an older release runs.
+ * web bucket, the load balancer, the media bucket, the cache, the job queue, the regional routing's
+ * key value store. These ids have not changed since the release that added their stage (a test reads
+ * them in every release's templates), so the guard can tell which stage a stack from an older
+ * release runs.
  */
 export const STAGE_MARKERS: { readonly [stage: string]: string } = {
   [UserStage.USERS_1]: 'ServerDataVolume3EEC0930',
@@ -30,6 +31,7 @@ export const STAGE_MARKERS: { readonly [stage: string]: string } = {
   [UserStage.USERS_10K]: 'CdnMediaBucket427EBB89',
   [UserStage.USERS_100K]: 'CacheReplicationGroupBFE59FF3',
   [UserStage.USERS_1M]: 'WorkersQueueEADC6336',
+  [UserStage.USERS_10M]: 'CdnRouting0F7FADBC',
 };
 
 const RESOURCE_TYPE = 'Custom::StageGuard';

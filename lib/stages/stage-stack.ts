@@ -3,12 +3,13 @@ import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import { Construct, IConstruct } from 'constructs';
+import { Construct, IConstruct, Node } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { CachedTier } from '../constructs/cached-tier';
@@ -23,20 +24,19 @@ import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
+import { grantObjects, processUploads } from '../private/uploads';
 import { checkDomainName, readDomainContext, readString } from './context';
-import { StageGuard } from './stage-guard';
 import {
-  atLeast,
-  BUILT_STAGES,
-  nextStageAdvice,
-  POSTGRES_VERSIONS,
-  STAGES,
-  StageSizing,
-} from './stage-table';
+  regionalOriginId,
+  regionalRouting,
+  pinRegions,
+  RegionalApp,
+  WRITER_REGION_KEY,
+} from '../private/regional-routing';
+import { SecondaryRegionStack } from './secondary-region-stack';
+import { StageGuard } from './stage-guard';
+import { atLeast, nextStageAdvice, POSTGRES_VERSIONS, STAGES, StageSizing } from './stage-table';
 import { UserStage } from './user-stage';
-
-/** Where the browser uploads to in the media bucket (stage 1m onwards); not served. */
-const UPLOADS_PREFIX = 'uploads/';
 
 /** Properties of a `StageStack`. */
 export interface StageStackProps extends StackProps {
@@ -215,6 +215,22 @@ export interface StageStackProps extends StackProps {
    * @default - the defaults of `OutgrowThresholds`: 70% CPU, 80% cache memory, for an hour
    */
   readonly outgrowThresholds?: OutgrowThresholds;
+  /**
+   * The secondary regions of stage 10m, whose stacks name this one as their primary. This stack
+   * replicates its database secret and its media into them, and its distribution sends each viewer's
+   * reads to the nearest region. `MultiRegion` builds them from the `regions` context key.
+   *
+   * @default - none; stage 10m needs at least one
+   */
+  readonly secondaryRegions?: SecondaryRegionStack[];
+  /**
+   * Stage 10m: the region whose database takes the writes. The primary region, until its database
+   * is lost and a secondary region's replica is promoted (the README's promotion runbook); naming
+   * that region then makes CloudFront send it every request.
+   *
+   * @default - the context key `writerRegion`; without it, the primary region
+   */
+  readonly writerRegion?: string;
 }
 
 /**
@@ -256,16 +272,13 @@ export class StageStack extends Stack {
         `StageStack stage must be one of ${STAGES.map((s) => `'${s.stage}'`).join(', ')}; got '${props.stage}'.`,
       );
     }
-    if (!row.sizing) {
-      throw new ScaleStagesError(
-        `stage '${props.stage}' (${row.users.toLocaleString('en-US')} users) is not built yet in this version of cdk-scale-stages; built stages: ${BUILT_STAGES.join(', ')}.`,
-      );
-    }
     if (Boolean(props.loadBalancerCertificate) !== Boolean(props.loadBalancerDomainName)) {
       throw new ScaleStagesError(
         'loadBalancerCertificate and loadBalancerDomainName go together: CloudFront reaches an HTTPS load balancer at the name its certificate covers. Give both, or neither for HTTP.',
       );
     }
+    const secondaries = props.secondaryRegions ?? [];
+    checkSecondaries(props.stage, props.stackName ?? id, secondaries);
     if (props.natInstanceType && row.sizing.natGateways === 0) {
       throw new ScaleStagesError(
         `natInstanceType applies from stage 1k, where the app subnets get their NAT; stage '${props.stage}' has no NAT (got natInstanceType '${props.natInstanceType}'). Leave it out below stage 1k.`,
@@ -358,15 +371,24 @@ export class StageStack extends Stack {
     // *.cloudfront.net name, and the app is reachable only through it.
     const webClient = atLeast(this.stage, UserStage.USERS_100);
     const domain = this.ownDomain(props);
-    const { origin, whyHttp } = this.appOrigin(props);
+    const primaryRegion = secondaries[0]?.primaryRegion;
+    const { origin, whyHttp } = this.appOrigin(props, primaryRegion && regionalOriginId(primaryRegion));
     this.cdn = new CdnStatic(this, 'Cdn', {
-      appOrigin: origin,
+      // Stage 10m adds the API below, with the routing to its regions.
+      appOrigin: primaryRegion ? undefined : origin,
       webClient,
       webClientPath: webClient ? props.webClientPath : undefined,
       webAclArn: props.webAclArn,
       domainNames: domain && [domain.domainName],
       certificate: domain?.certificate,
     });
+    const regionalApps: RegionalApp[] = primaryRegion
+      ? [{ region: primaryRegion, origin }, ...secondaries.map((s) => this.secondaryOrigin(s))]
+      : [];
+    const routing = primaryRegion
+      ? regionalRouting(this.cdn, regionalApps, writerRegionOf(props, this.node, regionalApps))
+      : undefined;
+    if (routing) this.cdn.addApiOrigin(origin, '/api/*', [routing.association]);
     if (whyHttp)
       Validations.of(this.cdn.distribution).acknowledge({ id: 'AwsSolutions-CFR5', reason: whyHttp });
     if (domain?.hostedZone) {
@@ -389,6 +411,15 @@ export class StageStack extends Stack {
     }
     if (sizing.workers) {
       this.workers = this.addWorkers(props, sizing.workers, appTier);
+    }
+    if (routing) {
+      // After the media behavior, so that the origins of earlier stages keep their construct ids.
+      pinRegions(this.cdn, regionalApps, routing.association);
+      for (const secondary of secondaries) this.replicateTo(secondary);
+      new CfnOutput(this, 'RoutingStoreArn', {
+        description: `The key value store whose ${WRITER_REGION_KEY} key names the region that takes the writes (promotion runbook)`,
+        value: routing.store.keyValueStoreArn,
+      });
     }
     this.operations = this.addOperations(props);
     new CfnOutput(this, 'AppUrl', {
@@ -448,7 +479,10 @@ export class StageStack extends Stack {
    * reaches it through a VPC origin, over HTTPS at `loadBalancerDomainName` when a certificate is
    * given.
    */
-  private appOrigin(props: StageStackProps): { origin: cloudfront.IOrigin; whyHttp?: string } {
+  private appOrigin(
+    props: StageStackProps,
+    originId?: string,
+  ): { origin: cloudfront.IOrigin; whyHttp?: string } {
     if (this.server) {
       return {
         origin: new origins.HttpOrigin(this.server.publicDnsName, {
@@ -461,6 +495,7 @@ export class StageStack extends Stack {
     const httpsHost = props.loadBalancerDomainName;
     return {
       origin: origins.VpcOrigin.withApplicationLoadBalancer(this.web!.loadBalancer, {
+        originId,
         domainName: httpsHost,
         protocolPolicy: httpsHost
           ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
@@ -472,9 +507,54 @@ export class StageStack extends Stack {
     };
   }
 
+  /**
+   * A secondary region's load balancer as an origin of the distribution: a VPC origin made here, from
+   * the outputs of its stack, which deploys first.
+   */
+  private secondaryOrigin(secondary: SecondaryRegionStack): RegionalApp {
+    const output = (name: string) => Fn.getStackOutput(secondary.stackName, name, secondary.region);
+    const loadBalancer = elbv2.ApplicationLoadBalancer.fromApplicationLoadBalancerAttributes(
+      this,
+      `LoadBalancer-${secondary.region}`,
+      {
+        loadBalancerArn: output(SecondaryRegionStack.LOAD_BALANCER_ARN_OUTPUT),
+        loadBalancerDnsName: output(SecondaryRegionStack.LOAD_BALANCER_DNS_NAME_OUTPUT),
+        securityGroupId: output(SecondaryRegionStack.LOAD_BALANCER_SECURITY_GROUP_OUTPUT),
+      },
+    );
+    const httpsHost = secondary.loadBalancerDomainName;
+    return {
+      region: secondary.region,
+      origin: origins.VpcOrigin.withApplicationLoadBalancer(loadBalancer, {
+        originId: regionalOriginId(secondary.region),
+        domainName: httpsHost,
+        vpcOriginName: `${this.stackName}-${secondary.region}`,
+        protocolPolicy: httpsHost
+          ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+          : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+      }),
+    };
+  }
+
+  /** Stage 10m: the database secret and the media go to a secondary region too. */
+  private replicateTo(secondary: SecondaryRegionStack): void {
+    this.database!.replicateSecretTo(secondary.region);
+    const bucketName = Fn.getStackOutput(
+      secondary.stackName,
+      SecondaryRegionStack.MEDIA_BUCKET_NAME_OUTPUT,
+      secondary.region,
+    );
+    this.cdn.replicateMediaTo(
+      s3.Bucket.fromBucketAttributes(this, `Media-${secondary.region}`, {
+        bucketName,
+        region: secondary.region,
+      }),
+    );
+  }
+
   /** The fleet reads, writes and deletes objects under `media/` in the media bucket, and lists it. */
   private grantMedia(media: s3.IBucket): void {
-    this.grantObjects(this.web!, media, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], 'media/');
+    grantObjects(this.web!, media, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], 'media/');
     iam.Grant.addToPrincipal({
       grantee: this.web!,
       actions: ['s3:ListBucket'],
@@ -508,16 +588,8 @@ export class StageStack extends Stack {
     workers.addEnvironment('MEDIA_BUCKET', media.bucketName);
     workers.addEnvironment('WEB_BUCKET', web.bucketName);
 
-    workers.enqueueObjectsCreated(media, UPLOADS_PREFIX);
+    processUploads(workers, appTier, media);
     this.cdn.allowBrowserUploads();
-    this.grantObjects(appTier, media, ['s3:PutObject'], UPLOADS_PREFIX);
-    this.grantObjects(workers, media, ['s3:GetObject'], UPLOADS_PREFIX);
-    this.grantObjects(workers, media, ['s3:PutObject'], 'media/thumbnails/');
-    iam.Grant.addToPrincipal({
-      grantee: workers,
-      actions: ['s3:ListBucket'],
-      resourceArns: [media.bucketArn],
-    });
 
     const rate = props.prerenderRate ?? Duration.minutes(5);
     checkDuration(this, 'prerenderRate', rate, Duration.minutes(1), Duration.days(1));
@@ -528,7 +600,7 @@ export class StageStack extends Stack {
       );
     }
     workers.enqueueOnSchedule('Prerender', scheduler.ScheduleExpression.rate(rate), { type: 'prerender' });
-    this.grantObjects(workers, web, ['s3:PutObject'], CdnStatic.PRERENDERED_PREFIX);
+    grantObjects(workers, web, ['s3:PutObject'], CdnStatic.PRERENDERED_PREFIX);
 
     new CfnOutput(this, 'JobQueueUrl', {
       description: 'The job queue: uploads and pre-renders go here; workers take them',
@@ -569,21 +641,6 @@ export class StageStack extends Stack {
     return operations;
   }
 
-  /** Lets `grantee` do `actions` on the objects under `prefix` in `bucket`, and nothing else. */
-  private grantObjects(
-    grantee: iam.IGrantable & IConstruct,
-    bucket: s3.IBucket,
-    actions: string[],
-    prefix: string,
-  ): void {
-    iam.Grant.addToPrincipal({ grantee, actions, resourceArns: [bucket.arnForObjects(`${prefix}*`)] });
-    const bucketId = this.getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
-    Validations.of(grantee).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${prefix}*]`,
-      reason: `The app reads or writes objects under ${prefix} by keys it chooses.`,
-    });
-  }
-
   /** Stages 1 to 100: one server, which hosts the database at stage 1. */
   private addServer(props: StageStackProps, sizing: NonNullable<StageSizing['server']>): SingleServer {
     const server = new SingleServer(this, 'Server', {
@@ -614,4 +671,46 @@ export class StageStack extends Stack {
     });
     return web;
   }
+}
+
+/** Stage 10m has secondary regions, at least one, all of this primary; other stages have none. */
+function checkSecondaries(stage: UserStage, stackName: string, secondaries: SecondaryRegionStack[]): void {
+  const multiRegion = stage === UserStage.USERS_10M;
+  if (multiRegion && secondaries.length === 0) {
+    throw new ScaleStagesError(
+      `stage '10m' runs in several regions and needs secondaryRegions (at least one SecondaryRegionStack); got none. MultiRegion builds them from the regions context key.`,
+    );
+  }
+  if (!multiRegion && secondaries.length > 0) {
+    throw new ScaleStagesError(
+      `secondaryRegions apply to stage '10m' only; got ${secondaries.length} at stage '${stage}'. Leave them out.`,
+    );
+  }
+  for (const secondary of secondaries) {
+    if (
+      secondary.primaryStackName !== stackName ||
+      secondary.primaryRegion !== secondaries[0].primaryRegion
+    ) {
+      throw new ScaleStagesError(
+        `every secondary region must name this stack as its primary: stack '${secondary.stackName}' names '${secondary.primaryStackName}' in ${secondary.primaryRegion}, this stack is '${stackName}'${secondary === secondaries[0] ? '' : ` in ${secondaries[0].primaryRegion}`}.`,
+      );
+    }
+  }
+  const regions = secondaries.map((s) => s.region);
+  const repeated = regions.find((r, i) => regions.indexOf(r) !== i);
+  if (repeated) {
+    throw new ScaleStagesError(`secondaryRegions must be in different regions; got '${repeated}' twice.`);
+  }
+}
+
+/** Stage 10m's writer region: the prop, else the context key, else the primary; one of the regions. */
+function writerRegionOf(props: StageStackProps, node: Node, apps: RegionalApp[]): string {
+  const regions = apps.map((a) => a.region);
+  const writer = props.writerRegion ?? readString(node, 'writerRegion') ?? regions[0];
+  if (!regions.includes(writer)) {
+    throw new ScaleStagesError(
+      `writerRegion (prop or context key) must be one of the app's regions, ${regions.join(', ')}; got '${writer}'.`,
+    );
+  }
+  return writer;
 }

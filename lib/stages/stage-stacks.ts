@@ -1,10 +1,13 @@
-import { Fn } from 'aws-cdk-lib/core';
 import { Construct } from 'constructs';
 import { EdgeFirewallProps } from '../constructs/edge-firewall';
-import { EdgeStack } from './edge-stack';
+import { MultiRegion } from '../constructs/multi-region';
 import { monthlyCost, templateOf } from '../private/cost-model';
+import { ScaleStagesError } from '../private/errors';
+import { EdgeStack } from './edge-stack';
+import { SecondaryRegionStack } from './secondary-region-stack';
 import { StageStack, StageStackProps } from './stage-stack';
-import { STAGES } from './stage-table';
+import { edgeAndPrimary } from '../private/edge-and-primary';
+import { UserStage } from './user-stage';
 
 /** Properties of `StageStacks`. */
 export interface StageStacksProps extends StageStackProps {
@@ -21,48 +24,60 @@ export interface StageStacksProps extends StageStackProps {
    * @default - the `EdgeFirewall` defaults
    */
   readonly edgeFirewallProps?: EdgeFirewallProps;
+  /**
+   * Stage 10m: the regions the app runs in, the primary first (see `MultiRegion`).
+   *
+   * @default - at stage 10m, us-east-1 and us-west-2; no other stage takes regions
+   */
+  readonly regions?: string[];
 }
 
 /**
  * The stacks of one stage, composed in one place: the primary `StageStack` named `name` (in the
  * region the CLI deploys to) and, with an edge firewall, the `<name>-Edge` stack in us-east-1 that
- * the primary depends on. `cdk deploy <name>` deploys the edge stack first.
+ * the primary depends on. `cdk deploy <name>` deploys the edge stack first. At stage 10m,
+ * `MultiRegion` composes them, with a `SecondaryRegionStack` per further region.
  *
  * The primary reads the web ACL's ARN with `Fn::GetStackOutput`, which reads another stack's output
  * across regions at deploy time, so the primary stack stays environment-agnostic and synth needs no
  * credentials (aws-cdk-lib's own cross-region references need an explicit region on both stacks).
  */
 export class StageStacks {
-  /** The single-region blueprint of the stage. */
+  /** The single-region blueprint of the stage; at stage 10m, its primary region. */
   public readonly primary: StageStack;
   /** The stack in us-east-1, when there is an edge firewall. */
   public readonly edge?: EdgeStack;
+  /** The secondary regions' stacks (stage 10m). */
+  public readonly secondaries: SecondaryRegionStack[];
 
   constructor(scope: Construct, name: string, props: StageStacksProps) {
-    const sizing = STAGES.find((s) => s.stage === props.stage)?.sizing;
-    const edgeFirewall = props.edgeFirewall ?? sizing?.edgeFirewall ?? false;
-    if (edgeFirewall) {
-      this.edge = new EdgeStack(scope, `${name}-Edge`, {
-        env: props.env?.account ? { account: props.env.account } : undefined,
-        firewall: props.edgeFirewallProps,
-      });
+    if (props.stage === UserStage.USERS_10M) {
+      const multiRegion = new MultiRegion(scope, name, props);
+      this.primary = multiRegion.primary;
+      this.edge = multiRegion.edge;
+      this.secondaries = multiRegion.secondaries;
+      return;
     }
-    this.primary = new StageStack(scope, name, {
-      ...props,
-      webAclArn:
-        props.webAclArn ??
-        (this.edge
-          ? Fn.getStackOutput(this.edge.stackName, EdgeStack.WEB_ACL_ARN_OUTPUT, this.edge.region)
-          : undefined),
-    });
-    if (this.edge) this.primary.addStackDependency(this.edge);
+    if (props.regions !== undefined) {
+      throw new ScaleStagesError(
+        `regions apply to stage '10m' only; got '${props.regions.join(',')}' at stage '${props.stage}'. Leave them out.`,
+      );
+    }
+    const { edge, primary } = edgeAndPrimary(scope, name, props);
+    this.edge = edge;
+    this.primary = primary;
+    this.secondaries = [];
   }
 
   /**
-   * The stage's estimated monthly cost before traffic, in US dollars: both stacks, at us-east-1
+   * The stage's estimated monthly cost before traffic, in US dollars: every stack, at us-east-1
    * on-demand list prices (see `StageStack.estimatedMonthlyCost`).
    */
   public estimatedMonthlyCost(): number {
-    return monthlyCost(templateOf(this.primary), ...(this.edge ? [templateOf(this.edge)] : []));
+    return monthlyCost(
+      templateOf(this.primary),
+      ...(this.edge ? [templateOf(this.edge)] : []),
+      ...this.secondaries.map(templateOf),
+    );
   }
 }

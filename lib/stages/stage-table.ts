@@ -27,6 +27,18 @@ export interface StageSizing {
   readonly edgeFirewall?: boolean;
   /** The queue workers from stage 1m: none while the queue is empty, up to `maxCapacity`. */
   readonly workers?: { readonly instanceType: string; readonly maxCapacity: number };
+  /** Each secondary region of stage 10m: a fleet, a cross-region database replica, a cache, workers. */
+  readonly secondaryRegion?: SecondaryRegionSizing;
+}
+
+/** The sizing of one secondary region (stage 10m). */
+export interface SecondaryRegionSizing {
+  readonly natGateways: number;
+  readonly web: { readonly instanceType: string; readonly minCapacity: number; readonly maxCapacity: number };
+  /** The cross-region read replica of the primary database. */
+  readonly databaseReplica: { readonly instanceType: string };
+  readonly cache: { readonly nodeType: string; readonly replicas: number };
+  readonly workers: { readonly instanceType: string; readonly maxCapacity: number };
 }
 
 /** One row of the stage table. */
@@ -34,8 +46,8 @@ export interface StageDefinition {
   readonly stage: UserStage;
   /** How many users the stage is sized for. */
   readonly users: number;
-  /** The sizing; absent for stages this version does not build yet. */
-  readonly sizing?: StageSizing;
+  /** The sizing. */
+  readonly sizing: StageSizing;
 }
 
 /**
@@ -47,6 +59,15 @@ export const POSTGRES_VERSIONS = { server: 16, rds: rds.PostgresEngineVersion.VE
 
 const SERVER = { instanceType: 't4g.micro', dataVolumeGiB: 20 };
 const SMALL_DATABASE = { instanceType: 't4g.micro', storageGiB: 20, multiAz: false };
+const STAGE_1M: StageSizing = {
+  edgeFirewall: true,
+  natGateways: 2,
+  web: { instanceType: 'm7g.large', minCapacity: 4, maxCapacity: 40 },
+  database: { instanceType: 'm7g.xlarge', storageGiB: 20, multiAz: true },
+  readReplicas: { count: 2, instanceType: 'm7g.xlarge' },
+  cache: { nodeType: 'm7g.large', replicas: 2 },
+  workers: { instanceType: 'm7g.medium', maxCapacity: 20 },
+};
 
 /** The stages in upgrade order, with their sizing. */
 export const STAGES: readonly StageDefinition[] = [
@@ -93,24 +114,27 @@ export const STAGES: readonly StageDefinition[] = [
       cache: { nodeType: 't4g.medium', replicas: 1 },
     },
   },
+  { stage: UserStage.USERS_1M, users: 1_000_000, sizing: STAGE_1M },
   {
-    stage: UserStage.USERS_1M,
-    users: 1_000_000,
+    stage: UserStage.USERS_10M,
+    users: 10_000_000,
     sizing: {
-      edgeFirewall: true,
-      natGateways: 2,
-      web: { instanceType: 'm7g.large', minCapacity: 4, maxCapacity: 40 },
-      database: { instanceType: 'm7g.xlarge', storageGiB: 20, multiAz: true },
-      readReplicas: { count: 2, instanceType: 'm7g.xlarge' },
-      cache: { nodeType: 'm7g.large', replicas: 2 },
-      workers: { instanceType: 'm7g.medium', maxCapacity: 20 },
+      ...STAGE_1M,
+      // Each secondary region serves reads near its viewers and stands by to take the writes: the
+      // 1m blueprint with a cross-region replica in place of the primary database.
+      secondaryRegion: {
+        natGateways: 2,
+        web: { ...STAGE_1M.web!, minCapacity: 2 },
+        databaseReplica: { instanceType: STAGE_1M.database!.instanceType },
+        cache: { nodeType: 'm7g.large', replicas: 1 },
+        workers: STAGE_1M.workers!,
+      },
     },
   },
-  { stage: UserStage.USERS_10M, users: 10_000_000 },
 ];
 
-/** The stages this version builds, in upgrade order. */
-export const BUILT_STAGES: readonly UserStage[] = STAGES.filter((s) => s.sizing).map((s) => s.stage);
+/** The stages this version builds, in upgrade order: all of them. */
+export const BUILT_STAGES: readonly UserStage[] = STAGES.map((s) => s.stage);
 
 /** Whether `stage` is `other` or later in the playbook. */
 export function atLeast(stage: UserStage, other: UserStage): boolean {
@@ -127,7 +151,7 @@ export function nextStageAdvice(
 ): { alarmName: string; description: string } {
   const index = STAGES.findIndex((s) => s.stage === stage);
   const next = STAGES[index + 1];
-  if (next?.sizing) {
+  if (next) {
     return {
       alarmName: `${stackName}-time-for-stage-${next.stage}`,
       description:
@@ -139,8 +163,8 @@ export function nextStageAdvice(
   return {
     alarmName: `${stackName}-stage-${stage}-at-capacity`,
     description:
-      `Stage ${stage} is at capacity (see which signal fired), and no later stage is built in this release` +
-      `${next ? ` (stage ${next.stage} is planned)` : ''}. Scale within the stage: raise webMaxCapacity, ` +
-      'databaseInstanceType, databaseReadReplicas, cacheNodeType or workerMaxCapacity, then npx cdk deploy.',
+      `Stage ${stage} is at capacity (see which signal fired), and it is the last stage of the playbook. ` +
+      'Scale within the stage: raise webMaxCapacity, databaseInstanceType, databaseReadReplicas, cacheNodeType or ' +
+      'workerMaxCapacity, or add a region to the regions context key, then npx cdk deploy --all.',
   };
 }

@@ -58,9 +58,12 @@ test.each(rotationScripts)('assets/rotation/%s passes shellcheck', (file) => {
   expect(shellcheck(path.join(ROTATION, file))).toBe('');
 });
 
-test.each(['scripts/test-prerequisites.sh', '.ci/run'])('the project script %s passes shellcheck', (file) => {
-  expect(shellcheck(path.join(__dirname, '..', '..', file))).toBe('');
-});
+test.each(['scripts/test-prerequisites.sh', 'scripts/promote-region.sh', '.ci/run'])(
+  'the project script %s passes shellcheck',
+  (file) => {
+    expect(shellcheck(path.join(__dirname, '..', '..', file))).toBe('');
+  },
+);
 
 test.each([...SINGLE_SERVER_STAGES, ...FLEET_STAGES])(
   'the user data of stage %s passes shellcheck',

@@ -1016,13 +1016,13 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
     quote:
       'Internet gateway – You need to add an internet gateway to the VPC that has your VPC origin resources. ' +
       'The internet gateway is required to denote that the VPC can receive traffic from the internet.',
-    check: (t) => {
+    check: (t, context) => {
       const attached = new Set(
         resourcesOfType(t, 'AWS::EC2::VPCGatewayAttachment')
           .filter(([, a]) => props(a).InternetGatewayId !== undefined)
           .map(([, a]) => refTarget(t, props(a).VpcId)),
       );
-      return vpcOriginTargets(t).flatMap(([originId, targetId]) => {
+      return vpcOriginTargets(t, context).flatMap(([originId, targetId]) => {
         const vpc = vpcOfOriginTarget(t, targetId);
         return vpc && !attached.has(vpc)
           ? [`${originId} reaches ${targetId} in ${vpc}, which has no internet gateway attached`]
@@ -1041,9 +1041,9 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
       'You can use Application Load Balancers (ALBs), Network Load Balancers (NLBs), and EC2 instances in ' +
       'private subnets as VPC origins.',
     // A subnet is public when its route table sends 0.0.0.0/0 to an internet gateway.
-    check: (t) => {
+    check: (t, context) => {
       const publicSubnets = subnetsRoutedToInternetGateway(t);
-      return vpcOriginTargets(t).flatMap(([originId, targetId]) => {
+      return vpcOriginTargets(t, context).flatMap(([originId, targetId]) => {
         const target = t.Resources[targetId];
         const subnets = [...list(props(target).Subnets), props(target).SubnetId].map((s) => refTarget(t, s));
         const exposed = subnets.filter((s): s is string => s !== undefined && publicSubnets.has(s));
@@ -1067,8 +1067,8 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
       'origin-facing servers, preventing any non-CloudFront traffic from reaching your origin.',
     // Without a rule that admits CloudFront (its prefix list, or a wider range), CloudFront's
     // requests time out: the load balancer's security group drops them.
-    check: (t) =>
-      vpcOriginTargets(t).flatMap(([originId, targetId]) => {
+    check: (t, context) =>
+      vpcOriginTargets(t, context).flatMap(([originId, targetId]) => {
         const groups = [
           ...list(props(t.Resources[targetId]).SecurityGroups),
           ...list(props(t.Resources[targetId]).SecurityGroupIds),
@@ -1334,15 +1334,132 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
           : [];
       }),
   },
+  {
+    id: 'cloudfront-kvs-function-runtime-2',
+    title: 'A CloudFront Function that reads a key value store runs on cloudfront-js-2.0, with one store',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-function-restrictions.html',
+      title: 'Restrictions on CloudFront Functions',
+    },
+    quote:
+      'To use CloudFront KeyValueStore, your CloudFront function must use JavaScript runtime 2.0. ' +
+      '(Associate a key value store with a function: "A function can have only one key value store".)',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::CloudFront::Function').flatMap(([id, r]) => {
+        const config = props(r).FunctionConfig;
+        if (!isObject(config)) return [];
+        const stores = list(config.KeyValueStoreAssociations);
+        if (stores.length === 0) return [];
+        const problems = [];
+        if (config.Runtime !== 'cloudfront-js-2.0') problems.push(`runtime ${str(config.Runtime)}`);
+        if (stores.length > 1) problems.push(`${stores.length} key value stores`);
+        return problems.length ? [`${id} reads a key value store with ${problems.join(' and ')}`] : [];
+      }),
+  },
+  {
+    id: 'cloudfront-function-selects-defined-origins',
+    title:
+      'A CloudFront Function that selects origins by id runs on viewer requests, and names only origins of every distribution that runs it',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/helper-functions-origin-modification.html',
+      title: 'Helper methods for origin modification',
+    },
+    quote:
+      'You can update the origin on viewer request CloudFront Functions only. ... This method only accepts ' +
+      'origins that are already defined in the same distribution used when running the function. Origins are ' +
+      'referenced by the origin ID, which is the origin name that you defined when setting up the origin.',
+    // The origin ids are read from the function's CONFIG (the regional routing of stage 10m).
+    check: (t) =>
+      resourcesOfType(t, 'AWS::CloudFront::Function').flatMap(([fnId, fn]) => {
+        const code = str(props(fn).FunctionCode) ?? '';
+        if (!/selectRequestOriginById|createRequestOriginGroup/.test(code)) return [];
+        const config = /const CONFIG = (\{.*\});/.exec(code);
+        const named: string[] = config ? Object.values(JSON.parse(config[1]).origins ?? {}) : [];
+        return resourcesOfType(t, 'AWS::CloudFront::Distribution').flatMap(([distId, dist]) => {
+          const dc = props(dist).DistributionConfig;
+          if (!isObject(dc)) return [];
+          const behaviors = [dc.DefaultCacheBehavior, ...list(dc.CacheBehaviors)].filter(isObject);
+          const runs = behaviors.flatMap((b) =>
+            list(b.FunctionAssociations)
+              .filter(isObject)
+              .filter((a) => refTarget(t, a.FunctionARN) === fnId),
+          );
+          if (runs.length === 0) return [];
+          const defined = new Set(
+            list(dc.Origins)
+              .filter(isObject)
+              .map((o) => str(o.Id)),
+          );
+          const missing = named.filter((o) => !defined.has(o));
+          const notViewerRequest = runs.filter((a) => a.EventType !== 'viewer-request');
+          return [
+            ...(missing.length ? [`${fnId} selects ${missing.join(', ')}, not origins of ${distId}`] : []),
+            ...(notViewerRequest.length
+              ? [`${distId} runs ${fnId}, which selects origins, on ${str(notViewerRequest[0].EventType)}`]
+              : []),
+          ];
+        });
+      }),
+  },
+  {
+    id: 's3-replication-versioned-source',
+    title: 'A bucket with a replication configuration has versioning enabled',
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-s3-bucket.html',
+      title: 'AWS::S3::Bucket, ReplicationConfiguration (AWS CloudFormation User Guide)',
+    },
+    quote:
+      'To enable replication, you must also enable versioning by using the VersioningConfiguration property. ' +
+      'Amazon S3 can store replicated objects in a single destination bucket or multiple destination buckets. ' +
+      'The destination bucket or buckets must already exist.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::S3::Bucket').flatMap(([id, r]) => {
+        const p = props(r);
+        if (p.ReplicationConfiguration === undefined) return [];
+        const versioning = p.VersioningConfiguration;
+        return isObject(versioning) && versioning.Status === 'Enabled'
+          ? []
+          : [`${id} replicates without versioning enabled`];
+      }),
+  },
+  {
+    id: 's3-replication-filter-delete-markers',
+    title: 'A replication rule with a Filter says whether delete markers replicate (DeleteMarkerReplication)',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonS3/latest/API/API_ReplicationRule.html',
+      title: 'ReplicationRule (Amazon S3 API Reference)',
+    },
+    quote:
+      'If you specify a Filter in your replication configuration, you must also include a ' +
+      'DeleteMarkerReplication element.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::S3::Bucket').flatMap(([id, r]) => {
+        const config = props(r).ReplicationConfiguration;
+        if (!isObject(config)) return [];
+        return list(config.Rules)
+          .filter(isObject)
+          .filter((rule) => rule.Filter !== undefined && rule.DeleteMarkerReplication === undefined)
+          .map(
+            (rule) => `${id} rule ${str(rule.Id) ?? '(no id)'} has a Filter but no DeleteMarkerReplication`,
+          );
+      }),
+  },
 ];
 
-/** [vpcOriginId, targetId] for every CloudFront VPC origin whose load balancer or instance is in the template. */
-function vpcOriginTargets(template: CfnTemplate): [string, string][] {
-  return resourcesOfType(template, 'AWS::CloudFront::VpcOrigin').flatMap(([id, origin]) => {
+/**
+ * [vpcOriginId, targetId] for every CloudFront VPC origin whose load balancer or instance is in the
+ * template, and for each target a VPC origin of another stack reaches (the context says which).
+ */
+function vpcOriginTargets(template: CfnTemplate, context: RuleContext): [string, string][] {
+  const own = resourcesOfType(template, 'AWS::CloudFront::VpcOrigin').flatMap(([id, origin]) => {
     const config = props(origin).VpcOriginEndpointConfig;
     const target = isObject(config) ? refTarget(template, config.Arn) : undefined;
     return target ? [[id, target] as [string, string]] : [];
   });
+  const external = (context.vpcOriginTargets ?? []).map(
+    (target) => ['a VPC origin of another stack', target] as [string, string],
+  );
+  return [...own, ...external];
 }
 
 /** The VPC of a load balancer (through its subnets) or an instance (through its subnet). */

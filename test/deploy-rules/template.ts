@@ -38,6 +38,11 @@ export interface RuleContext {
   readonly stackName: string;
   /** The stack's region, when it is pinned (stacks are environment-agnostic today, so usually undefined). */
   readonly region?: string;
+  /**
+   * Logical ids of this template's resources that a CloudFront VPC origin of another stack reaches
+   * (the load balancer of a stage-10m secondary region).
+   */
+  readonly vpcOriginTargets?: string[];
 }
 
 /** Whether a value is a JSON object (not an array). */

@@ -39,6 +39,7 @@ describe('context keys', () => {
       { stage: UserStage.USERS_10K, stackName: 'ScaleStages-10k' },
       { stage: UserStage.USERS_100K, stackName: 'ScaleStages-100k' },
       { stage: UserStage.USERS_1M, stackName: 'ScaleStages-1m' },
+      { stage: UserStage.USERS_10M, stackName: 'ScaleStages-10m' },
     ]);
   });
 
@@ -68,6 +69,23 @@ describe('context keys', () => {
     [
       { regions: 'us-east-1,us-east-1' },
       "context key 'regions' must name each region once; got 'us-east-1,us-east-1', which repeats 'us-east-1'.",
+    ],
+    [
+      { regions: 'us-east-1,eu-west-1,eu-west-1' },
+      "context key 'regions' must name each region once; got 'us-east-1,eu-west-1,eu-west-1', which repeats 'eu-west-1'.",
+    ],
+    [
+      { regions: 'us-east-1' },
+      "context key 'regions' must name at least two regions, the primary first, such as us-east-1,eu-west-1 (stage 10m runs in several); got 'us-east-1'.",
+    ],
+    [
+      { regions: 'us-east-1,us-gov-west-1' },
+      "context key 'regions' must name regions where CloudFront VPC origins reach load balancers; got 'us-east-1,us-gov-west-1', and 'us-gov-west-1' is not one (choices: us-east-1, us-east-2,",
+    ],
+    [{ regions: 'us-east-1,' }, "and '' is not a known region"],
+    [
+      { regions: ['us-east-1', 'eu-west-1'] },
+      `context key 'regions' must be a string; got ["us-east-1","eu-west-1"].`,
     ],
   ])('%o fails with a clear message', (context, message) => {
     expect(() => read(context)).toThrow(message);
@@ -132,8 +150,12 @@ describe('the CLI app', () => {
       /^cdk-scale-stages: context key 'stage' must be one of 1, 10, 100, 1k, 10k, 100k, 1m, 10m, all; got 'huge'\. Example: npx cdk synth -c stage=10\n$/,
     ],
     [
-      { stage: '10m' },
-      /^cdk-scale-stages: stage '10m' \(10,000,000 users\) is not built yet in this version of cdk-scale-stages; built stages: 1, 10, 100, 1k, 10k, 100k, 1m\.\n$/,
+      { stage: '10m', regions: 'us-east-1,mars-north-1' },
+      /^cdk-scale-stages: context key 'regions' must be a comma-separated list of AWS regions such as us-east-1,us-west-2; got 'us-east-1,mars-north-1', and 'mars-north-1' is not a known region \(known: [^\n]*\)\.\n$/,
+    ],
+    [
+      { stage: '10m', regions: 'eu-west-1' },
+      /^cdk-scale-stages: context key 'regions' must name at least two regions, the primary first, such as us-east-1,eu-west-1 \(stage 10m runs in several\); got 'eu-west-1'\.\n$/,
     ],
   ])('a bad value %o fails with one line on stderr and no stack trace', (context, message) => {
     const result = runApp(context);
@@ -154,4 +176,34 @@ describe('the CLI app', () => {
     ]);
     expect(stacks.find(([id]) => id === 'Shop')![1].dependencies).toContain('Shop-Edge');
   });
+
+  test.each([
+    ['us-east-1,eu-west-1', ['eu-west-1']],
+    ['eu-west-1,us-east-1,ap-northeast-1', ['us-east-1', 'ap-northeast-1']],
+  ])(
+    'stage 10m with regions %s writes the primary, a <appName>-<region> stack per other region and the edge stack',
+    (regions, secondaries) => {
+      const result = runApp({ stage: '10m', appName: 'Shop', regions });
+      expect(result.status).toBe(0);
+      const manifest = JSON.parse(fs.readFileSync(path.join(outdir, 'manifest.json'), 'utf8'));
+      const stacks = Object.entries(
+        manifest.artifacts as Record<string, { type: string; environment: string; dependencies?: string[] }>,
+      ).filter(([, a]) => a.type === 'aws:cloudformation:stack');
+      expect(stacks.map(([id, a]) => [id, a.environment]).sort()).toEqual(
+        [
+          ['Shop', 'aws://unknown-account/unknown-region'],
+          ['Shop-Edge', 'aws://unknown-account/us-east-1'],
+          ...secondaries.map((r) => [`Shop-${r}`, `aws://unknown-account/${r}`]),
+        ].sort(),
+      );
+      // The primary deploys last: it reads the other stacks' outputs.
+      expect(stacks.find(([id]) => id === 'Shop')![1].dependencies).toEqual(
+        expect.arrayContaining(['Shop-Edge', ...secondaries.map((r) => `Shop-${r}`)]),
+      );
+      for (const region of secondaries) {
+        const template = fs.readFileSync(path.join(outdir, `Shop-${region}.template.json`), 'utf8');
+        expect(template).toContain(`"SourceRegion": "${regions.split(',')[0]}"`);
+      }
+    },
+  );
 });

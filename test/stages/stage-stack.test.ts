@@ -6,7 +6,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { AppSource, StageStack, UserStage } from '../../lib';
 import { scriptWithoutComments } from '../../lib/private/assets';
-import { BUILT_STAGES, POSTGRES_VERSIONS, STAGES } from '../../lib/stages/stage-table';
+import { POSTGRES_VERSIONS } from '../../lib/stages/stage-table';
 import { CDK_JSON_CONTEXT, cloudFrontPrefixListRef, newApp, synthStage, userDataScript } from '../helpers';
 
 describe('stage 1', () => {
@@ -765,15 +765,6 @@ describe('StageStack props', () => {
     });
     template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', { FromPort: 8080, ToPort: 8080 });
     expect(script).not.toContain('scale-stages-app.service');
-  });
-
-  const unbuilt = STAGES.filter((s) => !s.sizing).map((s) => s.stage);
-  test.each(unbuilt)('stage %s is not built yet and says so', (stage) => {
-    expect(() => new StageStack(newApp(), 'S', { stage })).toThrow(
-      new RegExp(
-        `stage '${stage}' \\(.* users\\) is not built yet in this version of cdk-scale-stages; built stages: ${BUILT_STAGES.join(', ')}\\.`,
-      ),
-    );
   });
 
   test('a stage that is not a UserStage fails with the choices', () => {

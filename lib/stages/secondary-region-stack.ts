@@ -1,0 +1,354 @@
+import { CfnOutput, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib/core';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { AppSource } from '../app-source';
+import { CachedTier } from '../constructs/cached-tier';
+import { CrossRegionReplica } from '../constructs/cross-region-replica';
+import { LoadBalancedTier } from '../constructs/load-balanced-tier';
+import { QueueWorkers } from '../constructs/queue-workers';
+import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
+import { StageNetwork } from '../constructs/stage-network';
+import { logBucket } from '../private/buckets';
+import { monthlyCost, templateOf } from '../private/cost-model';
+import { ScaleStagesError } from '../private/errors';
+import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
+import { grantObjects, processUploads } from '../private/uploads';
+import { checkRegion } from '../private/regions';
+import { POSTGRES_VERSIONS, STAGES } from './stage-table';
+import { UserStage } from './user-stage';
+
+/** Properties of a `SecondaryRegionStack`. */
+export interface SecondaryRegionStackProps extends StackProps {
+  /** The region this stack is deployed to; it must differ from `primaryRegion`. */
+  readonly region: string;
+  /**
+   * The name of the primary stack (a `StageStack` at stage 1m or 10m), whose outputs this stack
+   * reads at deploy time: `DatabaseEndpoint` and `DatabaseSecretArn`.
+   */
+  readonly primaryStackName: string;
+  /** The primary stack's region. */
+  readonly primaryRegion: string;
+  /**
+   * The network's address range. Give every region its own range, so that the networks can be
+   * peered later.
+   *
+   * @default '10.1.0.0/16'
+   */
+  readonly cidr?: string;
+  /**
+   * The app the servers run.
+   *
+   * @default - the demo app, `AppSource.demo()`
+   */
+  readonly app?: AppSource;
+  /**
+   * What the queue workers run.
+   *
+   * @default - the demo worker, `AppSource.demoWorker()`
+   */
+  readonly worker?: AppSource;
+  /**
+   * The app servers' instance type.
+   *
+   * @default - from the stage table: m7g.large
+   */
+  readonly serverInstanceType?: ec2.InstanceType;
+  /**
+   * The fewest servers of the region's fleet.
+   *
+   * @default - from the stage table: 2
+   */
+  readonly webMinCapacity?: number;
+  /**
+   * The most servers of the region's fleet.
+   *
+   * @default - from the stage table: 40
+   */
+  readonly webMaxCapacity?: number;
+  /**
+   * The load balancer's certificate, in this region (see `StageStackProps.loadBalancerCertificate`).
+   *
+   * @default - HTTP on 80 inside the VPC, with a warning
+   */
+  readonly loadBalancerCertificate?: acm.ICertificate;
+  /**
+   * The name `loadBalancerCertificate` covers, which CloudFront connects to.
+   *
+   * @default - CloudFront reaches the load balancer over HTTP
+   */
+  readonly loadBalancerDomainName?: string;
+  /**
+   * The cross-region database replica's instance class.
+   *
+   * @default - from the stage table: m7g.xlarge
+   */
+  readonly databaseReplicaInstanceType?: ec2.InstanceType;
+  /**
+   * The name of the app's database on the primary.
+   *
+   * @default 'app'
+   */
+  readonly databaseName?: string;
+  /**
+   * The cache's node type, without the `cache.` prefix.
+   *
+   * @default - from the stage table: m7g.large
+   */
+  readonly cacheNodeType?: ec2.InstanceType;
+  /**
+   * The queue workers' instance type.
+   *
+   * @default - from the stage table: m7g.medium
+   */
+  readonly workerInstanceType?: ec2.InstanceType;
+  /**
+   * The most queue workers; there are none while the queue is empty.
+   *
+   * @default - from the stage table: 20
+   */
+  readonly workerMaxCapacity?: number;
+  /**
+   * The region whose database takes the writes (see `StageStackProps.writerRegion`); the app gets
+   * it as WRITER_REGION.
+   *
+   * @default - primaryRegion
+   */
+  readonly writerRegion?: string;
+  /**
+   * An e-mail address that gets this region's alarms.
+   *
+   * @default - no subscription
+   */
+  readonly alarmEmail?: string;
+  /**
+   * When the "at capacity" alarm fires.
+   *
+   * @default - the defaults of `OutgrowThresholds`
+   */
+  readonly outgrowThresholds?: OutgrowThresholds;
+}
+
+/**
+ * One secondary region of stage 10m: the 1m blueprint with a cross-region replica of the primary's
+ * database in place of a database of its own. It serves reads near its viewers (CloudFront sends
+ * it the GET and HEAD requests of viewers closer to it than to the primary) and takes over the
+ * writes when its replica is promoted (see the README's promotion runbook).
+ *
+ * It reads the primary stack's outputs at deploy time (`Fn::GetStackOutput`), and the primary reads
+ * this stack's outputs (the load balancer's, `MediaBucketName`) for its routing and its media
+ * replication: deploy this stack before the primary's stage-10m update (`MultiRegion`
+ * makes the primary depend on it, so `cdk deploy --all` does).
+ */
+export class SecondaryRegionStack extends Stack {
+  /** The output with the load balancer's ARN, read by the primary's distribution. */
+  public static readonly LOAD_BALANCER_ARN_OUTPUT = 'LoadBalancerArn';
+  /** The output with the load balancer's DNS name, read by the primary's distribution. */
+  public static readonly LOAD_BALANCER_DNS_NAME_OUTPUT = 'LoadBalancerDnsName';
+  /** The output with the load balancer's security group, read by the primary's distribution. */
+  public static readonly LOAD_BALANCER_SECURITY_GROUP_OUTPUT = 'LoadBalancerSecurityGroupId';
+  /** The output with the media bucket's name, the primary's media replication destination. */
+  public static readonly MEDIA_BUCKET_NAME_OUTPUT = 'MediaBucketName';
+
+  /** The network. */
+  public readonly network: StageNetwork;
+  /** The region's load-balanced fleet. */
+  public readonly web: LoadBalancedTier;
+  /** The cross-region replica of the primary database. */
+  public readonly databaseReplica: CrossRegionReplica;
+  /** The region's cache. */
+  public readonly cache: CachedTier;
+  /** The region's job queue and workers. */
+  public readonly workers: QueueWorkers;
+  /** The copy of the primary's media (`media/`), and uploads once this region takes the writes. */
+  public readonly mediaBucket: s3.Bucket;
+  /** The region's alarms and dashboard. */
+  public readonly operations: StageOperations;
+  /** The primary stack's name. */
+  public readonly primaryStackName: string;
+  /** The primary stack's region. */
+  public readonly primaryRegion: string;
+  /** The name CloudFront connects to the load balancer with over HTTPS; undefined for HTTP. */
+  public readonly loadBalancerDomainName?: string;
+
+  constructor(scope: Construct, id: string, props: SecondaryRegionStackProps) {
+    checkRegion('SecondaryRegionStack region', props.region);
+    checkRegion('SecondaryRegionStack primaryRegion', props.primaryRegion);
+    if (props.region === props.primaryRegion) {
+      throw new ScaleStagesError(
+        `SecondaryRegionStack region must differ from primaryRegion; got '${props.region}' for both.`,
+      );
+    }
+    if (props.env?.region !== undefined && props.env.region !== props.region) {
+      throw new ScaleStagesError(
+        `SecondaryRegionStack env.region must be left out or equal region; got env.region '${props.env.region}' and region '${props.region}'.`,
+      );
+    }
+    if (Boolean(props.loadBalancerCertificate) !== Boolean(props.loadBalancerDomainName)) {
+      throw new ScaleStagesError(
+        'loadBalancerCertificate and loadBalancerDomainName go together: CloudFront reaches an HTTPS load balancer at the name its certificate covers. Give both, or neither for HTTP.',
+      );
+    }
+    super(scope, id, {
+      description: `cdk-scale-stages: the 10,000,000-user stage, secondary region ${props.region}`,
+      ...props,
+      env: { ...props.env, region: props.region },
+    });
+    const sizing = STAGES.find((s) => s.stage === UserStage.USERS_10M)!.sizing.secondaryRegion!;
+    this.primaryStackName = props.primaryStackName;
+    this.primaryRegion = props.primaryRegion;
+    const primaryOutput = (name: string) =>
+      Fn.getStackOutput(props.primaryStackName, name, props.primaryRegion);
+
+    this.network = new StageNetwork(this, 'Network', {
+      natGateways: sizing.natGateways,
+      cidr: props.cidr ?? '10.1.0.0/16',
+    });
+    this.web = new LoadBalancedTier(this, 'Web', {
+      vpc: this.network.vpc,
+      vpcSubnets: this.network.appSubnets,
+      app: props.app,
+      instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.web.instanceType),
+      minCapacity: props.webMinCapacity ?? sizing.web.minCapacity,
+      maxCapacity: props.webMaxCapacity ?? sizing.web.maxCapacity,
+      certificate: props.loadBalancerCertificate,
+    });
+    this.loadBalancerDomainName = props.loadBalancerDomainName;
+    this.web.addEnvironment('WRITER_REGION', props.writerRegion ?? props.primaryRegion);
+
+    this.databaseReplica = new CrossRegionReplica(this, 'DatabaseReplica', {
+      vpc: this.network.vpc,
+      vpcSubnets: this.network.dataSubnets,
+      sourceEndpointAddress: primaryOutput('DatabaseEndpoint'),
+      sourceSecretArn: primaryOutput('DatabaseSecretArn'),
+      sourceRegion: props.primaryRegion,
+      engineVersion: POSTGRES_VERSIONS.rds,
+      instanceType:
+        props.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.databaseReplica.instanceType),
+      databaseName: props.databaseName,
+    });
+    this.databaseReplica.connectApp(this.web);
+
+    this.cache = new CachedTier(this, 'Cache', {
+      vpc: this.network.vpc,
+      vpcSubnets: this.network.dataSubnets,
+      nodeType: props.cacheNodeType ?? new ec2.InstanceType(sizing.cache.nodeType),
+      replicas: sizing.cache.replicas,
+    });
+    this.cache.connectApp(this.web);
+
+    this.mediaBucket = this.addMediaBucket();
+    this.web.addEnvironment('MEDIA_BUCKET', this.mediaBucket.bucketName);
+    grantObjects(this.web, this.mediaBucket, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], 'media/');
+    iam.Grant.addToPrincipal({
+      grantee: this.web,
+      actions: ['s3:ListBucket'],
+      resourceArns: [this.mediaBucket.bucketArn],
+    });
+
+    this.workers = new QueueWorkers(this, 'Workers', {
+      vpc: this.network.vpc,
+      vpcSubnets: this.network.appSubnets,
+      worker: props.worker,
+      instanceType: props.workerInstanceType ?? new ec2.InstanceType(sizing.workers.instanceType),
+      maxCapacity: props.workerMaxCapacity ?? sizing.workers.maxCapacity,
+    });
+    this.workers.connectProducer(this.web);
+    this.databaseReplica.connectApp(this.workers);
+    this.workers.addEnvironment('MEDIA_BUCKET', this.mediaBucket.bucketName);
+    processUploads(this.workers, this.web, this.mediaBucket);
+
+    this.operations = new StageOperations(this, 'Operations', {
+      alarmEmail: props.alarmEmail,
+      outgrowThresholds: props.outgrowThresholds,
+    });
+    this.operations.monitorFleet(this.web);
+    this.operations.monitorCrossRegionReplica(this.databaseReplica);
+    this.operations.monitorCache(this.cache);
+    this.operations.monitorQueue(this.workers);
+    this.operations.adviseNextStage({
+      alarmName: `${this.stackName}-stage-10m-at-capacity`,
+      description:
+        `Region ${props.region} of stage 10m is at capacity (see which signal fired). Scale within the region: raise ` +
+        'webMaxCapacity, cacheNodeType or workerMaxCapacity of its SecondaryRegionStack, or add a region to the regions ' +
+        'context key, then npx cdk deploy --all.',
+    });
+
+    new CfnOutput(this, SecondaryRegionStack.LOAD_BALANCER_ARN_OUTPUT, {
+      description:
+        "The internal load balancer, which the primary's distribution reaches through a VPC origin",
+      value: this.web.loadBalancer.loadBalancerArn,
+    });
+    new CfnOutput(this, SecondaryRegionStack.LOAD_BALANCER_DNS_NAME_OUTPUT, {
+      description: "The internal load balancer's DNS name, read by the primary stack",
+      value: this.web.loadBalancer.loadBalancerDnsName,
+    });
+    new CfnOutput(this, SecondaryRegionStack.LOAD_BALANCER_SECURITY_GROUP_OUTPUT, {
+      description: "The internal load balancer's security group, read by the primary stack",
+      value: this.web.loadBalancer.connections.securityGroups[0].securityGroupId,
+    });
+    new CfnOutput(this, SecondaryRegionStack.MEDIA_BUCKET_NAME_OUTPUT, {
+      description: "The copy of the primary's media bucket; the primary replicates into it",
+      value: this.mediaBucket.bucketName,
+    });
+    new CfnOutput(this, 'DatabaseReplicaEndpoint', {
+      description: 'The cross-region read replica of the primary database; promote it to take the writes',
+      value: this.databaseReplica.endpointAddress,
+    });
+    new CfnOutput(this, 'DatabaseReplicaId', {
+      description: 'aws rds promote-read-replica --db-instance-identifier <this id> (see the runbook)',
+      value: this.databaseReplica.instance.ref,
+    });
+    new CfnOutput(this, 'DatabaseSecretArn', {
+      description: "The replica of the primary's database secret; the runbook makes it standalone",
+      value: this.databaseReplica.secret.secretArn,
+    });
+    new CfnOutput(this, 'JobQueueUrl', {
+      description: "This region's job queue",
+      value: this.workers.queue.queueUrl,
+    });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      description: "This region's alarms go here",
+      value: this.operations.topic.topicArn,
+    });
+    acknowledgeNist80053R5(this);
+  }
+
+  /**
+   * The stack's estimated monthly cost before traffic, in US dollars, at us-east-1 list prices
+   * (see `StageStack.estimatedMonthlyCost`).
+   */
+  public estimatedMonthlyCost(): number {
+    return monthlyCost(templateOf(this));
+  }
+
+  /**
+   * The destination of the primary's media replication: versioned (replication needs it), private,
+   * SSE-S3 like its source, TLS only, logged, retained. Browsers may POST uploads to it once this
+   * region takes the writes.
+   */
+  private addMediaBucket(): s3.Bucket {
+    const logs = logBucket(this, 90);
+    const bucket = new s3.Bucket(this, 'MediaBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      versioned: true,
+      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(90) }],
+      serverAccessLogsBucket: logs,
+      serverAccessLogsPrefix: 'media-bucket/',
+      removalPolicy: RemovalPolicy.RETAIN,
+      cors: [
+        {
+          allowedMethods: [s3.HttpMethods.POST],
+          allowedOrigins: ['*'],
+          allowedHeaders: ['*'],
+          maxAge: 3600,
+        },
+      ],
+    });
+    return bucket;
+  }
+}
