@@ -119,11 +119,15 @@ function stackNames(assembly: Assembly): string[] {
     .sort();
 }
 
+/** A stack's synthesized template. */
+function template(assembly: Assembly, stack: string): { Resources: Record<string, { Type: string }> } {
+  return JSON.parse(fs.readFileSync(path.join(assembly.dir, `${stack}.template.json`), 'utf8'));
+}
+
 /** How many resources of each type a stack has. */
 function resourceTypes(assembly: Assembly, stack: string): Record<string, number> {
-  const template = JSON.parse(fs.readFileSync(path.join(assembly.dir, `${stack}.template.json`), 'utf8'));
   const counts: Record<string, number> = {};
-  for (const resource of Object.values<{ Type: string }>(template.Resources)) {
+  for (const resource of Object.values(template(assembly, stack).Resources)) {
     counts[resource.Type] = (counts[resource.Type] ?? 0) + 1;
   }
   return counts;
@@ -233,14 +237,35 @@ describe('an app of your own, with the library installed from its packed tarball
     expect(manifest.dependencies[pkg.name]).toMatch(/^file:.*\.tgz$/);
   });
 
-  test("the app's stacks: the stage's two, and a stack of its own with constructs used alone", () => {
-    expect(stackNames(consumer)).toEqual(['Reports', 'Shop', 'Shop-Edge']);
+  test("the app's stacks: the stage's two, stage 10m's three, and a stack of its own with constructs used alone", () => {
+    expect(stackNames(consumer)).toEqual([
+      'Global',
+      'Global-Edge',
+      'Global-eu-central-1',
+      'Reports',
+      'Shop',
+      'Shop-Edge',
+    ]);
     expect(resourceTypes(consumer, 'Reports')).toMatchObject({
       'AWS::EC2::VPC': 1,
       'AWS::RDS::DBInstance': 1,
       'AWS::SQS::Queue': 2,
       'AWS::AutoScaling::AutoScalingGroup': 1,
     });
+  });
+
+  test('MultiRegion composed by the app: a cross-region replica of the primary, reached through a VPC origin', () => {
+    expect(resourceTypes(consumer, 'Global-eu-central-1')).toMatchObject({
+      'AWS::RDS::DBInstance': 1,
+      'AWS::ElasticLoadBalancingV2::LoadBalancer': 1,
+      'AWS::ElastiCache::ReplicationGroup': 1,
+    });
+    expect(resourceTypes(consumer, 'Global')).toMatchObject({
+      'AWS::CloudFront::VpcOrigin': 2,
+      'AWS::CloudFront::KeyValueStore': 1,
+    });
+    const replica = JSON.stringify(template(consumer, 'Global-eu-central-1'));
+    expect(replica).toContain('"SourceRegion":"eu-west-1"');
   });
 
   test(`the stage has exactly the resources of this repository's app at stage ${STAGE}`, () => {

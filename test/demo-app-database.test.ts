@@ -14,7 +14,9 @@ import { PostgresServer, startPostgres } from './postgres-server';
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:demo-db-AbCdEf';
 
 interface Status {
-  readonly database: { configured: boolean; reachable: boolean; authenticated: boolean };
+  readonly database: { configured: boolean; reachable: boolean; authenticated: boolean; role?: string };
+  readonly region?: string;
+  readonly writerRegion?: string;
 }
 
 interface SqlClient {
@@ -102,17 +104,22 @@ describe('demo app with a real PostgreSQL (TLS, scram-sha-256) and a rotated sec
     const app = await startDemo(db, aws);
     try {
       for (const route of ['/', '/healthz']) {
+        // pg_is_in_recovery() is false: this server is a primary, not a replica.
         expect(await app.get(route)).toEqual({
           app: 'cdk-scale-stages demo',
-          database: { configured: true, reachable: true, authenticated: true },
+          database: { configured: true, reachable: true, authenticated: true, role: 'primary' },
         });
       }
-      expect((await app.get('/api/status')).database).toEqual({
+      const status = await app.get('/api/status');
+      expect(status.database).toEqual({
         configured: true,
         reachable: true,
         authenticated: true,
+        role: 'primary',
         checkedAt: expect.any(String),
       });
+      // Its region writes (no WRITER_REGION: not a secondary region of stage 10m).
+      expect(status).toMatchObject({ region: 'eu-west-1', writerRegion: 'eu-west-1' });
       expect(aws.calls()).toEqual([
         `secretsmanager get-secret-value --secret-id ${SECRET_ARN} --region eu-west-1 --query SecretString --output text`,
       ]);
@@ -122,6 +129,17 @@ describe('demo app with a real PostgreSQL (TLS, scram-sha-256) and a rotated sec
     }
     // Each session ended with Terminate, not a dropped connection.
     expect(db.log()).not.toMatch(/unexpected EOF|could not receive data/);
+  });
+
+  test('in a secondary region of stage 10m it says which region answered and which one writes', async () => {
+    const aws = stubAwsCli();
+    fs.writeFileSync(aws.secretFile, secret(password));
+    const app = await startDemo(db, aws, { WRITER_REGION: 'us-east-1' });
+    try {
+      expect(await app.get('/api/status')).toMatchObject({ region: 'eu-west-1', writerRegion: 'us-east-1' });
+    } finally {
+      await app.stop();
+    }
   });
 
   test('survives a rotation: a failed login reads the secret again and logs in with the new password', async () => {
@@ -141,6 +159,7 @@ describe('demo app with a real PostgreSQL (TLS, scram-sha-256) and a rotated sec
         configured: true,
         reachable: true,
         authenticated: true,
+        role: 'primary',
       });
       expect((await app.get('/healthz')).database.authenticated).toBe(true);
       expect(aws.calls()).toHaveLength(2);

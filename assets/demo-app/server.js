@@ -1,6 +1,6 @@
 // The cdk-scale-stages demo app: answers `/`, `/healthz` and `/api/status` (the path the example
 // web client calls through CloudFront) and reports whether it can log in to its PostgreSQL
-// database. From stage 100k it keeps its sessions in the cache (`/api/session`) and caches its
+// database, and whether that is the primary or a replica (stage 10m's other regions). From stage 100k it keeps its sessions in the cache (`/api/session`) and caches its
 // status object with a TTL (cache-aside), so any server can answer any request. From stage 1m
 // `/api/uploads` signs browser uploads to the media bucket (with aws.js beside it). Plain Node.js
 // with no dependencies, so it runs on a fresh server with only `node`.
@@ -124,7 +124,7 @@ async function pgQuery(cred, state) {
       } else if (type === 'Z') {
         if (queried) break;
         queried = true;
-        send('Q', 'SELECT current_database()\0');
+        send('Q', 'SELECT pg_is_in_recovery()\0');
       } else if (type === 'R') {
         const method = body.readInt32BE(0);
         if (method === 3) send('p', password + '\0');
@@ -227,16 +227,19 @@ function databaseStatus() {
     (async () => {
       const state = { reachable: false };
       let authenticated = false;
+      let role;
       if (dbHost) {
         try {
-          await (env.DATABASE_SECRET_ARN ? login(state) : pgQuery(undefined, state));
+          const inRecovery = await (env.DATABASE_SECRET_ARN ? login(state) : pgQuery(undefined, state));
           authenticated = Boolean(env.DATABASE_SECRET_ARN);
+          // A replica (stage 10m's other regions) reads; its writes go to WRITER_REGION.
+          if (authenticated) role = inRecovery === 't' ? 'replica (read-only)' : 'primary';
           lastError = undefined;
         } catch (e) {
           if (e.message !== lastError) console.error(`database: ${(lastError = e.message)}`);
         }
       }
-      return { configured: Boolean(dbHost), reachable: state.reachable, authenticated };
+      return { configured: Boolean(dbHost), reachable: state.reachable, authenticated, role };
     })().finally(() => (checking = undefined));
   return checking;
 }
@@ -520,7 +523,17 @@ const server = http.createServer(async (req, res) => {
       ...(await databaseStatus()),
       checkedAt: new Date().toISOString(),
     }));
-    return send(res, 200, { app: 'cdk-scale-stages demo', database: status.value, cache: status.cache });
+    // Stage 10m: which region answered, and which one takes the writes.
+    const region = env.AWS_REGION && {
+      region: env.AWS_REGION,
+      writerRegion: env.WRITER_REGION || env.AWS_REGION,
+    };
+    return send(res, 200, {
+      app: 'cdk-scale-stages demo',
+      ...region,
+      database: status.value,
+      cache: status.cache,
+    });
   }
   if (route === '/api/session') return session(req, res);
   if (route === '/api/uploads') return uploads(req, res);

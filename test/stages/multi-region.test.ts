@@ -276,6 +276,62 @@ describe('the primary region at stage 10m', () => {
   });
 });
 
+describe('writerRegion: the stack change after a promotion', () => {
+  const promoted = (context: Record<string, string> = {}, props: Partial<StageStacksProps> = {}) => {
+    const app = newApp();
+    for (const [key, value] of Object.entries(context)) app.node.setContext(key, value);
+    return new MultiRegion(app, 'Shop', {
+      stage: UserStage.USERS_10M,
+      regions: ['us-east-1', 'eu-west-1'],
+      ...props,
+    });
+  };
+  const functionCode = (m: MultiRegion) =>
+    Object.values(Template.fromStack(m.primary).findResources('AWS::CloudFront::Function'))
+      .map((r) => r.Properties.FunctionCode as string)
+      .find((code) => code.includes('selectRequestOriginById'))!;
+
+  test.each([
+    ['the prop', {}, { writerRegion: 'eu-west-1' }],
+    ['the context key', { writerRegion: 'eu-west-1' }, {}],
+  ])(
+    'from %s: the routing sends every request to it, and its app knows it writes',
+    (_from, context, props) => {
+      const m = promoted(context, props);
+      expect(functionCode(m)).toBe(routingCode(['us-east-1', 'eu-west-1'], 'eu-west-1'));
+      const userData = JSON.stringify(
+        Template.fromStack(m.secondaries[0]).findResources('AWS::EC2::LaunchTemplate'),
+      );
+      expect(userData).toContain('WRITER_REGION=eu-west-1');
+    },
+  );
+
+  test('changes no stateful resource of either stack', () => {
+    const before = promoted();
+    const after = promoted({}, { writerRegion: 'eu-west-1' });
+    const stateful = [
+      'AWS::RDS::DBInstance',
+      'AWS::S3::Bucket',
+      'AWS::SecretsManager::Secret',
+      'AWS::ElastiCache::ReplicationGroup',
+    ];
+    for (const [a, b] of [
+      [before.primary, after.primary],
+      [before.secondaries[0], after.secondaries[0]],
+    ]) {
+      for (const type of stateful) {
+        expect(Template.fromStack(b).findResources(type)).toEqual(Template.fromStack(a).findResources(type));
+      }
+    }
+  });
+
+  test('a region the app does not run in fails with the choices', () => {
+    expect(() => promoted({}, { writerRegion: 'ap-south-1' })).toThrow(
+      "writerRegion (prop or context key) must be one of the app's regions, us-east-1, eu-west-1; got 'ap-south-1'.",
+    );
+  });
+});
+
 describe('stage 10m input', () => {
   const props = (extra: Partial<StageStacksProps> = {}): StageStacksProps => ({
     stage: UserStage.USERS_10M,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { App, Stack } from 'aws-cdk-lib';
 import {
+  MultiRegion,
   QueueWorkers,
   SeparatedDb,
   StageNetwork,
@@ -15,6 +16,10 @@ const app = new App({ context: TestedFeatureFlags.CONTEXT });
 // The whole blueprint of one stage: the `Shop` stack and, from stage 1k, `Shop-Edge` in us-east-1.
 // Move up one stage at a time: each deploy updates the same stacks in place.
 new StageStacks(app, 'Shop', { stage: UserStage.USERS_1K });
+
+// Stage 10m composed directly: `Global` in eu-west-1 (the primary; deploy it there), a
+// `Global-eu-central-1` stack with a replica of its database, and `Global-Edge` in us-east-1.
+new MultiRegion(app, 'Global', { stage: UserStage.USERS_10M, regions: ['eu-west-1', 'eu-central-1'] });
 
 // Constructs on their own, in a stack of your own: a reporting database, and workers that build
 // the reports from a job queue, in their own network (with a NAT, for the workers).
