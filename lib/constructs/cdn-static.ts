@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib/core';
+import { Duration, Stack, Token, Validations } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -10,7 +10,7 @@ import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
 import { assetPath, readAsset } from '../private/assets';
 import { acknowledgeAwsCdkHandler, BASIC_EXECUTION_ROLE } from '../private/aws-cdk-handlers';
-import { logBucket } from '../private/buckets';
+import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../private/buckets';
 import { checkDays, ScaleStagesError } from '../private/errors';
 
 /** Properties of a `CdnStatic`. */
@@ -159,15 +159,10 @@ export class CdnStatic extends Construct {
 
     let defaultBehavior: cloudfront.BehaviorOptions;
     if (webClient) {
-      this.bucket = new s3.Bucket(this, 'WebBucket', {
-        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-        encryption: s3.BucketEncryption.S3_MANAGED,
-        enforceSSL: true,
-        versioned: true,
-        lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30) }],
-        serverAccessLogsBucket: this.logBucket,
-        serverAccessLogsPrefix: 'web-bucket/',
-        removalPolicy: RemovalPolicy.RETAIN,
+      this.bucket = contentBucket(this, 'WebBucket', {
+        logs: this.logBucket,
+        logPrefix: 'web-bucket/',
+        noncurrentVersionDays: 30,
       });
       const spaRouting = new cloudfront.Function(this, 'SpaRouting', {
         comment: 'Serves /index.html for single-page-app routes',
@@ -300,15 +295,10 @@ export class CdnStatic extends Construct {
     }
     checkBehaviorPath(this, pathPattern);
     this.mediaPrefix = pathPattern.replace(/^\//, '').replace(/\*$/, '');
-    this.media = new s3.Bucket(this, 'MediaBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      versioned: true,
-      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(90) }],
-      serverAccessLogsBucket: this.logBucket,
-      serverAccessLogsPrefix: 'media-bucket/',
-      removalPolicy: RemovalPolicy.RETAIN,
+    this.media = contentBucket(this, 'MediaBucket', {
+      logs: this.logBucket,
+      logPrefix: 'media-bucket/',
+      noncurrentVersionDays: 90,
     });
     this.distribution.addBehavior(pathPattern, origins.S3BucketOrigin.withOriginAccessControl(this.media), {
       viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
@@ -331,12 +321,7 @@ export class CdnStatic extends Construct {
         this,
       );
     }
-    this.media.addCorsRule({
-      allowedMethods: [s3.HttpMethods.POST],
-      allowedOrigins: ['*'],
-      allowedHeaders: ['*'],
-      maxAge: 3600,
-    });
+    this.media.addCorsRule(BROWSER_UPLOADS_CORS);
   }
 
   /**

@@ -25,3 +25,37 @@ export function logBucket(
   });
   return bucket;
 }
+
+/**
+ * A retained, private, SSE-S3 encrypted, TLS-only, versioned bucket of content (the web client,
+ * media) whose access is logged to `logs` under `logPrefix`, and whose replaced versions expire after
+ * `noncurrentVersionDays`.
+ */
+export function contentBucket(
+  scope: Construct,
+  id: string,
+  props: { logs: s3.IBucket; logPrefix: string; noncurrentVersionDays: number; cors?: s3.CorsRule[] },
+): s3.Bucket {
+  return new s3.Bucket(scope, id, {
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    encryption: s3.BucketEncryption.S3_MANAGED,
+    enforceSSL: true,
+    versioned: true,
+    lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(props.noncurrentVersionDays) }],
+    serverAccessLogsBucket: props.logs,
+    serverAccessLogsPrefix: props.logPrefix,
+    removalPolicy: RemovalPolicy.RETAIN,
+    cors: props.cors,
+  });
+}
+
+/**
+ * Lets browsers POST uploads straight to a bucket with a presigned POST and read the answer. Any
+ * origin: the POST's signed policy, not CORS, decides what may be uploaded.
+ */
+export const BROWSER_UPLOADS_CORS: s3.CorsRule = {
+  allowedMethods: [s3.HttpMethods.POST],
+  allowedOrigins: ['*'],
+  allowedHeaders: ['*'],
+  maxAge: 3600,
+};

@@ -31,6 +31,12 @@ export function processUploads(
   });
 }
 
+/** The fleet reads, writes and deletes objects under `media/` in the media bucket, and lists it. */
+export function grantMedia(web: iam.IGrantable & IConstruct, media: s3.IBucket): void {
+  grantObjects(web, media, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], 'media/');
+  iam.Grant.addToPrincipal({ grantee: web, actions: ['s3:ListBucket'], resourceArns: [media.bucketArn] });
+}
+
 /** Lets `grantee` do `actions` on the objects under `prefix` in `bucket`, and nothing else. */
 export function grantObjects(
   grantee: iam.IGrantable & IConstruct,

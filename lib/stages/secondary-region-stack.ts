@@ -1,7 +1,6 @@
-import { CfnOutput, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib/core';
+import { CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
@@ -11,11 +10,11 @@ import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { QueueWorkers } from '../constructs/queue-workers';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
-import { logBucket } from '../private/buckets';
+import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../private/buckets';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { grantObjects, processUploads } from '../private/uploads';
+import { grantMedia, processUploads } from '../private/uploads';
 import { checkRegion } from '../private/regions';
 import { POSTGRES_VERSIONS, STAGES } from './stage-table';
 import { UserStage } from './user-stage';
@@ -239,14 +238,16 @@ export class SecondaryRegionStack extends Stack {
     });
     this.cache.connectApp(this.web);
 
-    this.mediaBucket = this.addMediaBucket();
-    this.web.addEnvironment('MEDIA_BUCKET', this.mediaBucket.bucketName);
-    grantObjects(this.web, this.mediaBucket, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], 'media/');
-    iam.Grant.addToPrincipal({
-      grantee: this.web,
-      actions: ['s3:ListBucket'],
-      resourceArns: [this.mediaBucket.bucketArn],
+    // The destination of the primary's media replication, like its source; browsers may POST uploads
+    // to it once this region takes the writes.
+    this.mediaBucket = contentBucket(this, 'MediaBucket', {
+      logs: logBucket(this, 90),
+      logPrefix: 'media-bucket/',
+      noncurrentVersionDays: 90,
+      cors: [BROWSER_UPLOADS_CORS],
     });
+    this.web.addEnvironment('MEDIA_BUCKET', this.mediaBucket.bucketName);
+    grantMedia(this.web, this.mediaBucket);
 
     this.workers = new QueueWorkers(this, 'Workers', {
       vpc: this.network.vpc,
@@ -322,33 +323,5 @@ export class SecondaryRegionStack extends Stack {
    */
   public estimatedMonthlyCost(): number {
     return monthlyCost(templateOf(this));
-  }
-
-  /**
-   * The destination of the primary's media replication: versioned (replication needs it), private,
-   * SSE-S3 like its source, TLS only, logged, retained. Browsers may POST uploads to it once this
-   * region takes the writes.
-   */
-  private addMediaBucket(): s3.Bucket {
-    const logs = logBucket(this, 90);
-    const bucket = new s3.Bucket(this, 'MediaBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      versioned: true,
-      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(90) }],
-      serverAccessLogsBucket: logs,
-      serverAccessLogsPrefix: 'media-bucket/',
-      removalPolicy: RemovalPolicy.RETAIN,
-      cors: [
-        {
-          allowedMethods: [s3.HttpMethods.POST],
-          allowedOrigins: ['*'],
-          allowedHeaders: ['*'],
-          maxAge: 3600,
-        },
-      ],
-    });
-    return bucket;
   }
 }

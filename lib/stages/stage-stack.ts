@@ -4,7 +4,6 @@ import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -24,7 +23,7 @@ import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { grantObjects, processUploads } from '../private/uploads';
+import { grantMedia, grantObjects, processUploads } from '../private/uploads';
 import { checkDomainName, readDomainContext, readString } from './context';
 import {
   regionalOriginId,
@@ -402,7 +401,7 @@ export class StageStack extends Stack {
     }
     if (atLeast(this.stage, UserStage.USERS_10K)) {
       const media = this.cdn.addMediaBucket();
-      this.grantMedia(media);
+      grantMedia(this.web!, media);
       appTier.addEnvironment('MEDIA_BUCKET', media.bucketName);
       new CfnOutput(this, 'MediaBucketName', {
         description: 'Media uploads; served at <AppUrl>/media/*',
@@ -550,16 +549,6 @@ export class StageStack extends Stack {
         region: secondary.region,
       }),
     );
-  }
-
-  /** The fleet reads, writes and deletes objects under `media/` in the media bucket, and lists it. */
-  private grantMedia(media: s3.IBucket): void {
-    grantObjects(this.web!, media, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], 'media/');
-    iam.Grant.addToPrincipal({
-      grantee: this.web!,
-      actions: ['s3:ListBucket'],
-      resourceArns: [media.bucketArn],
-    });
   }
 
   /**
