@@ -497,3 +497,33 @@ describe('upgrading stacks deployed from release 0.3.0 (no stage guard, no uploa
     },
   );
 });
+
+describe('upgrading stacks deployed from release 0.4.0 (stages 1 to 1m)', () => {
+  upgradesFromRelease('0.4.0');
+
+  test.each(releaseStages('0.4.0'))(
+    '%s, same stage: the guard learns stage 10m, the servers get the new demo app, 1m advises 10m',
+    (stage) => {
+      const changed: string[] = [];
+      fullDiff(
+        withoutMetadata(releaseFixture('0.4.0', stage)),
+        templates.get(stage)!,
+      ).resources.forEachDifference((_id, change) => {
+        changed.push(`${change.changeImpact} ${change.resourceType} ${Object.keys(change.propertyUpdates)}`);
+      });
+      // The demo app asks whether its database is a replica (stage 10m), so the servers' user data
+      // changed: the single server is stopped and started, the fleet rolls one server at a time.
+      const userData =
+        stage === UserStage.USERS_1 || stage === UserStage.USERS_10 || stage === UserStage.USERS_100
+          ? ['MAY_REPLACE AWS::EC2::Instance UserData']
+          : ['WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData'];
+      // At 1m the "at capacity" alarm becomes "time for stage 10m": a new name, so a new alarm.
+      const advice =
+        stage === UserStage.USERS_1M
+          ? ['WILL_REPLACE AWS::CloudWatch::CompositeAlarm AlarmDescription,AlarmName']
+          : [];
+      // The guard's new property (the marker of 10m) reaches its handler as an Update, which it allows.
+      expect(changed.sort()).toEqual(['NO_CHANGE Custom::StageGuard Markers', ...userData, ...advice].sort());
+    },
+  );
+});

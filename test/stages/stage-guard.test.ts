@@ -176,7 +176,7 @@ describe('on its first deploy, over a stack from an earlier release, the guard',
     StackId: STACK_ID,
     ResourceProperties: guardProperties(to),
   });
-  const releases = ['0.1.0', '0.2.0', '0.3.0'];
+  const releases = ['0.1.0', '0.2.0', '0.3.0', '0.4.0'];
   const cases = releases.flatMap((release) =>
     releaseStages(release).map((stage) => [release, stage] as const),
   );
