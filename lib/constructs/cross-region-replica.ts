@@ -1,4 +1,4 @@
-import { Aws, Duration, Fn, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib/core';
+import { Aws, Duration, Fn, RemovalPolicy, Size, Stack, Token, Validations } from 'aws-cdk-lib/core';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -8,7 +8,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { acknowledgeLogRetentionHandler, DATABASE_LOG_EXPORTS } from '../private/database-logs';
-import { ScaleStagesError } from '../private/errors';
+import { checkGibibytes, ScaleStagesError } from '../private/errors';
 import { checkInstanceType } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
 import { StageNetwork } from './stage-network';
@@ -50,6 +50,14 @@ export interface CrossRegionReplicaProps {
    * @default - m7g.large
    */
   readonly instanceType?: ec2.InstanceType;
+  /**
+   * The ceiling of the replica's storage autoscaling. A replica's storage does not follow its source's
+   * by itself, and a replica that runs out of space stops replicating: keep this at least the source's
+   * ceiling (`SeparatedDb`'s is 100 GiB by default).
+   *
+   * @default Size.gibibytes(1000)
+   */
+  readonly maxAllocatedStorage?: Size;
   /**
    * The name of the app's database on the source.
    *
@@ -168,6 +176,14 @@ export class CrossRegionReplica extends Construct implements ec2.IConnectable {
       vpcSecurityGroups: [securityGroup.securityGroupId],
       dbParameterGroupName: parameterGroup.bindToInstance({}).parameterGroupName,
       storageType: 'gp3',
+      maxAllocatedStorage: checkGibibytes(
+        this,
+        'maxAllocatedStorage',
+        props.maxAllocatedStorage ?? Size.gibibytes(1000),
+        22,
+        65536,
+        'gp3 on RDS, above the 20 GiB a stage starts with',
+      ),
       caCertificateIdentifier: rds.CaCertificate.RDS_CA_RSA2048_G1.toString(),
       enableIamDatabaseAuthentication: true,
       enableCloudwatchLogsExports: DATABASE_LOG_EXPORTS,

@@ -1,4 +1,4 @@
-import { Stack } from 'aws-cdk-lib';
+import { Size, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { CrossRegionReplica, CrossRegionReplicaProps, LoadBalancedTier, StageNetwork } from '../../lib';
@@ -36,6 +36,7 @@ describe('CrossRegionReplica defaults', () => {
       KmsKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DatabaseReplicaKey'), 'Arn'] },
       DBInstanceClass: 'db.m7g.large',
       StorageType: 'gp3',
+      MaxAllocatedStorage: 1000,
       DeletionProtection: true,
       PubliclyAccessible: false,
       CACertificateIdentifier: 'rds-ca-rsa2048-g1',
@@ -125,6 +126,12 @@ describe('CrossRegionReplica input', () => {
       { sourceRegion: 'eu-west-1' },
       'eu-west-1',
       /sourceRegion must differ from the replica's region; got 'eu-west-1' for both/,
+    ],
+    [
+      'a storage ceiling under what a stage starts with',
+      { maxAllocatedStorage: Size.gibibytes(20) },
+      'eu-west-1',
+      /maxAllocatedStorage \(GiB\) must be/,
     ],
     [
       'a class with its db. prefix',
