@@ -62,7 +62,7 @@ export class MultiRegion {
       (region, i) =>
         new SecondaryRegionStack(scope, `${name}-${region}`, {
           region,
-          env: props.env?.account ? { account: props.env.account } : undefined,
+          // No account: a stack with both fixed looks its availability zones up, which needs credentials.
           primaryStackName: props.stackName ?? name,
           primaryRegion,
           cidr: `10.${i + 1}.0.0/16`,

@@ -1,4 +1,4 @@
-import { App } from 'aws-cdk-lib';
+import { App, Token } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import {
   MultiRegion,
@@ -53,6 +53,16 @@ describe('MultiRegion stacks', () => {
   test('StageStacks builds stage 10m through MultiRegion, with us-east-1 and us-west-2 by default', () => {
     const stacks = new StageStacks(newApp(), 'ScaleStages', { stage: UserStage.USERS_10M });
     expect(stacks.secondaries.map((s) => [s.region, s.primaryRegion])).toEqual([['us-west-2', 'us-east-1']]);
+  });
+
+  test('the secondary regions fix their region only, so synth looks nothing up, even with an account', () => {
+    const m = new MultiRegion(newApp(), 'Shop', {
+      stage: UserStage.USERS_10M,
+      env: { account: '123456789012' },
+    });
+    expect(Token.isUnresolved(m.secondaries[0].account)).toBe(true);
+    expect(m.secondaries[0].region).toBe('us-west-2');
+    expect(m.primary.account).toBe('123456789012');
   });
 
   test('the estimate adds up every stack', () => {
