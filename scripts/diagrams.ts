@@ -449,12 +449,13 @@ function regionTiers(templates: Pick<StageTemplates, 'primary' | 'edge'>): Regio
       { ...(config.DefaultCacheBehavior as Props), PathPattern: '/* (default)' },
       ...list(config.CacheBehaviors).map((b) => b as Props),
     ];
+    const via = originPaths(config, behaviors);
     for (const origin of list(config.Origins).map((o) => o as Props)) {
       let targets = refs(origin.DomainName);
       // A VPC origin points at the load balancer.
       const vpcOrigin = [...refs(origin.VpcOriginConfig)][0];
       if (vpcOrigin) targets = refs(props(vpcOrigin).VpcOriginEndpointConfig);
-      const paths = behaviors.filter((b) => b.TargetOriginId === origin.Id).map((b) => String(b.PathPattern));
+      const paths = via(String(origin.Id));
       for (const target of targets) {
         addBucket(target);
         connect(id, nodeOf(target), { style: 'request', label: paths.join('\n') });
@@ -693,9 +694,13 @@ export function tierGraph(stage: UserStage, templates: StageTemplates): TierGrap
     const behaviors = [config.DefaultCacheBehavior, ...list(config.CacheBehaviors)].map(
       (b) => (b ?? {}) as Props,
     );
+    const via = originPaths(config, behaviors);
     for (const origin of list(config.Origins).map((o) => o as Props)) {
       const [vpcOrigin] = refs(origin.VpcOriginConfig);
-      const targets = outputTargets(vpcOrigin && resources[vpcOrigin]?.Properties?.VpcOriginEndpointConfig);
+      // A VPC origin reads its load balancer from the secondary's outputs, an S3 origin its bucket.
+      const targets = outputTargets(
+        vpcOrigin ? resources[vpcOrigin]?.Properties?.VpcOriginEndpointConfig : origin.DomainName,
+      );
       const routed = behaviors
         .filter((b) => b.TargetOriginId !== origin.Id && !String(b.PathPattern).startsWith('/_region/'))
         .filter((b) =>
@@ -704,9 +709,7 @@ export function tierGraph(stage: UserStage, templates: StageTemplates): TierGrap
           ),
         )
         .map((b) => `${b.PathPattern} reads, failover`);
-      const pinned = behaviors
-        .filter((b) => b.TargetOriginId === origin.Id)
-        .map((b) => String(b.PathPattern));
+      const pinned = via(String(origin.Id));
       for (const target of targets)
         connect(id, target, { style: 'request', label: [...routed, ...pinned].join('\n') });
     }
@@ -907,4 +910,28 @@ if (require.main === module) {
     console.log(`wrote ${path.relative(ROOT, diagramFile(stage))}`);
   }
   console.log(`${Object.keys(svgs).length} diagrams in ${((Date.now() - start) / 1000).toFixed(1)} s`);
+}
+
+/**
+ * The paths of the behaviors that reach an origin: directly, or through an origin group, as its
+ * primary or (labelled so) its failover.
+ */
+function originPaths(config: Props, behaviors: Props[]): (originId: string) => string[] {
+  const groups = new Map(
+    list((config.OriginGroups as Props | undefined)?.Items).map((g) => {
+      const group = g as Props;
+      const members = list((group.Members as Props | undefined)?.Items).map((m) =>
+        String((m as Props).OriginId),
+      );
+      return [String(group.Id), members] as const;
+    }),
+  );
+  return (originId) =>
+    behaviors.flatMap((b) => {
+      const target = String(b.TargetOriginId);
+      if (target === originId) return [String(b.PathPattern)];
+      const members = groups.get(target) ?? [];
+      if (members[0] === originId) return [String(b.PathPattern)];
+      return members.includes(originId) ? [`${b.PathPattern} failover`] : [];
+    });
 }

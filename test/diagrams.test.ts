@@ -200,6 +200,9 @@ describe('stage 10m', () => {
     const lb = find('us-west-2', 'loadBalancer');
     expect(edge(cdn, lb)?.label).toBe('/api/* reads, failover\n/_region/us-west-2/*');
     expect(edge(cdn, find('us-east-1', 'loadBalancer'))).toBeDefined();
+    // Media reads fail over to the secondary's copy (an origin group on /media/*).
+    expect(edge(cdn, find('us-east-1', 'bucket', 'S3 media'))?.label).toBe('/media/*');
+    expect(edge(cdn, find('us-west-2', 'bucket'))?.label).toBe('/media/* failover');
     expect(edge(find('us-east-1', 'database'), find('us-west-2', 'replica'))).toMatchObject({
       style: 'async',
       label: 'cross-region replication',

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Duration, Stack, Token, Validations } from 'aws-cdk-lib/core';
+import { Annotations, Duration, Stack, Token, Validations } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -288,8 +288,11 @@ export class CdnStatic extends Construct {
    * its own credentials; viewers read it through CloudFront only.
    *
    * @param pathPattern the media paths; object keys start with the same prefix (`media/...`)
+   * @param fallback a bucket in another region with a copy of the media (`replicateMediaTo`), whose
+   * policy lets this account's distributions read them: CloudFront reads from it when the media
+   * bucket answers a 5xx or not at all (GET and HEAD, an origin group), as in stage 10m
    */
-  public addMediaBucket(pathPattern: string = '/media/*'): s3.IBucket {
+  public addMediaBucket(pathPattern: string = '/media/*', fallback?: s3.IBucket): s3.IBucket {
     if (this.media) {
       throw new ScaleStagesError('addMediaBucket was called twice; a CdnStatic has one media bucket.', this);
     }
@@ -300,7 +303,20 @@ export class CdnStatic extends Construct {
       logPrefix: 'media-bucket/',
       noncurrentVersionDays: 90,
     });
-    this.distribution.addBehavior(pathPattern, origins.S3BucketOrigin.withOriginAccessControl(this.media), {
+    const origin = origins.S3BucketOrigin.withOriginAccessControl(this.media);
+    const target = fallback
+      ? new origins.OriginGroup({
+          primaryOrigin: origin,
+          fallbackOrigin: origins.S3BucketOrigin.withOriginAccessControl(fallback),
+        })
+      : origin;
+    if (fallback) {
+      Annotations.of(this.distribution).acknowledgeWarning(
+        '@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac',
+        "The fallback bucket's own stack lets this account's distributions read it (see the fallback param).",
+      );
+    }
+    this.distribution.addBehavior(pathPattern, target, {
       viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
       cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
       responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,

@@ -1,4 +1,5 @@
-import { CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib/core';
+import { Aws, CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib/core';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -246,6 +247,20 @@ export class SecondaryRegionStack extends Stack {
       noncurrentVersionDays: 90,
       cors: [BROWSER_UPLOADS_CORS],
     });
+    // The primary's distribution reads the media from here when its own media bucket fails; it is
+    // created after this stack, so the policy names this account's distributions, not its ARN.
+    this.mediaBucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('cloudfront.amazonaws.com')],
+        actions: ['s3:GetObject'],
+        resources: [this.mediaBucket.arnForObjects('media/*')],
+        conditions: {
+          StringLike: {
+            'AWS:SourceArn': `arn:${Aws.PARTITION}:cloudfront::${Aws.ACCOUNT_ID}:distribution/*`,
+          },
+        },
+      }),
+    );
     this.web.addEnvironment('MEDIA_BUCKET', this.mediaBucket.bucketName);
     grantMedia(this.web, this.mediaBucket);
 

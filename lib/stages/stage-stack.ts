@@ -400,7 +400,11 @@ export class StageStack extends Stack {
       new route53.AaaaRecord(this, 'AliasRecordIpv6', { zone: domain.hostedZone, recordName, target });
     }
     if (atLeast(this.stage, UserStage.USERS_10K)) {
-      const media = this.cdn.addMediaBucket();
+      // Stage 10m: media reads fail over to the first secondary region's copy.
+      const media = this.cdn.addMediaBucket(
+        '/media/*',
+        secondaries[0] && this.secondaryMedia(secondaries[0]),
+      );
       grantMedia(this.web!, media);
       appTier.addEnvironment('MEDIA_BUCKET', media.bucketName);
       new CfnOutput(this, 'MediaBucketName', {
@@ -538,16 +542,22 @@ export class StageStack extends Stack {
   /** Stage 10m: the database secret and the media go to a secondary region too. */
   private replicateTo(secondary: SecondaryRegionStack): void {
     this.database!.replicateSecretTo(secondary.region);
-    const bucketName = Fn.getStackOutput(
-      secondary.stackName,
-      SecondaryRegionStack.MEDIA_BUCKET_NAME_OUTPUT,
-      secondary.region,
-    );
-    this.cdn.replicateMediaTo(
-      s3.Bucket.fromBucketAttributes(this, `Media-${secondary.region}`, {
-        bucketName,
+    this.cdn.replicateMediaTo(this.secondaryMedia(secondary));
+  }
+
+  /** A secondary region's media bucket, from its stack's output. */
+  private secondaryMedia(secondary: SecondaryRegionStack): s3.IBucket {
+    const id = `Media-${secondary.region}`;
+    return (
+      (this.node.tryFindChild(id) as s3.IBucket | undefined) ??
+      s3.Bucket.fromBucketAttributes(this, id, {
+        bucketName: Fn.getStackOutput(
+          secondary.stackName,
+          SecondaryRegionStack.MEDIA_BUCKET_NAME_OUTPUT,
+          secondary.region,
+        ),
         region: secondary.region,
-      }),
+      })
     );
   }
 

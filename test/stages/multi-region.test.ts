@@ -211,6 +211,58 @@ describe('the primary region at stage 10m', () => {
     primary.resourceCountIs('AWS::CloudFront::VpcOrigin', 3);
   });
 
+  test("media reads fail over to the first secondary region's copy: an origin group of the two buckets", () => {
+    const config = Object.values(primary.findResources('AWS::CloudFront::Distribution'))[0].Properties
+      .DistributionConfig;
+    const media = config.CacheBehaviors.find((b: { PathPattern: string }) => b.PathPattern === '/media/*');
+    const group = config.OriginGroups.Items.find((g: { Id: string }) => g.Id === media.TargetOriginId);
+    expect(group.FailoverCriteria.StatusCodes.Items).toEqual([500, 502, 503, 504]);
+    const [own, fallback] = group.Members.Items.map((m: { OriginId: string }) =>
+      config.Origins.find((o: { Id: string }) => o.Id === m.OriginId),
+    );
+    expect(own.DomainName).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^CdnMediaBucket/), 'RegionalDomainName'],
+    });
+    expect(fallback.DomainName).toEqual({
+      'Fn::Join': [
+        '',
+        [output('Shop-us-east-1', 'MediaBucketName', 'us-east-1'), '.s3.us-east-1.amazonaws.com'],
+      ],
+    });
+    expect(fallback.OriginAccessControlId).toBeDefined();
+    // Writes never reach a group: the behavior allows only GET and HEAD.
+    expect(media.AllowedMethods ?? ['GET', 'HEAD']).toEqual(['GET', 'HEAD']);
+  });
+
+  test("each secondary media bucket lets this account's distributions read media/ (the primary's comes later)", () => {
+    secondaries.get('us-east-1')!.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: 'cloudfront.amazonaws.com' },
+            Action: 's3:GetObject',
+            Condition: {
+              StringLike: {
+                'AWS:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      ':cloudfront::',
+                      { Ref: 'AWS::AccountId' },
+                      ':distribution/*',
+                    ],
+                  ],
+                },
+              },
+            },
+          }),
+        ]),
+      },
+    });
+  });
+
   test('the API and each region pinned under /_region/ run the routing function; origins are app-<region>', () => {
     const config = Object.values(primary.findResources('AWS::CloudFront::Distribution'))[0].Properties
       .DistributionConfig;
