@@ -510,6 +510,33 @@ describe('stage 10m input', () => {
       "SecondaryRegionStack region must be a region where CloudFront VPC origins can reach the load balancer; got 'mars-north-1'",
     ],
     [
+      'a primary in an unknown region',
+      () => secondary(newApp(), 'eu-west-1', 'Shop', 'us-east-7'),
+      "SecondaryRegionStack primaryRegion must be a region where CloudFront VPC origins can reach the load balancer; got 'us-east-7'",
+    ],
+    [
+      'a writer region that is no region',
+      () =>
+        new SecondaryRegionStack(newApp(), 'S', {
+          region: 'eu-west-1',
+          primaryStackName: 'Shop',
+          primaryRegion: 'us-east-1',
+          writerRegion: 'eu-west',
+        }),
+      "SecondaryRegionStack writerRegion must be a region where CloudFront VPC origins can reach the load balancer; got 'eu-west'",
+    ],
+    [
+      'a network range that is no CIDR',
+      () =>
+        new SecondaryRegionStack(newApp(), 'S', {
+          region: 'eu-west-1',
+          primaryStackName: 'Shop',
+          primaryRegion: 'us-east-1',
+          cidr: '10.1.0.0',
+        }),
+      /cidr/,
+    ],
+    [
       'a certificate without its name',
       () =>
         new SecondaryRegionStack(newApp(), 'S', {
