@@ -176,7 +176,8 @@ export class SecondaryRegionStack extends Stack {
   constructor(scope: Construct, id: string, props: SecondaryRegionStackProps) {
     checkRegion('SecondaryRegionStack region', props.region);
     checkRegion('SecondaryRegionStack primaryRegion', props.primaryRegion);
-    if (props.writerRegion !== undefined) checkRegion('SecondaryRegionStack writerRegion', props.writerRegion);
+    if (props.writerRegion !== undefined)
+      checkRegion('SecondaryRegionStack writerRegion', props.writerRegion);
     if (props.region === props.primaryRegion) {
       throw new ScaleStagesError(
         `SecondaryRegionStack region must differ from primaryRegion; got '${props.region}' for both.`,
