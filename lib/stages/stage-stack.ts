@@ -497,13 +497,7 @@ export class StageStack extends Stack {
     }
     const httpsHost = props.loadBalancerDomainName;
     return {
-      origin: origins.VpcOrigin.withApplicationLoadBalancer(this.web!.loadBalancer, {
-        originId,
-        domainName: httpsHost,
-        protocolPolicy: httpsHost
-          ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
-          : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-      }),
+      origin: loadBalancerOrigin(this.web!.loadBalancer, httpsHost, { originId }),
       whyHttp: httpsHost
         ? undefined
         : 'CloudFront reaches the internal load balancer through a VPC origin, inside the AWS network; give loadBalancerCertificate and loadBalancerDomainName for HTTPS on that hop too.',
@@ -525,16 +519,11 @@ export class StageStack extends Stack {
         securityGroupId: output(SecondaryRegionStack.LOAD_BALANCER_SECURITY_GROUP_OUTPUT),
       },
     );
-    const httpsHost = secondary.loadBalancerDomainName;
     return {
       region: secondary.region,
-      origin: origins.VpcOrigin.withApplicationLoadBalancer(loadBalancer, {
+      origin: loadBalancerOrigin(loadBalancer, secondary.loadBalancerDomainName, {
         originId: regionalOriginId(secondary.region),
-        domainName: httpsHost,
         vpcOriginName: `${this.stackName}-${secondary.region}`,
-        protocolPolicy: httpsHost
-          ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
-          : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
       }),
     };
   }
@@ -712,4 +701,22 @@ function writerRegionOf(props: StageStackProps, node: Node, apps: RegionalApp[])
     );
   }
   return writer;
+}
+
+/**
+ * CloudFront's VPC origin of an internal load balancer: over HTTPS at `httpsHost`, the name its
+ * certificate covers, or over HTTP without one.
+ */
+function loadBalancerOrigin(
+  loadBalancer: elbv2.IApplicationLoadBalancer,
+  httpsHost: string | undefined,
+  props: { originId?: string; vpcOriginName?: string },
+): cloudfront.IOrigin {
+  return origins.VpcOrigin.withApplicationLoadBalancer(loadBalancer, {
+    ...props,
+    domainName: httpsHost,
+    protocolPolicy: httpsHost
+      ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+      : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+  });
 }
