@@ -5,11 +5,13 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { acknowledgeLogRetentionHandler, DATABASE_LOG_EXPORTS } from '../private/database-logs';
 import { checkGibibytes, ScaleStagesError } from '../private/errors';
 import { checkInstanceType } from '../private/servers';
+import { checkDatabaseName, postgresParameters, slowStatementMillis } from '../private/postgres';
 import { checkSubnets } from '../private/subnets';
 import { StageNetwork } from './stage-network';
 
@@ -125,7 +127,28 @@ export class CrossRegionReplica extends Construct implements ec2.IConnectable {
     const instanceType =
       props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.M7G, ec2.InstanceSize.LARGE);
     checkInstanceType(this, instanceType);
-    this.databaseName = props.databaseName ?? 'app';
+    this.databaseName = checkDatabaseName(this, props.databaseName ?? 'app');
+    const slowMillis = slowStatementMillis(this, props.slowStatementThreshold ?? Duration.seconds(1));
+    if (
+      !Token.isUnresolved(props.sourceRegion) &&
+      !RegionInfo.regions.some((r) => r.name === props.sourceRegion)
+    ) {
+      throw new ScaleStagesError(
+        `sourceRegion must be an AWS region such as us-east-1; got '${props.sourceRegion}'.`,
+        this,
+      );
+    }
+    if (
+      !Token.isUnresolved(props.sourceSecretArn) &&
+      !/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[^:]+-[A-Za-z0-9]{6}$/.test(
+        props.sourceSecretArn,
+      )
+    ) {
+      throw new ScaleStagesError(
+        `sourceSecretArn must be the complete ARN of a Secrets Manager secret (ending in its 6-character suffix), such as arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf; got '${props.sourceSecretArn}'.`,
+        this,
+      );
+    }
     const vpcSubnets = props.vpcSubnets ?? { subnetGroupName: StageNetwork.DATA_SUBNETS };
     checkSubnets(this, props.vpc, vpcSubnets);
 
@@ -151,18 +174,12 @@ export class CrossRegionReplica extends Construct implements ec2.IConnectable {
       description: 'CrossRegionReplica: the isolated data subnets of this region',
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
-      engine: rds.DatabaseInstanceEngine.postgres({
-        version: props.engineVersion ?? rds.PostgresEngineVersion.VER_17,
-      }),
-      description: 'CrossRegionReplica: TLS required for every connection',
-      parameters: {
-        'rds.force_ssl': '1',
-        log_min_duration_statement: String(
-          (props.slowStatementThreshold ?? Duration.seconds(1)).toMilliseconds(),
-        ),
-      },
-    });
+    const parameterGroup = postgresParameters(
+      this,
+      props.engineVersion ?? rds.PostgresEngineVersion.VER_17,
+      'CrossRegionReplica: TLS required for every connection',
+      slowMillis,
+    );
 
     // The replica inherits the engine, storage, master user, database and backups of its source,
     // and CloudFormation rejects those properties beside SourceDBInstanceIdentifier (the

@@ -4,17 +4,20 @@ import {
   RemovalPolicy,
   Size,
   SizeRoundingBehavior,
+  Token,
   Validations,
 } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { acknowledgeLogRetentionHandler, DATABASE_LOG_EXPORTS } from '../private/database-logs';
-import { checkDays, checkGibibytes, checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
 import { checkInstanceType } from '../private/servers';
+import { checkDatabaseName, postgresParameters, slowStatementMillis } from '../private/postgres';
 import { checkSubnets } from '../private/subnets';
 import { StageNetwork } from './stage-network';
 
@@ -188,14 +191,8 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     );
     checkDays(this, 'backupRetention', backupRetention, 7, 35);
     checkDays(this, 'rotationInterval', rotationInterval, 1, 365);
-    const slowStatementMillis = slowStatementThreshold.toMilliseconds({ integral: false });
-    checkWholeNumber(this, 'slowStatementThreshold (ms)', slowStatementMillis, 0, 2147483647);
-    if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(this.databaseName)) {
-      throw new ScaleStagesError(
-        `databaseName must start with a letter and hold only letters, digits and underscores (63 at most); got '${this.databaseName}'.`,
-        this,
-      );
-    }
+    const slowMillis = slowStatementMillis(this, slowStatementThreshold);
+    checkDatabaseName(this, this.databaseName);
     checkInstanceType(this, instanceType);
     if (!deletionProtection) {
       Annotations.of(this).addWarningV2(
@@ -208,23 +205,19 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
     this.vpcSubnets = vpcSubnets;
     checkSubnets(this, props.vpc, vpcSubnets);
 
-    const engine = rds.DatabaseInstanceEngine.postgres({
-      version: props.engineVersion ?? rds.PostgresEngineVersion.VER_17,
-    });
+    const engineVersion = props.engineVersion ?? rds.PostgresEngineVersion.VER_17;
+    const engine = rds.DatabaseInstanceEngine.postgres({ version: engineVersion });
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
       description: 'SeparatedDb: PostgreSQL from connected app tiers only; no outbound traffic',
       allowAllOutbound: false,
     });
-    this.parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
-      engine,
-      // Create-only: a new description replaces the group, and the database then changes groups.
-      description: 'SeparatedDb: TLS required for every connection',
-      parameters: {
-        'rds.force_ssl': '1',
-        log_min_duration_statement: String(slowStatementMillis),
-      },
-    });
+    this.parameterGroup = postgresParameters(
+      this,
+      engineVersion,
+      'SeparatedDb: TLS required for every connection',
+      slowMillis,
+    );
     this.database = new rds.DatabaseInstance(this, 'Instance', {
       engine,
       instanceType,
@@ -299,6 +292,12 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
    * @param region the other region
    */
   public replicateSecretTo(region: string): void {
+    if (!Token.isUnresolved(region) && !RegionInfo.regions.some((r) => r.name === region)) {
+      throw new ScaleStagesError(
+        `replicateSecretTo needs an AWS region such as eu-west-1; got '${region}'.`,
+        this,
+      );
+    }
     (this.database.node.findChild('Secret') as rds.DatabaseSecret).addReplicaRegion(region);
   }
 

@@ -1,4 +1,4 @@
-import { Size, Stack } from 'aws-cdk-lib';
+import { Duration, Size, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { CrossRegionReplica, CrossRegionReplicaProps, LoadBalancedTier, StageNetwork } from '../../lib';
@@ -132,6 +132,30 @@ describe('CrossRegionReplica input', () => {
       { maxAllocatedStorage: Size.gibibytes(20) },
       'eu-west-1',
       /maxAllocatedStorage \(GiB\) must be/,
+    ],
+    [
+      'an unknown source region',
+      { sourceRegion: 'us-middle-1' },
+      'eu-west-1',
+      /sourceRegion must be an AWS region such as us-east-1; got 'us-middle-1'/,
+    ],
+    [
+      'a secret ARN without its suffix',
+      { sourceSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:DatabaseSecret' },
+      'eu-west-1',
+      /sourceSecretArn must be the complete ARN of a Secrets Manager secret/,
+    ],
+    [
+      'a database name PostgreSQL refuses',
+      { databaseName: 'my-app' },
+      'eu-west-1',
+      /databaseName must start with a letter and hold only letters, digits and underscores/,
+    ],
+    [
+      'a slow-statement threshold in part milliseconds',
+      { slowStatementThreshold: Duration.millis(1.5) },
+      'eu-west-1',
+      /slowStatementThreshold \(ms\) must be a whole number from 0 to 2147483647; got 1.5/,
     ],
     [
       'a class with its db. prefix',

@@ -327,6 +327,17 @@ describe('SeparatedDb validation', () => {
   test('errors name the construct path', () => {
     expect(() => build({ backupRetention: Duration.days(1) })).toThrow(/^Test\/Database: /);
   });
+
+  test('replicateSecretTo takes an AWS region, and adds it to the secret', () => {
+    const { stack, db } = build();
+    expect(() => db.replicateSecretTo('mars-1')).toThrow(
+      "replicateSecretTo needs an AWS region such as eu-west-1; got 'mars-1'.",
+    );
+    db.replicateSecretTo('eu-west-1');
+    Template.fromStack(stack).hasResourceProperties('AWS::SecretsManager::Secret', {
+      ReplicaRegions: [{ Region: 'eu-west-1' }],
+    });
+  });
 });
 
 test('a VPC without a Data subnet group needs vpcSubnets', () => {

@@ -537,6 +537,30 @@ describe('stage 10m input', () => {
       /cidr/,
     ],
     [
+      // The secondary region's sizes reach its constructs, which check them.
+      'a fleet maximum under its minimum',
+      () =>
+        new SecondaryRegionStack(newApp(), 'S', {
+          region: 'eu-west-1',
+          primaryStackName: 'Shop',
+          primaryRegion: 'us-east-1',
+          webMinCapacity: 4,
+          webMaxCapacity: 3,
+        }),
+      /maxCapacity must be a whole number from 5 to 500/,
+    ],
+    [
+      'a database name PostgreSQL refuses',
+      () =>
+        new SecondaryRegionStack(newApp(), 'S', {
+          region: 'eu-west-1',
+          primaryStackName: 'Shop',
+          primaryRegion: 'us-east-1',
+          databaseName: 'my-app',
+        }),
+      /S\/DatabaseReplica: databaseName must start with a letter/,
+    ],
+    [
       'a certificate without its name',
       () =>
         new SecondaryRegionStack(newApp(), 'S', {
