@@ -196,7 +196,9 @@ function regionTiers(templates: Pick<StageTemplates, 'primary' | 'edge'>): Regio
   // The tier comes from the subnet group's name: before stage 1k the app subnets are isolated too.
   const subnetTier = new Map<string, TierCluster>();
   const subnetLabels: Partial<Record<TierCluster, string>> = {};
-  const azs = new Map<TierCluster, Set<string>>();
+  // The zones of each subnet group (a name, or an ID for subnets placed by zone ID), and the groups of each tier.
+  const azs = new Map<string, Set<string>>();
+  const groups = new Map<TierCluster, Set<string>>();
   for (const [id, subnet] of byType('AWS::EC2::Subnet')) {
     const tags = new Map(
       list(subnet.Properties?.Tags).map((t) => [(t as Props).Key as string, (t as Props).Value as string]),
@@ -213,11 +215,12 @@ function regionTiers(templates: Pick<StageTemplates, 'primary' | 'edge'>): Regio
             ? 'app'
             : 'data';
     subnetTier.set(id, cluster);
-    azs.set(
-      cluster,
-      new Set([...(azs.get(cluster) ?? []), JSON.stringify(subnet.Properties?.AvailabilityZone)]),
-    );
-    subnetLabels[cluster] = `${name} subnets (${type}, ${azs.get(cluster)?.size} AZs)`;
+    const zone = subnet.Properties?.AvailabilityZone ?? subnet.Properties?.AvailabilityZoneId;
+    azs.set(name, new Set([...(azs.get(name) ?? []), JSON.stringify(zone)]));
+    groups.set(cluster, new Set([...(groups.get(cluster) ?? []), name]));
+    const names = [...groups.get(cluster)!];
+    const zones = Math.max(...names.map((n) => azs.get(n)!.size));
+    subnetLabels[cluster] = `${names.join(' and ')} subnets (${type}, ${zones} AZs)`;
   }
   const tierOf = (subnets: unknown): TierCluster => {
     const tiers = [...refs(subnets)].map((s) => subnetTier.get(s)).filter((t) => t !== undefined);
@@ -354,7 +357,7 @@ function regionTiers(templates: Pick<StageTemplates, 'primary' | 'edge'>): Regio
   const replicaGroups = new Map<string, string[]>();
   for (const [id, db] of dbInstances) {
     const p = db.Properties ?? {};
-    const [source] = refs(p.SourceDBInstanceIdentifier);
+    const [source] = [...refs(p.SourceDBInstanceIdentifier)].filter((r) => resources[r]?.Type === db.Type);
     const sourceRegion = source ? '' : String(p.SourceRegion ?? '');
     if (!source && !sourceRegion) continue;
     const key = `${source ?? ''}|${p.DBInstanceClass}|${sourceRegion}`;
@@ -720,7 +723,10 @@ export function tierGraph(stage: UserStage, templates: StageTemplates): TierGrap
     for (const [id, db] of byType(template.Resources ?? {}, 'AWS::RDS::DBInstance')) {
       const replica = tiers.nodeOf(id);
       if (!replica) continue;
-      for (const source of outputTargets(db.Properties?.SourceDBInstanceIdentifier)) {
+      // The secondary keeps the primary's outputs in parameters and reads them from there.
+      const named = db.Properties?.SourceDBInstanceIdentifier;
+      const viaParameters = [...refs(named)].map((r) => template.Resources?.[r]?.Properties?.Value);
+      for (const source of outputTargets([named, ...viaParameters])) {
         connect(source, `${prefix}${replica}`, { style: 'async', label: 'cross-region replication' });
       }
     }

@@ -35,6 +35,26 @@ function upgradesFromRelease(release: string): void {
   );
 }
 
+/**
+ * What a stack with a fleet (stage 1k and up) from a release before 0.6.0 gains besides: two subnets
+ * named by zone ID, with their route tables, NAT routes and associations; the load balancer's
+ * subnets and the fleet's change in place (the fleet rolls one server at a time), and the S3 gateway
+ * endpoint serves the new route tables. `fleetChange` is the fleet's own change line.
+ */
+function movedToVpcOriginZones(fleetChange: string): string[] {
+  return [
+    ...['Route', 'RouteTable', 'Subnet', 'SubnetRouteTableAssociation'].flatMap((type) =>
+      Array<string>(2).fill(`WILL_CREATE AWS::EC2::${type} `),
+    ),
+    fleetChange,
+    'WILL_UPDATE AWS::EC2::VPCEndpoint RouteTableIds',
+    'WILL_UPDATE AWS::ElasticLoadBalancingV2::LoadBalancer Subnets',
+  ];
+}
+
+const hasSingleServer = (stage: UserStage) =>
+  stage === UserStage.USERS_1 || stage === UserStage.USERS_10 || stage === UserStage.USERS_100;
+
 interface Change {
   readonly type: string;
   readonly impact: string;
@@ -159,10 +179,14 @@ test('100 -> 1k: the server goes, its data volume and backups stay; the database
       { type: 'AWS::EC2::VPCEndpoint', impact: ResourceImpact.WILL_UPDATE, properties: ['SubnetIds'] },
     ]),
   );
+  // The subnets laid out at stage 1 change their tags only; the load balancer and its fleet get two
+  // new subnets named by zone ID (StageNetwork.addVpcOriginSubnets).
+  const subnets = byType('AWS::EC2::Subnet');
+  expect(subnets.filter((c) => c.impact === ResourceImpact.WILL_CREATE)).toHaveLength(2);
   expect(
-    byType('AWS::EC2::Subnet').every(
-      (c) => c.impact === ResourceImpact.WILL_UPDATE && c.properties.join() === 'Tags',
-    ),
+    subnets
+      .filter((c) => c.impact !== ResourceImpact.WILL_CREATE)
+      .every((c) => c.impact === ResourceImpact.WILL_UPDATE && c.properties.join() === 'Tags'),
   ).toBe(true);
 });
 
@@ -440,9 +464,13 @@ describe('upgrading stacks deployed from release 0.2.0 (server open to the world
       expect(byType('AWS::CloudFront::Distribution')).toEqual([
         expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE }),
       ]);
-      // The fleet is not replaced; it starts collecting the group metrics the operations read.
+      // The fleet is not replaced; it moves to the load balancer's new subnets and starts
+      // collecting the group metrics the operations read.
       expect(byType('AWS::AutoScaling::AutoScalingGroup')).toEqual([
-        expect.objectContaining({ impact: ResourceImpact.WILL_UPDATE, properties: ['MetricsCollection'] }),
+        expect.objectContaining({
+          impact: ResourceImpact.WILL_UPDATE,
+          properties: ['VPCZoneIdentifier', 'MetricsCollection'],
+        }),
       ]);
     },
   );
@@ -475,13 +503,14 @@ describe('upgrading stacks deployed from release 0.3.0 (no stage guard, no uploa
       });
       // The demo app learned direct uploads (stage 1m), so its servers' user data changed: the
       // single server is stopped and started, the fleet rolls one server at a time.
-      const userData =
-        stage === UserStage.USERS_1 || stage === UserStage.USERS_10 || stage === UserStage.USERS_100
-          ? ['MAY_REPLACE AWS::EC2::Instance UserData']
-          : [
-              'WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData',
-              'WILL_UPDATE AWS::AutoScaling::AutoScalingGroup MetricsCollection',
-            ];
+      const userData = hasSingleServer(stage)
+        ? ['MAY_REPLACE AWS::EC2::Instance UserData']
+        : [
+            'WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData',
+            ...movedToVpcOriginZones(
+              'WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier,MetricsCollection',
+            ),
+          ];
       // Deploys of the web client (from stage 100) leave the pre-rendered pages alone.
       if (stage !== UserStage.USERS_1 && stage !== UserStage.USERS_10) {
         userData.push('NO_CHANGE Custom::CDKBucketDeployment Exclude');
@@ -513,10 +542,12 @@ describe('upgrading stacks deployed from release 0.4.0 (stages 1 to 1m)', () => 
       });
       // The demo app asks whether its database is a replica (stage 10m), so the servers' user data
       // changed: the single server is stopped and started, the fleet rolls one server at a time.
-      const userData =
-        stage === UserStage.USERS_1 || stage === UserStage.USERS_10 || stage === UserStage.USERS_100
-          ? ['MAY_REPLACE AWS::EC2::Instance UserData']
-          : ['WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData'];
+      const userData = hasSingleServer(stage)
+        ? ['MAY_REPLACE AWS::EC2::Instance UserData']
+        : [
+            'WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData',
+            ...movedToVpcOriginZones('WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier'),
+          ];
       // At 1m the "at capacity" alarm becomes "time for stage 10m": a new name, so a new alarm.
       const advice =
         stage === UserStage.USERS_1M

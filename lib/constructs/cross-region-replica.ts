@@ -1,4 +1,4 @@
-import { Aws, Duration, Fn, RemovalPolicy, Size, Stack, Token, Validations } from 'aws-cdk-lib/core';
+import { Aws, Duration, RemovalPolicy, Size, Stack, Token, Validations } from 'aws-cdk-lib/core';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -26,19 +26,23 @@ export interface CrossRegionReplicaProps {
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /**
-   * The endpoint address of the source database in `sourceRegion`, such as the `DatabaseEndpoint`
-   * output of the primary stack. Its first label is the source's instance identifier, from which
-   * the replica builds the source's ARN (a cross-region replica names its source by ARN).
+   * The DB instance identifier of the source database in `sourceRegion` (in this account), such as
+   * the `DatabaseInstanceIdentifier` output of the primary stack. The replica names its source by
+   * the ARN built from it, as a cross-region replica must.
    */
-  readonly sourceEndpointAddress: string;
+  readonly sourceInstanceIdentifier: string;
   /** The source database's region. */
   readonly sourceRegion: string;
   /**
-   * The ARN of the source's credentials secret in `sourceRegion`; the source stack replicates it
-   * to this region (`ReplicaRegions`), and the replica hands the app the replica secret, which has
-   * the same ARN in this region.
+   * The last part of the ARN of the source's credentials secret: its name and the six characters
+   * Secrets Manager appends (`db-AbCdEf`), such as the `DatabaseSecretNameWithSuffix` output of the
+   * primary stack. The source stack replicates the secret to this region (`ReplicaRegions`), and the
+   * replica hands the app the replica secret, whose ARN has this region and the same name.
+   *
+   * A whole name, not an ARN to take apart: CloudFormation resolves `Fn::GetStackOutput` only as a
+   * direct value or inside `Fn::Join`, `Fn::Sub` and a few others, never inside `Fn::Split`.
    */
-  readonly sourceSecretArn: string;
+  readonly sourceSecretNameWithSuffix: string;
   /**
    * The PostgreSQL version of the source; the replica's parameter group is of its family.
    *
@@ -138,25 +142,31 @@ export class CrossRegionReplica extends Construct implements ec2.IConnectable {
         this,
       );
     }
+    // RDS User Guide, "Naming constraints in Amazon RDS" (DB instance identifier).
     if (
-      !Token.isUnresolved(props.sourceSecretArn) &&
-      !/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[^:]+-[A-Za-z0-9]{6}$/.test(
-        props.sourceSecretArn,
-      )
+      !Token.isUnresolved(props.sourceInstanceIdentifier) &&
+      !/^[a-zA-Z](?!.*--)(?!.*-$)[a-zA-Z0-9-]{0,62}$/.test(props.sourceInstanceIdentifier)
     ) {
       throw new ScaleStagesError(
-        `sourceSecretArn must be the complete ARN of a Secrets Manager secret (ending in its 6-character suffix), such as arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf; got '${props.sourceSecretArn}'.`,
+        `sourceInstanceIdentifier must be a DB instance identifier (1 to 63 letters, digits or hyphens, starting with a letter, no two hyphens in a row, not ending with one), such as shop-db; got '${props.sourceInstanceIdentifier}'.`,
+        this,
+      );
+    }
+    // Secrets Manager User Guide, "Secret ARN" format: ...:secret:SecretName-6RandomCharacters.
+    if (
+      !Token.isUnresolved(props.sourceSecretNameWithSuffix) &&
+      !/^[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/.test(props.sourceSecretNameWithSuffix)
+    ) {
+      throw new ScaleStagesError(
+        `sourceSecretNameWithSuffix must be the last part of the source secret's ARN, its name and the 6 characters Secrets Manager appends, such as db-AbCdEf (not the whole ARN); got '${props.sourceSecretNameWithSuffix}'.`,
         this,
       );
     }
     const vpcSubnets = props.vpcSubnets ?? { subnetGroupName: StageNetwork.DATA_SUBNETS };
     checkSubnets(this, props.vpc, vpcSubnets);
 
-    // arn:<partition>:rds:<source region>:<account>:db:<identifier>; the endpoint's first label is
-    // the identifier (RDS User Guide, "Finding the connection information for an RDS for
-    // PostgreSQL DB instance"), and the source is in this account.
-    const identifier = Fn.select(0, Fn.split('.', props.sourceEndpointAddress));
-    this.sourceArn = `arn:${Aws.PARTITION}:rds:${props.sourceRegion}:${Aws.ACCOUNT_ID}:db:${identifier}`;
+    // arn:<partition>:rds:<source region>:<account>:db:<identifier>; the source is in this account.
+    this.sourceArn = `arn:${Aws.PARTITION}:rds:${props.sourceRegion}:${Aws.ACCOUNT_ID}:db:${props.sourceInstanceIdentifier}`;
 
     this.encryptionKey = new kms.Key(this, 'Key', {
       description: `${Stack.of(this).stackName}: encrypts the cross-region database replica`,
@@ -227,11 +237,10 @@ export class CrossRegionReplica extends Construct implements ec2.IConnectable {
 
     // A replica secret has the primary secret's ARN with this region in it (Secrets Manager User
     // Guide, "Replicate AWS Secrets Manager secrets across Regions").
-    const arn = (i: number) => Fn.select(i, Fn.split(':', props.sourceSecretArn));
     this.secret = secretsmanager.Secret.fromSecretCompleteArn(
       this,
       'Secret',
-      Fn.join(':', [arn(0), arn(1), arn(2), region, arn(4), arn(5), arn(6)]),
+      `arn:${Aws.PARTITION}:secretsmanager:${region}:${Aws.ACCOUNT_ID}:secret:${props.sourceSecretNameWithSuffix}`,
     );
 
     Validations.of(this.instance).acknowledge(

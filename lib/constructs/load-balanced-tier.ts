@@ -44,7 +44,10 @@ export interface OriginHeader {
 
 /** Properties of a `LoadBalancedTier`. */
 export interface LoadBalancedTierProps {
-  /** The network: the load balancer goes in its public subnets, the servers in its app subnets. */
+  /**
+   * The network. The internal load balancer and the servers share `vpcSubnets`; an internet-facing
+   * load balancer goes in the public subnets.
+   */
   readonly vpc: ec2.IVpc;
   /**
    * The app the servers run.
@@ -53,9 +56,12 @@ export interface LoadBalancedTierProps {
    */
   readonly app?: AppSource;
   /**
-   * Where the servers run; they need outbound access (a NAT) for packages and AWS APIs.
+   * Where the servers and the internal load balancer run; the servers need outbound access (a NAT)
+   * for packages and AWS APIs. Behind a CloudFront VPC origin, select subnets in zones VPC origins
+   * support, in every account: zone IDs, not the region's first zone names.
    *
-   * @default - the subnet group named 'App': the private app tier of a `StageNetwork`
+   * @default - in the network of a `StageNetwork`, its `addVpcOriginSubnets()`; otherwise the
+   * subnet group named 'App'
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /**
@@ -211,7 +217,12 @@ export class LoadBalancedTier extends Construct implements IAppTier {
         this,
       );
     }
-    const vpcSubnets = props.vpcSubnets ?? { subnetGroupName: StageNetwork.APP_SUBNETS };
+    const network = props.vpc.node.scope;
+    const vpcSubnets =
+      props.vpcSubnets ??
+      (network instanceof StageNetwork
+        ? network.addVpcOriginSubnets()
+        : { subnetGroupName: StageNetwork.APP_SUBNETS });
     const selected = checkEgress(this, props.vpc, vpcSubnets);
     if (selected.length < 2) {
       throw new ScaleStagesError(

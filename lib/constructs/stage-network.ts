@@ -1,8 +1,9 @@
-import { RemovalPolicy, Token, Validations } from 'aws-cdk-lib/core';
+import { CfnMapping, RemovalPolicy, Stack, Tags, Token, Validations } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { VPC_ORIGIN_ZONE_IDS } from '../private/regions';
 import { checkInstanceType } from '../private/servers';
 
 /** Properties of a `StageNetwork`. */
@@ -39,11 +40,13 @@ export interface StageNetworkProps {
 
 /**
  * The network every stage shares, laid out once with all the tiers the top stage needs, over two
- * availability zones: public subnets (load balancer, stage-1 server, NAT), private app subnets
- * (the server fleet from stage 1k) and isolated data subnets (databases and caches).
+ * availability zones: public subnets (stage-1 server, NAT), private app subnets (queue workers)
+ * and isolated data subnets (databases and caches).
  *
- * Later stages only add NAT gateways; they never re-carve subnets, because a subnet whose range
- * changes is replaced, and with it the database subnet group and the database.
+ * Later stages only add NAT gateways and, from stage 1k, the two private subnets of the load
+ * balancer and its fleet (`addVpcOriginSubnets`), in address space left free for them; they never
+ * re-carve subnets, because a subnet whose range changes is replaced, and with it the database
+ * subnet group and the database.
  */
 export class StageNetwork extends Construct {
   /** The subnet group name of the public tier. */
@@ -52,6 +55,8 @@ export class StageNetwork extends Construct {
   public static readonly APP_SUBNETS = 'App';
   /** The subnet group name of the isolated data tier. */
   public static readonly DATA_SUBNETS = 'Data';
+  /** The name tag of the subnets `addVpcOriginSubnets` adds. */
+  public static readonly VPC_ORIGIN_SUBNETS = 'VpcOrigin';
 
   /** The VPC. */
   public readonly vpc: ec2.Vpc;
@@ -63,6 +68,8 @@ export class StageNetwork extends Construct {
   public readonly flowLogGroup: logs.LogGroup;
 
   private readonly cidr: string;
+  private readonly natProvider?: ec2.NatProvider;
+  private vpcOriginSubnets?: ec2.PrivateSubnet[];
 
   constructor(scope: Construct, id: string, props: StageNetworkProps = {}) {
     super(scope, id);
@@ -99,11 +106,12 @@ export class StageNetwork extends Construct {
           defaultAllowedTraffic: ec2.NatTrafficDirection.OUTBOUND_ONLY,
         })
       : undefined;
+    this.natProvider = natGateways > 0 ? (natInstances ?? ec2.NatProvider.gateway()) : undefined;
     this.vpc = new ec2.Vpc(this, 'Vpc', {
       ipAddresses: ec2.IpAddresses.cidr(cidr),
       maxAzs: 2,
       natGateways,
-      natGatewayProvider: natInstances,
+      natGatewayProvider: this.natProvider,
       subnetConfiguration: [
         { name: StageNetwork.PUBLIC_SUBNETS, subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
         {
@@ -152,6 +160,77 @@ export class StageNetwork extends Construct {
     // Private DNS sends every Secrets Manager call in the VPC here, so the whole VPC may connect.
     endpoint.connections.allowDefaultPortFrom(ec2.Peer.ipv4(this.cidr), 'HTTPS from inside the VPC');
     return endpoint;
+  }
+
+  /**
+   * Adds two private subnets, with the network's NAT for their way out, in availability zones that
+   * CloudFront VPC origins reach, and returns them: for an internal load balancer behind a VPC
+   * origin and the servers it sends traffic to (a load balancer sends none to targets in zones it
+   * is not in). Calling it again returns the same subnets.
+   *
+   * The other tiers' zones are the region's first two zone names (`Fn::GetAZs`), and each account
+   * maps zone names to physical zones (zone IDs) its own way: in some accounts one of them is a
+   * zone VPC origins exclude (use1-az3, usw1-az2, apne1-az3, apne2-az1, cac1-az3), where a VPC
+   * origin fails to create. These subnets name their zones by zone ID instead, two per region that VPC origins
+   * support, so they land in the same physical zones in every account. Each is a /22 at offset
+   * 52.0 and 56.0 of the network's range, space the other tiers leave free in a /16 to /18.
+   */
+  public addVpcOriginSubnets(): ec2.SubnetSelection {
+    if (!this.vpcOriginSubnets) {
+      const nat = this.natProvider;
+      if (!nat) {
+        throw new ScaleStagesError(
+          'the load balancer and its servers need a way out to install packages, fetch the app and call AWS APIs, and this network has no NAT (natGateways 0). Give the network natGateways: 1 or 2, as StageStack does from stage 1k.',
+          this,
+        );
+      }
+      const region = Stack.of(this).region;
+      if (!Token.isUnresolved(region) && !VPC_ORIGIN_ZONE_IDS[region]) {
+        throw new ScaleStagesError(
+          `a load balancer behind a CloudFront VPC origin needs a region where VPC origins reach load balancers; got '${region}' (choices: ${Object.keys(VPC_ORIGIN_ZONE_IDS).join(', ')}).`,
+          this,
+        );
+      }
+      if (Token.isUnresolved(this.cidr)) {
+        throw new ScaleStagesError(
+          'addVpcOriginSubnets needs the network cidr as a literal range such as 10.0.0.0/16, not a deploy-time value: it places the subnets in the space the other tiers leave free.',
+          this,
+        );
+      }
+      // Where the stack's region is only known at deploy time, CloudFormation looks it up.
+      const zoneIds = new CfnMapping(this, 'VpcOriginZoneIds', {
+        mapping: Object.fromEntries(
+          Object.entries(VPC_ORIGIN_ZONE_IDS).map(([r, [first, second]]) => [r, { first, second }]),
+        ),
+        lazy: true,
+      });
+      const [a, b, c] = this.cidr.split('.').map(Number);
+      this.vpcOriginSubnets = ['first', 'second'].map((zone, i) => {
+        const zoneId = zoneIds.findInMap(region, zone);
+        // The subnet's availabilityZone holds the zone ID: names differ from account to account.
+        const subnet = new ec2.PrivateSubnet(this, `VpcOriginSubnet${i + 1}`, {
+          vpcId: this.vpc.vpcId,
+          availabilityZone: zoneId,
+          cidrBlock: `${a}.${b}.${c + 52 + 4 * i}.0/22`,
+          mapPublicIpOnLaunch: false,
+        });
+        // The tags the CDK gives the subnets of an ec2.Vpc, so tools that group subnets see this tier.
+        Tags.of(subnet).add('aws-cdk:subnet-name', StageNetwork.VPC_ORIGIN_SUBNETS);
+        Tags.of(subnet).add('aws-cdk:subnet-type', 'Private');
+        const cfnSubnet = subnet.node.defaultChild as ec2.CfnSubnet;
+        cfnSubnet.availabilityZone = undefined;
+        cfnSubnet.availabilityZoneId = zoneId;
+        nat.configureSubnet(subnet);
+        return subnet;
+      });
+      // The S3 gateway endpoint serves these subnets too (package and app downloads stay in AWS).
+      const s3Endpoint = this.vpc.node.findChild('S3').node.defaultChild as ec2.CfnVPCEndpoint;
+      s3Endpoint.routeTableIds = [
+        ...(s3Endpoint.routeTableIds ?? []),
+        ...this.vpcOriginSubnets.map((subnet) => subnet.routeTable.routeTableId),
+      ];
+    }
+    return { subnets: this.vpcOriginSubnets };
   }
 
   /** NAT instances take traffic from inside the VPC only and keep an encrypted root volume. */

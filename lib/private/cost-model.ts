@@ -97,6 +97,8 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'AWS::SNS::TopicPolicy',
   'AWS::SQS::Queue',
   'AWS::SQS::QueuePolicy',
+  // A standard parameter: no charge to store it or for standard throughput.
+  'AWS::SSM::Parameter',
   'AWS::Scheduler::Schedule',
   'AWS::SecretsManager::ResourcePolicy',
   'AWS::SecretsManager::RotationSchedule',

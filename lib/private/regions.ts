@@ -2,46 +2,56 @@ import { Token } from 'aws-cdk-lib/core';
 import { ScaleStagesError } from './errors';
 
 /**
+ * Two availability zone IDs per region of `VPC_ORIGIN_REGIONS` where CloudFront VPC origins reach
+ * load balancers: the region's two lowest zone IDs that VPC origins do not exclude. A zone ID names
+ * the same physical zone in every account, where a zone name does not ("AWS Availability Zones",
+ * AWS Regions and Availability Zones guide). No AWS page lists the zones every account has; in the
+ * regions where accounts differ these pairs are the ones other services name as open to all
+ * (ECS Fargate: usw1-az1 and usw1-az3, apne1-az1 and apne1-az2, cac1-az1 and cac1-az2).
+ */
+export const VPC_ORIGIN_ZONE_IDS: { readonly [region: string]: readonly [string, string] } = {
+  'us-east-1': ['use1-az1', 'use1-az2'],
+  'us-east-2': ['use2-az1', 'use2-az2'],
+  'us-west-1': ['usw1-az1', 'usw1-az3'],
+  'us-west-2': ['usw2-az1', 'usw2-az2'],
+  'af-south-1': ['afs1-az1', 'afs1-az2'],
+  'ap-east-1': ['ape1-az1', 'ape1-az2'],
+  'ap-east-2': ['ape2-az1', 'ape2-az2'],
+  'ap-south-1': ['aps1-az1', 'aps1-az2'],
+  'ap-south-2': ['aps2-az1', 'aps2-az2'],
+  'ap-southeast-1': ['apse1-az1', 'apse1-az2'],
+  'ap-southeast-2': ['apse2-az1', 'apse2-az2'],
+  'ap-southeast-3': ['apse3-az1', 'apse3-az2'],
+  'ap-southeast-4': ['apse4-az1', 'apse4-az2'],
+  'ap-southeast-5': ['apse5-az1', 'apse5-az2'],
+  'ap-southeast-7': ['apse7-az1', 'apse7-az2'],
+  'ap-northeast-1': ['apne1-az1', 'apne1-az2'],
+  'ap-northeast-2': ['apne2-az2', 'apne2-az3'],
+  'ap-northeast-3': ['apne3-az1', 'apne3-az2'],
+  'ca-central-1': ['cac1-az1', 'cac1-az2'],
+  'ca-west-1': ['caw1-az1', 'caw1-az2'],
+  'eu-central-1': ['euc1-az1', 'euc1-az2'],
+  'eu-central-2': ['euc2-az1', 'euc2-az2'],
+  'eu-west-1': ['euw1-az1', 'euw1-az2'],
+  'eu-west-2': ['euw2-az1', 'euw2-az2'],
+  'eu-west-3': ['euw3-az1', 'euw3-az2'],
+  'eu-south-1': ['eus1-az1', 'eus1-az2'],
+  'eu-south-2': ['eus2-az1', 'eus2-az2'],
+  'eu-north-1': ['eun1-az1', 'eun1-az2'],
+  'il-central-1': ['ilc1-az1', 'ilc1-az2'],
+  'me-south-1': ['mes1-az1', 'mes1-az2'],
+  'me-central-1': ['mec1-az1', 'mec1-az2'],
+  'sa-east-1': ['sae1-az1', 'sae1-az2'],
+  'mx-central-1': ['mxc1-az1', 'mxc1-az2'],
+};
+
+/**
  * The regions whose VPCs CloudFront VPC origins can reach, which every region of stage 10m needs
  * (its load balancer is internal). CloudFront Developer Guide, "Restrict access with VPC origins",
- * "Supported AWS Regions for VPC origins"; four of them exclude one availability zone each
- * (use1-az3, usw1-az2, apne1-az3, cac1-az3).
+ * "Supported AWS Regions for VPC origins"; five of them exclude one availability zone each
+ * (use1-az3, usw1-az2, apne1-az3, apne2-az1, cac1-az3), which `VPC_ORIGIN_ZONE_IDS` avoids.
  */
-export const VPC_ORIGIN_REGIONS: readonly string[] = [
-  'us-east-1',
-  'us-east-2',
-  'us-west-1',
-  'us-west-2',
-  'af-south-1',
-  'ap-east-1',
-  'ap-east-2',
-  'ap-south-1',
-  'ap-south-2',
-  'ap-southeast-1',
-  'ap-southeast-2',
-  'ap-southeast-3',
-  'ap-southeast-4',
-  'ap-southeast-5',
-  'ap-southeast-7',
-  'ap-northeast-1',
-  'ap-northeast-2',
-  'ap-northeast-3',
-  'ca-central-1',
-  'ca-west-1',
-  'eu-central-1',
-  'eu-central-2',
-  'eu-west-1',
-  'eu-west-2',
-  'eu-west-3',
-  'eu-south-1',
-  'eu-south-2',
-  'eu-north-1',
-  'il-central-1',
-  'me-south-1',
-  'me-central-1',
-  'sa-east-1',
-  'mx-central-1',
-];
+export const VPC_ORIGIN_REGIONS: readonly string[] = Object.keys(VPC_ORIGIN_ZONE_IDS);
 
 /**
  * Where each region's data centres roughly are (latitude, longitude of the city AWS names the

@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { CachedTier } from '../constructs/cached-tier';
@@ -17,6 +18,7 @@ import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { grantMedia, processUploads } from '../private/uploads';
 import { checkRegion } from '../private/regions';
+import { readString } from './context';
 import { POSTGRES_VERSIONS, STAGES } from './stage-table';
 import { UserStage } from './user-stage';
 
@@ -26,7 +28,7 @@ export interface SecondaryRegionStackProps extends StackProps {
   readonly region: string;
   /**
    * The name of the primary stack (a `StageStack` at stage 1m or 10m), whose outputs this stack
-   * reads at deploy time: `DatabaseEndpoint` and `DatabaseSecretArn`.
+   * reads at deploy time: `DatabaseInstanceIdentifier` and `DatabaseSecretNameWithSuffix`.
    */
   readonly primaryStackName: string;
   /** The primary stack's region. */
@@ -118,9 +120,9 @@ export interface SecondaryRegionStackProps extends StackProps {
    */
   readonly writerRegion?: string;
   /**
-   * An e-mail address that gets this region's alarms.
+   * An e-mail address that gets this region's alarms, as the primary's get them.
    *
-   * @default - no subscription
+   * @default - the context key `alarmEmail`, as the primary reads it; without it, no subscription
    */
   readonly alarmEmail?: string;
   /**
@@ -143,6 +145,13 @@ export interface SecondaryRegionStackProps extends StackProps {
  * makes the primary depend on it, so `cdk deploy --all` does).
  */
 export class SecondaryRegionStack extends Stack {
+  /**
+   * The primary stack's output this stack reads for its replica's source: the database's instance
+   * identifier. Whole values, because `Fn::GetStackOutput` may not stand inside `Fn::Split`.
+   */
+  public static readonly PRIMARY_DATABASE_IDENTIFIER_OUTPUT = 'DatabaseInstanceIdentifier';
+  /** The primary stack's output this stack reads for the replica secret: the secret's name with its suffix. */
+  public static readonly PRIMARY_DATABASE_SECRET_NAME_OUTPUT = 'DatabaseSecretNameWithSuffix';
   /** The output with the load balancer's ARN, read by the primary's distribution. */
   public static readonly LOAD_BALANCER_ARN_OUTPUT = 'LoadBalancerArn';
   /** The output with the load balancer's DNS name, read by the primary's distribution. */
@@ -201,8 +210,14 @@ export class SecondaryRegionStack extends Stack {
     const sizing = STAGES.find((s) => s.stage === UserStage.USERS_10M)!.sizing.secondaryRegion!;
     this.primaryStackName = props.primaryStackName;
     this.primaryRegion = props.primaryRegion;
+    // Each of the primary's outputs this region reads is kept in a parameter of its own: the one place
+    // Fn::GetStackOutput stands is a direct property value, as the CloudFormation documentation places
+    // it, and user data (Fn::Base64), policies and outputs read the parameter's value instead.
     const primaryOutput = (name: string) =>
-      Fn.getStackOutput(props.primaryStackName, name, props.primaryRegion);
+      new ssm.StringParameter(this, `Primary${name}`, {
+        description: `The ${name} output of stack ${props.primaryStackName} in ${props.primaryRegion}`,
+        stringValue: Fn.getStackOutput(props.primaryStackName, name, props.primaryRegion),
+      }).stringValue;
 
     this.network = new StageNetwork(this, 'Network', {
       natGateways: sizing.natGateways,
@@ -210,7 +225,7 @@ export class SecondaryRegionStack extends Stack {
     });
     this.web = new LoadBalancedTier(this, 'Web', {
       vpc: this.network.vpc,
-      vpcSubnets: this.network.appSubnets,
+      vpcSubnets: this.network.addVpcOriginSubnets(),
       app: props.app,
       instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.web.instanceType),
       minCapacity: props.webMinCapacity ?? sizing.web.minCapacity,
@@ -223,8 +238,8 @@ export class SecondaryRegionStack extends Stack {
     this.databaseReplica = new CrossRegionReplica(this, 'DatabaseReplica', {
       vpc: this.network.vpc,
       vpcSubnets: this.network.dataSubnets,
-      sourceEndpointAddress: primaryOutput('DatabaseEndpoint'),
-      sourceSecretArn: primaryOutput('DatabaseSecretArn'),
+      sourceInstanceIdentifier: primaryOutput(SecondaryRegionStack.PRIMARY_DATABASE_IDENTIFIER_OUTPUT),
+      sourceSecretNameWithSuffix: primaryOutput(SecondaryRegionStack.PRIMARY_DATABASE_SECRET_NAME_OUTPUT),
       sourceRegion: props.primaryRegion,
       engineVersion: POSTGRES_VERSIONS.rds,
       instanceType:
@@ -279,7 +294,7 @@ export class SecondaryRegionStack extends Stack {
     processUploads(this.workers, this.web, this.mediaBucket);
 
     this.operations = new StageOperations(this, 'Operations', {
-      alarmEmail: props.alarmEmail,
+      alarmEmail: props.alarmEmail ?? readString(this.node, 'alarmEmail'),
       outgrowThresholds: props.outgrowThresholds,
     });
     this.operations.monitorFleet(this.web);

@@ -333,6 +333,17 @@ export class StageStack extends Stack {
         description: 'The secret with the database master credentials, rotated every 30 days',
         value: this.database.secret.secretArn,
       });
+      // Stage 10m's regions read these two whole (Fn::GetStackOutput may not stand inside
+      // Fn::Split); they exist from stage 10 so that a 1m stack has them before its regions deploy.
+      new CfnOutput(this, SecondaryRegionStack.PRIMARY_DATABASE_IDENTIFIER_OUTPUT, {
+        description: "The database's instance identifier, the source of stage 10m's cross-region replicas",
+        value: this.database.database.instanceIdentifier,
+      });
+      new CfnOutput(this, SecondaryRegionStack.PRIMARY_DATABASE_SECRET_NAME_OUTPUT, {
+        description:
+          "The last part of DatabaseSecretArn, from which stage 10m's regions name the replica secret",
+        value: Fn.select(6, Fn.split(':', this.database.secret.secretArn)),
+      });
     }
     if (sizing.readReplicas) {
       this.readReplicas = new ReplicatedDb(this, 'ReadReplicas', {
@@ -650,7 +661,7 @@ export class StageStack extends Stack {
   private addWeb(props: StageStackProps, sizing: NonNullable<StageSizing['web']>): LoadBalancedTier {
     const web = new LoadBalancedTier(this, 'Web', {
       vpc: this.network.vpc,
-      vpcSubnets: this.network.appSubnets,
+      vpcSubnets: this.network.addVpcOriginSubnets(),
       app: props.app,
       instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.instanceType),
       minCapacity: props.webMinCapacity ?? sizing.minCapacity,

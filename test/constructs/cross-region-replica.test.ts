@@ -5,9 +5,9 @@ import { CrossRegionReplica, CrossRegionReplicaProps, LoadBalancedTier, StageNet
 import { newApp } from '../helpers';
 
 const SOURCE = {
-  sourceEndpointAddress: 'app-db.c1a2b3c4d5e6.us-east-1.rds.amazonaws.com',
+  sourceInstanceIdentifier: 'app-db',
   sourceRegion: 'us-east-1',
-  sourceSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:DatabaseSecret-AbCdEf',
+  sourceSecretNameWithSuffix: 'DatabaseSecret-AbCdEf',
 };
 
 function build(props: Partial<CrossRegionReplicaProps> = {}, region: string | null = 'eu-west-1') {
@@ -25,7 +25,6 @@ describe('CrossRegionReplica defaults', () => {
 
   test("a replica of the source's ARN in its region, encrypted with a key of this region", () => {
     template.hasResourceProperties('AWS::RDS::DBInstance', {
-      // The endpoint's first label is the source's identifier.
       SourceDBInstanceIdentifier: {
         'Fn::Join': [
           '',
@@ -76,10 +75,21 @@ describe('CrossRegionReplica defaults', () => {
     });
   });
 
+  const REPLICA_SECRET_ARN = {
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':secretsmanager:eu-west-1:',
+        { Ref: 'AWS::AccountId' },
+        ':secret:DatabaseSecret-AbCdEf',
+      ],
+    ],
+  };
+
   test('the replica secret is the source secret with this region in its ARN', () => {
-    expect(stack.resolve(replica.secret.secretArn)).toBe(
-      'arn:aws:secretsmanager:eu-west-1:123456789012:secret:DatabaseSecret-AbCdEf',
-    );
+    expect(stack.resolve(replica.secret.secretArn)).toEqual(REPLICA_SECRET_ARN);
   });
 
   test('connectApp opens PostgreSQL to the tier and hands it the replica as host, reader and secret', () => {
@@ -101,7 +111,7 @@ describe('CrossRegionReplica defaults', () => {
         Statement: Match.arrayWith([
           Match.objectLike({
             Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
-            Resource: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:DatabaseSecret-AbCdEf',
+            Resource: REPLICA_SECRET_ARN,
           }),
         ]),
       },
@@ -140,10 +150,31 @@ describe('CrossRegionReplica input', () => {
       /sourceRegion must be an AWS region such as us-east-1; got 'us-middle-1'/,
     ],
     [
-      'a secret ARN without its suffix',
-      { sourceSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:DatabaseSecret' },
+      'a secret name without its suffix',
+      { sourceSecretNameWithSuffix: 'DatabaseSecret' },
       'eu-west-1',
-      /sourceSecretArn must be the complete ARN of a Secrets Manager secret/,
+      /sourceSecretNameWithSuffix must be the last part of the source secret's ARN.*got 'DatabaseSecret'/,
+    ],
+    [
+      'a whole secret ARN where its last part belongs',
+      {
+        sourceSecretNameWithSuffix:
+          'arn:aws:secretsmanager:us-east-1:123456789012:secret:DatabaseSecret-AbCdEf',
+      },
+      'eu-west-1',
+      /sourceSecretNameWithSuffix must be the last part of the source secret's ARN/,
+    ],
+    [
+      'an endpoint address where the identifier belongs',
+      { sourceInstanceIdentifier: 'app-db.c1a2b3c4d5e6.us-east-1.rds.amazonaws.com' },
+      'eu-west-1',
+      /sourceInstanceIdentifier must be a DB instance identifier .*got 'app-db.c1a2b3c4d5e6/,
+    ],
+    [
+      'an identifier ending in a hyphen',
+      { sourceInstanceIdentifier: 'app-db-' },
+      'eu-west-1',
+      /sourceInstanceIdentifier must be a DB instance identifier/,
     ],
     [
       'a database name PostgreSQL refuses',

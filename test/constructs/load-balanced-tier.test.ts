@@ -30,12 +30,12 @@ function launchScript(template: Template): string {
 describe('LoadBalancedTier defaults', () => {
   const { stack, web, template } = build();
 
-  test('an internal ALB in the app subnets, with deletion protection, that drops invalid headers and logs access', () => {
+  test("an internal ALB in the network's VPC origin subnets, with deletion protection, that drops invalid headers and logs access", () => {
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
       Scheme: 'internal',
       Subnets: [
-        { Ref: Match.stringLikeRegexp('NetworkVpcAppSubnet1') },
-        { Ref: Match.stringLikeRegexp('NetworkVpcAppSubnet2') },
+        { Ref: Match.stringLikeRegexp('NetworkVpcOriginSubnet1') },
+        { Ref: Match.stringLikeRegexp('NetworkVpcOriginSubnet2') },
       ],
       LoadBalancerAttributes: Match.arrayWith([
         { Key: 'deletion_protection.enabled', Value: 'true' },
@@ -81,15 +81,15 @@ describe('LoadBalancedTier defaults', () => {
     });
   });
 
-  test('a fleet of 2 to 6 in the private app subnets, replaced on failed ELB health checks', () => {
+  test("a fleet of 2 to 6 in the load balancer's subnets (it sends no traffic to other zones), replaced on failed ELB health checks", () => {
     template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
       MinSize: '2',
       MaxSize: '6',
       HealthCheckType: 'ELB',
       HealthCheckGracePeriod: 300,
       VPCZoneIdentifier: [
-        { Ref: Match.stringLikeRegexp('NetworkVpcAppSubnet1') },
-        { Ref: Match.stringLikeRegexp('NetworkVpcAppSubnet2') },
+        { Ref: Match.stringLikeRegexp('NetworkVpcOriginSubnet1') },
+        { Ref: Match.stringLikeRegexp('NetworkVpcOriginSubnet2') },
       ],
     });
   });

@@ -3,6 +3,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { StageNetwork } from '../../lib';
+import { VPC_ORIGIN_REGIONS } from '../../lib/private/regions';
 import { newApp } from '../helpers';
 
 function build(props: ConstructorParameters<typeof StageNetwork>[2] = {}) {
@@ -170,6 +171,119 @@ describe('addSecretsManagerEndpoint', () => {
     const network = new StageNetwork(new Stack(newApp(), 'Test'), 'Network');
     expect(() => network.addSecretsManagerEndpoint(zones)).toThrow(
       new RegExp(`zones must be a whole number from 1 to 2 .*got ${zones}`),
+    );
+  });
+});
+
+describe('addVpcOriginSubnets', () => {
+  const excluded = ['use1-az3', 'usw1-az2', 'apne1-az3', 'apne2-az1', 'cac1-az3'];
+
+  function withOriginSubnets(props: ConstructorParameters<typeof StageNetwork>[2], region?: string) {
+    const stack = new Stack(newApp(), 'Test', { env: region ? { region } : undefined });
+    const network = new StageNetwork(stack, 'Network', { natGateways: 2, ...props });
+    const selection = network.addVpcOriginSubnets();
+    return { stack, network, selection, template: Template.fromStack(stack) };
+  }
+
+  describe('in a stack whose region is known at deploy time only', () => {
+    const { network, selection, template } = withOriginSubnets({});
+
+    test('two /22 subnets in the space the other tiers leave free, named by zone ID, not zone name', () => {
+      const subnets = template.findResources('AWS::EC2::Subnet', {
+        Properties: { AvailabilityZoneId: Match.anyValue() },
+      });
+      expect(
+        Object.values(subnets).map((s) => [s.Properties.CidrBlock, s.Properties.AvailabilityZone]),
+      ).toEqual([
+        ['10.0.52.0/22', undefined],
+        ['10.0.56.0/22', undefined],
+      ]);
+      const [mapping] = Object.keys(template.toJSON().Mappings);
+      expect(mapping).toMatch(/^NetworkVpcOriginZoneIds/);
+      expect(Object.values(subnets).map((s) => s.Properties.AvailabilityZoneId)).toEqual(
+        ['first', 'second'].map((key) => ({ 'Fn::FindInMap': [mapping, { Ref: 'AWS::Region' }, key] })),
+      );
+    });
+
+    test('the mapping holds two different zone IDs per VPC-origin region, none of them excluded', () => {
+      const [mapping] = Object.values(template.toJSON().Mappings) as Record<
+        string,
+        { first: string; second: string }
+      >[];
+      expect(Object.keys(mapping).sort()).toEqual([...VPC_ORIGIN_REGIONS].sort());
+      for (const [region, { first, second }] of Object.entries(mapping)) {
+        expect(first).not.toBe(second);
+        for (const id of [first, second]) {
+          expect(excluded).not.toContain(id);
+          // A zone ID starts with its region's prefix: use1 for us-east-1, apne2 for ap-northeast-2.
+          const [area, direction, number] = region.split('-');
+          const prefix = new RegExp(`^${area}${direction[0]}\\w*${number}-az\\d$`);
+          expect(id).toMatch(prefix);
+        }
+      }
+    });
+
+    test('each gets the NAT for its way out, and the S3 gateway endpoint serves it', () => {
+      const routeTables = (selection.subnets ?? []).map((s) => s.routeTable.routeTableId);
+      expect(routeTables).toHaveLength(2);
+      template.resourcePropertiesCountIs(
+        'AWS::EC2::Route',
+        { DestinationCidrBlock: '0.0.0.0/0', NatGatewayId: Match.anyValue() },
+        4, // two app subnets and these two
+      );
+      template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+        VpcEndpointType: 'Gateway',
+        RouteTableIds: Match.arrayWith([
+          { Ref: Match.stringLikeRegexp('^NetworkVpcOriginSubnet1RouteTable') },
+        ]),
+      });
+    });
+
+    test('calling it again returns the same subnets', () => {
+      expect(network.addVpcOriginSubnets().subnets).toBe(selection.subnets);
+    });
+  });
+
+  test('in a stack of a known region the zone IDs are written out', () => {
+    const { template } = withOriginSubnets({ cidr: '10.3.0.0/16' }, 'us-west-1');
+    const subnets = template.findResources('AWS::EC2::Subnet', {
+      Properties: { AvailabilityZoneId: Match.anyValue() },
+    });
+    expect(
+      Object.values(subnets).map((s) => [s.Properties.CidrBlock, s.Properties.AvailabilityZoneId]),
+    ).toEqual([
+      ['10.3.52.0/22', 'usw1-az1'],
+      ['10.3.56.0/22', 'usw1-az3'],
+    ]);
+    expect(template.toJSON().Mappings).toBeUndefined();
+  });
+
+  test('in the smallest range, /18 at a higher base, the subnets stay inside it', () => {
+    const { template } = withOriginSubnets({ cidr: '10.0.64.0/18' });
+    const cidrs = Object.values(template.findResources('AWS::EC2::Subnet')).map(
+      (s) => s.Properties.CidrBlock,
+    );
+    expect(cidrs).toEqual(expect.arrayContaining(['10.0.116.0/22', '10.0.120.0/22']));
+    expect(new Set(cidrs).size).toBe(8);
+  });
+
+  test('a network without NAT fails: the servers behind the load balancer need a way out', () => {
+    const network = new StageNetwork(new Stack(newApp(), 'Test'), 'Network');
+    expect(() => network.addVpcOriginSubnets()).toThrow(
+      /Test\/Network: the load balancer and its servers need a way out .*natGateways 0/,
+    );
+  });
+
+  test('a region where VPC origins do not reach load balancers fails, naming the choices', () => {
+    const network = new StageNetwork(
+      new Stack(newApp(), 'Test', { env: { region: 'us-gov-west-1' } }),
+      'Network',
+      {
+        natGateways: 1,
+      },
+    );
+    expect(() => network.addVpcOriginSubnets()).toThrow(
+      /needs a region where VPC origins reach load balancers; got 'us-gov-west-1' \(choices: us-east-1, /,
     );
   });
 });

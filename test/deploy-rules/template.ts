@@ -219,11 +219,29 @@ export function azKey(value: Json | undefined): string | undefined {
   return regionOfStack && index !== undefined ? `index:${index}` : undefined;
 }
 
+/**
+ * A comparable key for an Availability Zone ID value: the literal zone ID, or the mapping and second
+ * key of `Fn::FindInMap [<mapping>, AWS::Region, <key>]` (a zone ID looked up for the stack's region).
+ * Keys of zone IDs never equal keys of zone names: an account maps names to IDs its own way.
+ */
+export function azIdKey(value: Json | undefined): string | undefined {
+  if (typeof value === 'string') return `id:${value}`;
+  if (!isObject(value) || !Array.isArray(value['Fn::FindInMap'])) return undefined;
+  const [mapping, region, key] = value['Fn::FindInMap'];
+  return isObject(region) &&
+    region.Ref === 'AWS::Region' &&
+    typeof mapping === 'string' &&
+    typeof key === 'string'
+    ? `id-in-map:${mapping}.${key}`
+    : undefined;
+}
+
 /** The Availability Zone key of a subnet of the template (undefined when it cannot be known). */
 export function subnetAz(template: CfnTemplate, subnetRef: Json | undefined): string | undefined {
   const id = refTarget(template, subnetRef);
   if (!id || template.Resources[id].Type !== 'AWS::EC2::Subnet') return undefined;
-  return azKey(props(template.Resources[id]).AvailabilityZone);
+  const p = props(template.Resources[id]);
+  return azKey(p.AvailabilityZone) ?? azIdKey(p.AvailabilityZoneId);
 }
 
 /**

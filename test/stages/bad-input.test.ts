@@ -72,8 +72,12 @@ test('StageNetwork: a NAT instance type without NAT gateways fails instead of a 
 test('LoadBalancedTier: servers in subnets without egress fail: their boot could install nothing', () => {
   const { stack, vpc } = networkStack(); // a StageNetwork without NAT: the App subnets are isolated
   expect(() => new LoadBalancedTier(stack, 'Web', { vpc })).toThrow(
-    /Test\/Web: vpcSubnets selects isolated subnets: the servers would have no way out/,
+    /Test\/Network: the load balancer and its servers need a way out .* this network has no NAT \(natGateways 0\)/,
   );
+  expect(
+    () =>
+      new LoadBalancedTier(stack, 'Web2', { vpc, vpcSubnets: { subnetGroupName: StageNetwork.APP_SUBNETS } }),
+  ).toThrow(/Test\/Web2: vpcSubnets selects isolated subnets: the servers would have no way out/);
 });
 
 test('SeparatedDb: allocatedStorage above 100 GiB raises the autoscaling ceiling instead of blaming maxAllocatedStorage', () => {

@@ -74,6 +74,20 @@ describe('MultiRegion stacks', () => {
   });
 });
 
+describe('the alarmEmail context key', () => {
+  test('subscribes the address to the alarms of every region, not the primary alone', () => {
+    const withEmail = newApp();
+    withEmail.node.setContext('alarmEmail', 'ops@example.com');
+    const stacks = new MultiRegion(withEmail, 'Shop', { stage: UserStage.USERS_10M });
+    for (const stack of [stacks.primary, ...stacks.secondaries]) {
+      Template.fromStack(stack).hasResourceProperties('AWS::SNS::Subscription', {
+        Protocol: 'email',
+        Endpoint: 'ops@example.com',
+      });
+    }
+  });
+});
+
 describe.each(['us-east-1', 'ap-northeast-1'])('secondary region %s', (region) => {
   const template = () => secondaries.get(region)!;
 
@@ -86,12 +100,22 @@ describe.each(['us-east-1', 'ap-northeast-1'])('secondary region %s', (region) =
           '',
           Match.arrayWith([
             ':rds:eu-west-1:',
-            { 'Fn::Select': [0, { 'Fn::Split': ['.', output('Shop', 'DatabaseEndpoint', 'eu-west-1')] }] },
+            { 'Fn::GetAtt': [Match.stringLikeRegexp('^PrimaryDatabaseInstanceIdentifier'), 'Value'] },
           ]),
         ],
       },
       DBInstanceClass: 'db.m7g.xlarge',
     });
+  });
+
+  test("reads the primary's outputs whole, each once, into a parameter (Fn::GetStackOutput as a direct value)", () => {
+    for (const name of ['DatabaseInstanceIdentifier', 'DatabaseSecretNameWithSuffix']) {
+      template().hasResourceProperties('AWS::SSM::Parameter', {
+        Type: 'String',
+        Value: output('Shop', name, 'eu-west-1'),
+      });
+    }
+    expect(JSON.stringify(template().toJSON()).match(/Fn::GetStackOutput/g)).toHaveLength(2);
   });
 
   test('its own fleet, cache, queue and workers', () => {
@@ -123,8 +147,12 @@ describe.each(['us-east-1', 'ap-northeast-1'])('secondary region %s', (region) =
       expect(userData).toContain(name);
     }
     expect(userData).toContain('WRITER_REGION=eu-west-1');
-    // The replica secret: the primary secret's ARN with this region in it.
-    expect(userData).toContain(`"${region}",{"Fn::Select":[4,{"Fn::Split":[":",`);
+    // The replica secret: the primary secret's name in an ARN of this region.
+    expect(userData).toMatch(
+      new RegExp(
+        `:secretsmanager:${region}:",\\{"Ref":"AWS::AccountId"\\},":secret:",\\{"Fn::GetAtt":\\["PrimaryDatabaseSecretNameWithSuffix[0-9A-F]{8}","Value"\\]\\}`,
+      ),
+    );
   });
 
   test('a versioned, retained media bucket for the primary to replicate into', () => {
@@ -158,6 +186,22 @@ describe.each(['us-east-1', 'ap-northeast-1'])('secondary region %s', (region) =
 });
 
 describe('the primary region at stage 10m', () => {
+  test('outputs whole the values its regions read, from stage 10 on', () => {
+    for (const t of [primary, synthStage(UserStage.USERS_10).template]) {
+      t.hasOutput(SecondaryRegionStack.PRIMARY_DATABASE_IDENTIFIER_OUTPUT, {
+        Value: { Ref: Match.stringLikeRegexp('^DatabaseInstance') },
+      });
+      t.hasOutput(SecondaryRegionStack.PRIMARY_DATABASE_SECRET_NAME_OUTPUT, {
+        Value: {
+          'Fn::Select': [
+            6,
+            { 'Fn::Split': [':', { Ref: Match.stringLikeRegexp('^DatabaseInstanceSecretAttachment') }] },
+          ],
+        },
+      });
+    }
+  });
+
   test('replicates the database secret into every secondary region', () => {
     primary.hasResourceProperties('AWS::SecretsManager::Secret', {
       ReplicaRegions: [{ Region: 'us-east-1' }, { Region: 'ap-northeast-1' }],
