@@ -8,7 +8,14 @@ import { UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { synthStage } from './helpers';
 import { DEPLOY_RULES, DeployRule } from './deploy-rules/rules';
-import { CfnResource, CfnTemplate, JsonObject, resourcesOfType, RuleContext } from './deploy-rules/template';
+import {
+  CfnResource,
+  CfnTemplate,
+  JsonObject,
+  list,
+  resourcesOfType,
+  RuleContext,
+} from './deploy-rules/template';
 
 interface Synthesized {
   readonly template: CfnTemplate;
@@ -790,6 +797,149 @@ describe('broken stage-10m templates break their rule', () => {
       `${id} rule media-to-1 has a Filter but no DeleteMarkerReplication`,
     ]);
   });
+});
+
+describe('the rules behind issue 22 report templates broken on purpose', () => {
+  /** Stage 10m's secondary region, with the primary's VPC origin on its load balancer. */
+  function secondary(): { t: CfnTemplate; context: RuleContext; loadBalancer: string } {
+    const [{ stack, template }] = synthStage(UserStage.USERS_10M).secondaries;
+    const t = structuredClone(template.toJSON()) as CfnTemplate;
+    const [loadBalancer] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+    return {
+      t,
+      context: { stackName: stack.stackName, region: stack.region, vpcOriginTargets: [loadBalancer] },
+      loadBalancer,
+    };
+  }
+
+  broken("cfn-get-stack-output-positions: release 0.5.0's Fn::Split of the primary's endpoint", () => {
+    const { t, context } = secondary();
+    const [replica] = only(t, 'AWS::RDS::DBInstance');
+    const endpoint = {
+      'Fn::GetStackOutput': {
+        StackName: 'ScaleStages-10m',
+        OutputName: 'DatabaseEndpoint',
+        Region: 'us-east-1',
+      },
+    };
+    properties(t.Resources[replica]).SourceDBInstanceIdentifier = {
+      'Fn::Select': [0, { 'Fn::Split': ['.', endpoint] }],
+    };
+    t.Outputs = { ...t.Outputs, Endpoint: { Value: endpoint } };
+    expect(rule('cfn-get-stack-output-positions').check(t, context)).toEqual([
+      `${replica} reads output ScaleStages-10m.DatabaseEndpoint inside Fn::Split`,
+      'output Endpoint reads output ScaleStages-10m.DatabaseEndpoint of another stack',
+    ]);
+  });
+
+  broken('cfn-get-stack-output-positions: a stack output in user data (Fn::Base64)', () => {
+    const { t, context } = secondary();
+    const [template] = resourcesOfType(t, 'AWS::EC2::LaunchTemplate')[0];
+    const data = properties(t.Resources[template]).LaunchTemplateData as JsonObject;
+    data.UserData = {
+      'Fn::Base64': {
+        'Fn::Join': ['', ['#!/bin/bash\n', { 'Fn::GetStackOutput': { StackName: 'P', OutputName: 'O' } }]],
+      },
+    };
+    expect(rule('cfn-get-stack-output-positions').check(t, context)).toEqual([
+      `${template} reads output P.O inside Fn::Base64`,
+    ]);
+  });
+
+  broken(
+    'cloudfront-vpc-origin-supported-zones: the load balancer in subnets named by Fn::GetAZs index',
+    () => {
+      // Release 0.5.0: the load balancer in the App subnets, zones 0 and 1 of Fn::GetAZs. In an account
+      // whose us-east-1a is use1-az3 its VPC origin fails.
+      const { t, context } = copyOf(UserStage.USERS_1K);
+      const [lb] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+      const appSubnets = Object.keys(t.Resources).filter((id) => /^NetworkVpcAppSubnet[12]Subnet/.test(id));
+      properties(t.Resources[lb]).Subnets = appSubnets.map((id) => ({ Ref: id }));
+      expect(rule('cloudfront-vpc-origin-supported-zones').check(t, context)).toEqual(
+        appSubnets.map((subnet) =>
+          expect.stringMatching(
+            new RegExp(
+              `^\\w+VpcOrigin\\w* reaches ${lb} in ${subnet}, named by zone name \\(Fn::GetAZs index [01]\\), which maps to use1-az3 or .* in an unlucky account$`,
+            ),
+          ),
+        ),
+      );
+    },
+  );
+
+  broken('cloudfront-vpc-origin-supported-zones: a zone mapping that names use1-az3', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [mapping] = Object.keys(t.Mappings ?? {});
+    ((t.Mappings![mapping] as JsonObject)['us-east-1'] as JsonObject).first = 'use1-az3';
+    expect(rule('cloudfront-vpc-origin-supported-zones').check(t, context)).toEqual([
+      expect.stringMatching(
+        /reaches WebLoadBalancer\w+ in NetworkVpcOriginSubnet1Subnet\w+, in the excluded zone of us-east-1$/,
+      ),
+    ]);
+  });
+
+  broken('cloudfront-vpc-origin-supported-zones: a secondary region pinned to usw1-az2', () => {
+    const { t, context, loadBalancer } = secondary();
+    const [subnet] = list(properties(t.Resources[loadBalancer]).Subnets).map(
+      (s) => (s as JsonObject).Ref as string,
+    );
+    properties(t.Resources[subnet]).AvailabilityZoneId = 'usw1-az2';
+    expect(rule('cloudfront-vpc-origin-supported-zones').check(t, context)).toEqual([
+      `a VPC origin of another stack reaches ${loadBalancer} in ${subnet}, in excluded zone usw1-az2`,
+    ]);
+  });
+
+  broken(
+    "elb-targets-in-enabled-zones: the fleet left in the App subnets, outside the load balancer's zones",
+    () => {
+      const { t, context } = copyOf(UserStage.USERS_1K);
+      const [asg] = resourcesOfType(t, 'AWS::AutoScaling::AutoScalingGroup').find(([id]) =>
+        id.startsWith('WebFleet'),
+      )!;
+      const appSubnets = Object.keys(t.Resources).filter((id) => /^NetworkVpcAppSubnet[12]Subnet/.test(id));
+      properties(t.Resources[asg]).VPCZoneIdentifier = appSubnets.map((id) => ({ Ref: id }));
+      expect(rule('elb-targets-in-enabled-zones').check(t, context)).toEqual([
+        expect.stringMatching(
+          new RegExp(`^${asg} runs in ${appSubnets.join(', ')}, outside the zones of WebLoadBalancer`),
+        ),
+      ]);
+    },
+  );
+
+  broken('lambda-log-group-before-invocation: the web client deployment without its DependsOn', () => {
+    const { t, context } = copyOf(UserStage.USERS_100);
+    const [deployment, resource] = only(t, 'Custom::CDKBucketDeployment');
+    const [logGroup] = resourcesOfType(t, 'AWS::Logs::LogGroup').find(([id]) =>
+      id.startsWith('CustomCDKBucketDeployment'),
+    )!;
+    resource.DependsOn = [resource.DependsOn ?? []].flat().filter((d) => d !== logGroup);
+    expect(rule('lambda-log-group-before-invocation').check(t, context)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${deployment} invokes CustomCDKBucketDeployment\\w+ before its log group ${logGroup} exists$`,
+        ),
+      ),
+    ]);
+  });
+
+  broken(
+    "cloudfront-bucket-policy-one-distribution: release 0.5.0's distribution/* on the secondary media bucket",
+    () => {
+      const { t, context } = secondary();
+      const [policy] = resourcesOfType(t, 'AWS::S3::BucketPolicy').find(([, r]) =>
+        JSON.stringify(r.Properties).includes('cloudfront.amazonaws.com'),
+      )!;
+      const statements = (properties(t.Resources[policy]).PolicyDocument as JsonObject)
+        .Statement as JsonObject[];
+      const cloudFront = statements.find((st) => JSON.stringify(st.Principal).includes('cloudfront'))!;
+      cloudFront.Condition = {
+        StringLike: { 'AWS:SourceArn': 'arn:aws:cloudfront::123456789012:distribution/*' },
+      };
+      expect(rule('cloudfront-bucket-policy-one-distribution').check(t, context)).toEqual([
+        expect.stringMatching(new RegExp(`^${policy} lets CloudFront read for`)),
+      ]);
+    },
+  );
 });
 
 test('every rule has a broken-template test', () => {

@@ -52,6 +52,16 @@ function movedToVpcOriginZones(fleetChange: string): string[] {
   ];
 }
 
+/**
+ * From 0.6.0 the custom resources served by aws-cdk-lib's handlers wait for the handlers' log groups
+ * (the CloudFront prefix-list lookup from stage 1, the web client's deployment from stage 100): a new
+ * DependsOn, no property change.
+ */
+function waitForHandlerLogGroups(stage: UserStage): string[] {
+  const webClient = stage !== UserStage.USERS_1 && stage !== UserStage.USERS_10;
+  return ['WILL_UPDATE Custom::AWS ', ...(webClient ? ['WILL_UPDATE Custom::CDKBucketDeployment '] : [])];
+}
+
 const hasSingleServer = (stage: UserStage) =>
   stage === UserStage.USERS_1 || stage === UserStage.USERS_10 || stage === UserStage.USERS_100;
 
@@ -511,9 +521,10 @@ describe('upgrading stacks deployed from release 0.3.0 (no stage guard, no uploa
               'WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier,MetricsCollection',
             ),
           ];
-      // Deploys of the web client (from stage 100) leave the pre-rendered pages alone.
+      // Deploys of the web client (from stage 100) leave the pre-rendered pages alone, and wait for
+      // their handler's log group (one change of the resource, listed here).
       if (stage !== UserStage.USERS_1 && stage !== UserStage.USERS_10) {
-        userData.push('NO_CHANGE Custom::CDKBucketDeployment Exclude');
+        userData.push('WILL_UPDATE Custom::CDKBucketDeployment Exclude');
       }
       expect(changed.sort()).toEqual(
         [
@@ -521,6 +532,7 @@ describe('upgrading stacks deployed from release 0.3.0 (no stage guard, no uploa
           'WILL_CREATE AWS::Lambda::Function ',
           'WILL_CREATE Custom::StageGuard ',
           ...userData,
+          ...waitForHandlerLogGroups(stage).filter((c) => !c.includes('CDKBucketDeployment')),
         ].sort(),
       );
     },
@@ -554,7 +566,35 @@ describe('upgrading stacks deployed from release 0.4.0 (stages 1 to 1m)', () => 
           ? ['WILL_REPLACE AWS::CloudWatch::CompositeAlarm AlarmDescription,AlarmName']
           : [];
       // The guard's new property (the marker of 10m) reaches its handler as an Update, which it allows.
-      expect(changed.sort()).toEqual(['NO_CHANGE Custom::StageGuard Markers', ...userData, ...advice].sort());
+      expect(changed.sort()).toEqual(
+        [
+          'NO_CHANGE Custom::StageGuard Markers',
+          ...userData,
+          ...advice,
+          ...waitForHandlerLogGroups(stage),
+        ].sort(),
+      );
+    },
+  );
+});
+
+describe('upgrading stacks deployed from release 0.5.0 (stages 1 to 10m)', () => {
+  upgradesFromRelease('0.5.0');
+
+  test.each(releaseStages('0.5.0'))(
+    '%s, same stage: from 1k the load balancer and its fleet move to subnets named by zone ID; nothing else changes',
+    (stage) => {
+      const changed: string[] = [];
+      fullDiff(
+        withoutMetadata(releaseFixture('0.5.0', stage)),
+        templates.get(stage)!,
+      ).resources.forEachDifference((_id, change) => {
+        changed.push(`${change.changeImpact} ${change.resourceType} ${Object.keys(change.propertyUpdates)}`);
+      });
+      const moved = hasSingleServer(stage)
+        ? []
+        : movedToVpcOriginZones('WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier');
+      expect(changed.sort()).toEqual([...moved, ...waitForHandlerLogGroups(stage)].sort());
     },
   );
 });

@@ -9,7 +9,11 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
 import { assetPath, readAsset } from '../private/assets';
-import { acknowledgeAwsCdkHandler, BASIC_EXECUTION_ROLE } from '../private/aws-cdk-handlers';
+import {
+  acknowledgeAwsCdkHandler,
+  afterHandlerLogGroup,
+  BASIC_EXECUTION_ROLE,
+} from '../private/aws-cdk-handlers';
 import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../private/buckets';
 import { checkDays, ScaleStagesError } from '../private/errors';
 
@@ -255,12 +259,14 @@ export class CdnStatic extends Construct {
     ]) {
       Validations.of(deployment.handlerRole).acknowledge({ id: `AwsSolutions-${finding}`, reason });
     }
+    const handlerId = 'Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C';
     acknowledgeAwsCdkHandler(
       this,
-      'Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C',
+      handlerId,
       'aws-cdk-lib picks the runtime of its BucketDeployment handler and moves it forward with its releases.',
       ['L1'],
     );
+    afterHandlerLogGroup(deployment, handlerId);
   }
 
   /**

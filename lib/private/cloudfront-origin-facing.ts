@@ -2,7 +2,7 @@ import { Stack, Validations } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { IConstruct } from 'constructs';
-import { acknowledgeAwsCdkHandler, BASIC_EXECUTION_ROLE } from './aws-cdk-handlers';
+import { acknowledgeAwsCdkHandler, afterHandlerLogGroup, BASIC_EXECUTION_ROLE } from './aws-cdk-handlers';
 
 /** The AWS-managed prefix list of CloudFront's origin-facing servers (the same name in every region). */
 export const CLOUDFRONT_ORIGIN_FACING = 'com.amazonaws.global.cloudfront.origin-facing';
@@ -45,9 +45,11 @@ function newLookup(stack: Stack): cr.AwsCustomResource {
     reason:
       'ec2:DescribeManagedPrefixLists has no resource-level permissions; the lookup reads one AWS-managed list.',
   });
+  const handlerId = `AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`;
+  afterHandlerLogGroup(lookup, handlerId);
   acknowledgeAwsCdkHandler(
     stack,
-    `AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`,
+    handlerId,
     "aws-cdk-lib's AwsCustomResource handler writes its own logs with the AWS-managed basic execution role, on a runtime aws-cdk-lib picks and moves forward with its releases.",
     [BASIC_EXECUTION_ROLE, 'L1'],
   );

@@ -28,7 +28,8 @@ export interface SecondaryRegionStackProps extends StackProps {
   readonly region: string;
   /**
    * The name of the primary stack (a `StageStack` at stage 1m or 10m), whose outputs this stack
-   * reads at deploy time: `DatabaseInstanceIdentifier` and `DatabaseSecretNameWithSuffix`.
+   * reads at deploy time: `DatabaseInstanceIdentifier`, `DatabaseSecretNameWithSuffix` and
+   * `DistributionId`.
    */
   readonly primaryStackName: string;
   /** The primary stack's region. */
@@ -152,6 +153,8 @@ export class SecondaryRegionStack extends Stack {
   public static readonly PRIMARY_DATABASE_IDENTIFIER_OUTPUT = 'DatabaseInstanceIdentifier';
   /** The primary stack's output this stack reads for the replica secret: the secret's name with its suffix. */
   public static readonly PRIMARY_DATABASE_SECRET_NAME_OUTPUT = 'DatabaseSecretNameWithSuffix';
+  /** The primary stack's output this stack reads for its media bucket's policy: the distribution's id. */
+  public static readonly PRIMARY_DISTRIBUTION_ID_OUTPUT = 'DistributionId';
   /** The output with the load balancer's ARN, read by the primary's distribution. */
   public static readonly LOAD_BALANCER_ARN_OUTPUT = 'LoadBalancerArn';
   /** The output with the load balancer's DNS name, read by the primary's distribution. */
@@ -264,16 +267,18 @@ export class SecondaryRegionStack extends Stack {
       noncurrentVersionDays: 90,
       cors: [BROWSER_UPLOADS_CORS],
     });
-    // The primary's distribution reads the media from here when its own media bucket fails; it is
-    // created after this stack, so the policy names this account's distributions, not its ARN.
+    // The primary's distribution, and no other, reads the media from here when its own media bucket
+    // fails (CloudFront Developer Guide, "Restrict access to an Amazon S3 origin": AWS:SourceArn names
+    // the distribution). It exists from stage 1, so its id is an output before this stack deploys.
+    const distributionId = primaryOutput(SecondaryRegionStack.PRIMARY_DISTRIBUTION_ID_OUTPUT);
     this.mediaBucket.addToResourcePolicy(
       new iam.PolicyStatement({
         principals: [new iam.ServicePrincipal('cloudfront.amazonaws.com')],
         actions: ['s3:GetObject'],
         resources: [this.mediaBucket.arnForObjects('media/*')],
         conditions: {
-          StringLike: {
-            'AWS:SourceArn': `arn:${Aws.PARTITION}:cloudfront::${Aws.ACCOUNT_ID}:distribution/*`,
+          StringEquals: {
+            'AWS:SourceArn': `arn:${Aws.PARTITION}:cloudfront::${Aws.ACCOUNT_ID}:distribution/${distributionId}`,
           },
         },
       }),

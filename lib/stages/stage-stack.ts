@@ -436,6 +436,11 @@ export class StageStack extends Stack {
       });
     }
     this.operations = this.addOperations(props);
+    // Stage 10m's regions let this distribution, and no other, read their media copies.
+    new CfnOutput(this, SecondaryRegionStack.PRIMARY_DISTRIBUTION_ID_OUTPUT, {
+      description: "The CloudFront distribution's id (aws cloudfront create-invalidation --distribution-id)",
+      value: this.cdn.distribution.distributionId,
+    });
     new CfnOutput(this, 'AppUrl', {
       description: webClient
         ? 'The app: the web client, with the API at /api/*'

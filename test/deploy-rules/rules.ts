@@ -1444,7 +1444,233 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
           );
       }),
   },
+  {
+    id: 'cfn-get-stack-output-positions',
+    title:
+      'Fn::GetStackOutput stands as a resource property value, or inside Fn::Join, Fn::If or Fn::Select only',
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-getstackoutput.html',
+      title: 'Fn::GetStackOutput',
+    },
+    quote:
+      'Use Fn::GetStackOutput directly as a resource property value or wrap it inside Fn::Join, Fn::If, ' +
+      'or Fn::Select.',
+    // The page lists as unsupported ("InternalFailure") Fn::Sub variable maps, Fn::Base64 and direct
+    // output values; Fn::Split, which takes a value apart, is on neither list, nor on Fn::Split's own
+    // list of functions it accepts. cfn-lint's maintainers saw Fn::Base64, Fn::Sub and outputs work
+    // since (cfn-lint pull request 4519); this suite keeps to the page.
+    check: (t) => [
+      ...Object.entries(t.Resources).flatMap(([id, r]) =>
+        stackOutputsIn(r.Properties ?? {}).flatMap(({ functions, output }) => {
+          const outside = functions.filter((f) => !['Fn::Join', 'Fn::If', 'Fn::Select'].includes(f));
+          return outside.length > 0 ? [`${id} reads output ${output} inside ${outside.join(', ')}`] : [];
+        }),
+      ),
+      ...Object.entries(t.Outputs ?? {}).flatMap(([name, o]) =>
+        stackOutputsIn(o).map(({ output }) => `output ${name} reads output ${output} of another stack`),
+      ),
+    ],
+  },
+  {
+    id: 'cloudfront-vpc-origin-supported-zones',
+    title: 'The subnets of a CloudFront VPC origin are in zones VPC origins support, in every account',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-vpc-origins.html',
+      title: 'Restrict access with VPC origins',
+    },
+    quote:
+      'VPC origins are currently supported in the following commercial AWS Regions. Availability Zone (AZ) ' +
+      'exceptions are noted. ... US East (N. Virginia) us-east-1 (except AZ use1-az3) ... US West (N. ' +
+      'California) us-west-1 (except AZ usw1-az2) ... Asia Pacific (Tokyo) ap-northeast-1 (except AZ apne1-az3) ' +
+      '... Asia Pacific (Seoul) ap-northeast-2 (except AZ apne2-az1) ... Canada (Central) ca-central-1 (except ' +
+      'AZ cac1-az3)',
+    // Each account maps zone names to zone IDs its own way ("AZ IDs", AWS Regions and Availability
+    // Zones guide), so a subnet named by zone name (or Fn::GetAZs index) is checked as in an unlucky
+    // account, whose zone names all map to the excluded zone; a zone ID is the same zone everywhere.
+    check: (t, context) =>
+      vpcOriginTargets(t, context).flatMap(([originId, targetId]) => {
+        const target = props(t.Resources[targetId]);
+        const subnets = [...list(target.Subnets), target.SubnetId].map((s) => refTarget(t, s));
+        return subnets.flatMap((subnet) => {
+          if (!subnet) return [];
+          const excluded = excludedZoneFor(t, subnet, context.region);
+          return excluded ? [`${originId} reaches ${targetId} in ${subnet}, ${excluded}`] : [];
+        });
+      }),
+  },
+  {
+    id: 'elb-targets-in-enabled-zones',
+    title: "An Auto Scaling group behind a load balancer runs in the load balancer's zones",
+    source: {
+      url: 'https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/how-elastic-load-balancing-works.html',
+      title: 'How Elastic Load Balancing works',
+    },
+    quote:
+      'If you register targets in an Availability Zone but do not enable the Availability Zone, these ' +
+      'registered targets do not receive traffic.',
+    // Zones are compared by what names them (zone name, Fn::GetAZs index or zone ID): subnets of the
+    // same zone named two ways count as different, which an account's mapping could make true.
+    check: (t) =>
+      resourcesOfType(t, 'AWS::AutoScaling::AutoScalingGroup').flatMap(([id, group]) =>
+        list(props(group).TargetGroupARNs).flatMap((arn) => {
+          const targetGroup = refTarget(t, arn);
+          const balancers = targetGroup ? loadBalancersOf(t, targetGroup) : [];
+          return balancers.flatMap((lb) => {
+            const enabled = new Set(list(props(t.Resources[lb]).Subnets).map((s) => subnetAz(t, s)));
+            const outside = list(props(group).VPCZoneIdentifier)
+              .filter((s) => !enabled.has(subnetAz(t, s)))
+              .map((s) => refTarget(t, s) ?? JSON.stringify(s));
+            return outside.length > 0
+              ? [`${id} runs in ${outside.join(', ')}, outside the zones of ${lb}`]
+              : [];
+          });
+        }),
+      ),
+  },
+  {
+    id: 'lambda-log-group-before-invocation',
+    title: 'A custom resource waits for the log group of the function it invokes, when the stack creates one',
+    source: {
+      url: 'https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html',
+      title: 'Configuring CloudWatch log groups (AWS Lambda Developer Guide)',
+    },
+    quote:
+      'By default, CloudWatch automatically creates a log group named /aws/lambda/<function name> for your ' +
+      "function when it's first invoked.",
+    // A custom resource invoked before the stack's AWS::Logs::LogGroup of that name exists makes
+    // Lambda create it, and the stack's then fails with "already exists" (aws/aws-cdk#34612).
+    check: (t) => {
+      const logGroupOf = new Map<string, string>();
+      for (const [id, group] of resourcesOfType(t, 'AWS::Logs::LogGroup')) {
+        const name = props(group).LogGroupName;
+        const join = isObject(name) ? name['Fn::Join'] : undefined;
+        const parts = Array.isArray(join) ? list(join[1]) : [];
+        const fn = parts[0] === '/aws/lambda/' && parts.length === 2 ? refTarget(t, parts[1]) : undefined;
+        if (fn) logGroupOf.set(fn, id);
+      }
+      return Object.entries(t.Resources)
+        .filter(([, r]) => r.Type.startsWith('Custom::') || r.Type === 'AWS::CloudFormation::CustomResource')
+        .flatMap(([id, r]) => {
+          const fn = refTarget(t, props(r).ServiceToken);
+          const logGroup = fn ? logGroupOf.get(fn) : undefined;
+          return logGroup && !dependsOn(t, id, logGroup)
+            ? [`${id} invokes ${fn} before its log group ${logGroup} exists`]
+            : [];
+        });
+    },
+  },
+  {
+    id: 'cloudfront-bucket-policy-one-distribution',
+    title: 'A bucket policy lets CloudFront read on behalf of one distribution, named by its ARN',
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html',
+      title: 'Restrict access to an Amazon S3 origin',
+    },
+    quote:
+      'Use a Condition element in the policy to allow CloudFront to access the bucket only when the request ' +
+      'is on behalf of the CloudFront distribution that contains the S3 origin.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::S3::BucketPolicy').flatMap(([id, policy]) => {
+        const document = props(policy).PolicyDocument;
+        return list(isObject(document) ? document.Statement : undefined)
+          .filter(isObject)
+          .filter(
+            (st) =>
+              st.Effect === 'Allow' &&
+              JSON.stringify(st.Principal ?? null).includes('cloudfront.amazonaws.com'),
+          )
+          .flatMap((st) => {
+            const condition = isObject(st.Condition) ? st.Condition : {};
+            const equals = isObject(condition.StringEquals)
+              ? condition.StringEquals['AWS:SourceArn']
+              : undefined;
+            const named = equals !== undefined && !renderText(equals).includes('*');
+            return named
+              ? []
+              : [`${id} lets CloudFront read for ${renderText(equals ?? condition) || 'any distribution'}`];
+          });
+      }),
+  },
 ];
+
+/** Each Fn::GetStackOutput in a value, with the intrinsic functions around it (outermost first). */
+function stackOutputsIn(value: Json, functions: string[] = []): { functions: string[]; output: string }[] {
+  if (Array.isArray(value)) return value.flatMap((v) => stackOutputsIn(v, functions));
+  if (!isObject(value)) return [];
+  return Object.entries(value).flatMap(([key, v]) => {
+    if (key === 'Fn::GetStackOutput') {
+      return [{ functions, output: isObject(v) ? `${str(v.StackName)}.${str(v.OutputName)}` : '?' }];
+    }
+    return stackOutputsIn(v, key.startsWith('Fn::') ? [...functions, key] : functions);
+  });
+}
+
+/** The zone IDs CloudFront VPC origins exclude, by region (the quote of the rule above). */
+const VPC_ORIGIN_EXCLUDED_ZONES: Record<string, string> = {
+  'us-east-1': 'use1-az3',
+  'us-west-1': 'usw1-az2',
+  'ap-northeast-1': 'apne1-az3',
+  'ap-northeast-2': 'apne2-az1',
+  'ca-central-1': 'cac1-az3',
+};
+
+/**
+ * How the subnet can land in a zone VPC origins exclude, or undefined when it cannot: named by zone
+ * (an unlucky account maps the name there), or by a zone ID that is excluded in `region` (every
+ * region the template's mapping names, when the stack's region is known at deploy time only).
+ */
+function excludedZoneFor(t: CfnTemplate, subnet: string, region: string | undefined): string | undefined {
+  const p = props(t.Resources[subnet]);
+  if (p.AvailabilityZone !== undefined) {
+    const key = azKey(p.AvailabilityZone);
+    const name = key?.startsWith('index:')
+      ? `Fn::GetAZs index ${key.slice(6)}`
+      : (key?.slice(5) ?? renderText(p.AvailabilityZone));
+    return `named by zone name (${name}), which maps to ${Object.values(VPC_ORIGIN_EXCLUDED_ZONES).join(' or ')} in an unlucky account`;
+  }
+  const zoneId = p.AvailabilityZoneId;
+  if (typeof zoneId === 'string') {
+    return Object.values(VPC_ORIGIN_EXCLUDED_ZONES).includes(zoneId)
+      ? `in excluded zone ${zoneId}`
+      : undefined;
+  }
+  const find = isObject(zoneId) ? zoneId['Fn::FindInMap'] : undefined;
+  if (
+    !Array.isArray(find) ||
+    typeof find[0] !== 'string' ||
+    !isObject(find[1]) ||
+    find[1].Ref !== 'AWS::Region'
+  ) {
+    return `named by a zone ID this suite cannot read (${renderText(zoneId)})`;
+  }
+  const mapping = isObject(t.Mappings?.[find[0]]) ? (t.Mappings[find[0]] as JsonObject) : {};
+  const regions = region ? [region] : Object.keys(mapping);
+  const excluded = regions.filter((r) => {
+    const ids = mapping[r];
+    return isObject(ids) && ids[str(find[2]) ?? ''] === VPC_ORIGIN_EXCLUDED_ZONES[r];
+  });
+  return excluded.length > 0 ? `in the excluded zone of ${excluded.join(', ')}` : undefined;
+}
+
+/** The load balancers whose listeners (or listener rules) forward to a target group. */
+function loadBalancersOf(t: CfnTemplate, targetGroup: string): string[] {
+  const listeners = resourcesOfType(t, 'AWS::ElasticLoadBalancingV2::Listener').filter(
+    ([id, l]) =>
+      [...referencedIds(t, props(l).DefaultActions)].includes(targetGroup) ||
+      resourcesOfType(t, 'AWS::ElasticLoadBalancingV2::ListenerRule').some(
+        ([, rule]) =>
+          refTarget(t, props(rule).ListenerArn) === id &&
+          referencedIds(t, props(rule).Actions).includes(targetGroup),
+      ),
+  );
+  return [
+    ...new Set(
+      listeners
+        .map(([, l]) => refTarget(t, props(l).LoadBalancerArn))
+        .filter((lb): lb is string => lb !== undefined),
+    ),
+  ];
+}
 
 /**
  * [vpcOriginId, targetId] for every CloudFront VPC origin whose load balancer or instance is in the

@@ -109,13 +109,13 @@ describe.each(['us-east-1', 'ap-northeast-1'])('secondary region %s', (region) =
   });
 
   test("reads the primary's outputs whole, each once, into a parameter (Fn::GetStackOutput as a direct value)", () => {
-    for (const name of ['DatabaseInstanceIdentifier', 'DatabaseSecretNameWithSuffix']) {
+    for (const name of ['DatabaseInstanceIdentifier', 'DatabaseSecretNameWithSuffix', 'DistributionId']) {
       template().hasResourceProperties('AWS::SSM::Parameter', {
         Type: 'String',
         Value: output('Shop', name, 'eu-west-1'),
       });
     }
-    expect(JSON.stringify(template().toJSON()).match(/Fn::GetStackOutput/g)).toHaveLength(2);
+    expect(JSON.stringify(template().toJSON()).match(/Fn::GetStackOutput/g)).toHaveLength(3);
   });
 
   test('its own fleet, cache, queue and workers', () => {
@@ -153,6 +153,31 @@ describe.each(['us-east-1', 'ap-northeast-1'])('secondary region %s', (region) =
         `:secretsmanager:${region}:",\\{"Ref":"AWS::AccountId"\\},":secret:",\\{"Fn::GetAtt":\\["PrimaryDatabaseSecretNameWithSuffix[0-9A-F]{8}","Value"\\]\\}`,
       ),
     );
+  });
+
+  test("its media copy is readable by the primary's distribution only, named by its ARN", () => {
+    template().hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: 'cloudfront.amazonaws.com' },
+            Condition: {
+              StringEquals: {
+                'AWS:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    Match.arrayWith([
+                      ':distribution/',
+                      { 'Fn::GetAtt': [Match.stringLikeRegexp('^PrimaryDistributionId'), 'Value'] },
+                    ]),
+                  ],
+                },
+              },
+            },
+          }),
+        ]),
+      },
+    });
   });
 
   test('a versioned, retained media bucket for the primary to replicate into', () => {
@@ -276,35 +301,6 @@ describe('the primary region at stage 10m', () => {
     expect(fallback.OriginAccessControlId).toBeDefined();
     // Writes never reach a group: the behavior allows only GET and HEAD.
     expect(media.AllowedMethods ?? ['GET', 'HEAD']).toEqual(['GET', 'HEAD']);
-  });
-
-  test("each secondary media bucket lets this account's distributions read media/ (the primary's comes later)", () => {
-    secondaries.get('us-east-1')!.hasResourceProperties('AWS::S3::BucketPolicy', {
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Principal: { Service: 'cloudfront.amazonaws.com' },
-            Action: 's3:GetObject',
-            Condition: {
-              StringLike: {
-                'AWS:SourceArn': {
-                  'Fn::Join': [
-                    '',
-                    [
-                      'arn:',
-                      { Ref: 'AWS::Partition' },
-                      ':cloudfront::',
-                      { Ref: 'AWS::AccountId' },
-                      ':distribution/*',
-                    ],
-                  ],
-                },
-              },
-            },
-          }),
-        ]),
-      },
-    });
   });
 
   test('the API and each region pinned under /_region/ run the routing function; origins are app-<region>', () => {

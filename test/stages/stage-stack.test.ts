@@ -54,7 +54,8 @@ describe('stage 1', () => {
     expect(ingress[0].Properties.SourcePrefixListId).toEqual(cloudFrontPrefixListRef());
   });
 
-  test('outputs the https URL of the app and the instance id for Session Manager', () => {
+  test("outputs the https URL of the app, the distribution's id and the instance id for Session Manager", () => {
+    template.hasOutput('DistributionId', { Value: { Ref: Match.stringLikeRegexp('^CdnDistribution') } });
     template.hasOutput('AppUrl', {
       Value: {
         'Fn::Join': [
@@ -68,6 +69,7 @@ describe('stage 1', () => {
       'ServerInstanceId',
       'AlarmTopicArn',
       'DashboardName',
+      'DistributionId',
       'AppUrl',
     ]);
   });
