@@ -61,6 +61,8 @@ export class MultiRegion {
     this.secondaries = others.map(
       (region, i) =>
         new SecondaryRegionStack(scope, `${name}-${region}`, {
+          // A primary given its own stackName names its regions after it, as it does by default.
+          stackName: props.stackName && `${props.stackName}-${region}`,
           region,
           // No account: a stack with both fixed looks its availability zones up, which needs credentials.
           primaryStackName: props.stackName ?? name,

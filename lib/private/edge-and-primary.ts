@@ -17,6 +17,8 @@ export function edgeAndPrimary(
   const edgeFirewall = props.edgeFirewall ?? sizing?.edgeFirewall ?? false;
   const edge = edgeFirewall
     ? new EdgeStack(scope, `${name}-Edge`, {
+        // A primary given its own stackName names its edge stack after it, as it does by default.
+        stackName: props.stackName && `${props.stackName}-Edge`,
         env: props.env?.account ? { account: props.env.account } : undefined,
         firewall: props.edgeFirewallProps,
       })

@@ -80,3 +80,18 @@ test('an edge stack in another region fails with the reason', () => {
   expect(new EdgeStack(newApp(), 'E', { env: { account: '123456789012' } }).region).toBe('us-east-1');
   expect(Stack.of(new EdgeStack(newApp(), 'E2').firewall).region).toBe('us-east-1');
 });
+
+test('a primary given its own stackName names its edge stack and its regions after it', () => {
+  const stacks = new StageStacks(newApp(), 'Blue', { stage: UserStage.USERS_10M, stackName: 'Shop' });
+  expect([stacks.primary, stacks.edge!, ...stacks.secondaries].map((s) => s.stackName)).toEqual([
+    'Shop',
+    'Shop-Edge',
+    'Shop-us-west-2',
+  ]);
+  const defaults = new StageStacks(newApp(), 'Shop', { stage: UserStage.USERS_10M });
+  expect([defaults.primary, defaults.edge!, ...defaults.secondaries].map((s) => s.stackName)).toEqual([
+    'Shop',
+    'Shop-Edge',
+    'Shop-us-west-2',
+  ]);
+});
