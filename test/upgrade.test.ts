@@ -62,6 +62,18 @@ function waitForHandlerLogGroups(stage: UserStage): string[] {
   return ['WILL_UPDATE Custom::AWS ', ...(webClient ? ['WILL_UPDATE Custom::CDKBucketDeployment '] : [])];
 }
 
+/** `<impact> <type> <changed properties>` for each resource a release's stack changes at its own stage. */
+function sameStageChanges(release: string, stage: UserStage): string[] {
+  const changed: string[] = [];
+  fullDiff(
+    withoutMetadata(releaseFixture(release, stage)),
+    templates.get(stage)!,
+  ).resources.forEachDifference((_id, change) => {
+    changed.push(`${change.changeImpact} ${change.resourceType} ${Object.keys(change.propertyUpdates)}`);
+  });
+  return changed;
+}
+
 const hasSingleServer = (stage: UserStage) =>
   stage === UserStage.USERS_1 || stage === UserStage.USERS_10 || stage === UserStage.USERS_100;
 
@@ -545,13 +557,7 @@ describe('upgrading stacks deployed from release 0.4.0 (stages 1 to 1m)', () => 
   test.each(releaseStages('0.4.0'))(
     '%s, same stage: the guard learns stage 10m, the servers get the new demo app, 1m advises 10m',
     (stage) => {
-      const changed: string[] = [];
-      fullDiff(
-        withoutMetadata(releaseFixture('0.4.0', stage)),
-        templates.get(stage)!,
-      ).resources.forEachDifference((_id, change) => {
-        changed.push(`${change.changeImpact} ${change.resourceType} ${Object.keys(change.propertyUpdates)}`);
-      });
+      const changed = sameStageChanges('0.4.0', stage);
       // The demo app asks whether its database is a replica (stage 10m), so the servers' user data
       // changed: the single server is stopped and started, the fleet rolls one server at a time.
       const userData = hasSingleServer(stage)
@@ -584,13 +590,7 @@ describe('upgrading stacks deployed from release 0.5.0 (stages 1 to 10m)', () =>
   test.each(releaseStages('0.5.0'))(
     '%s, same stage: from 1k the load balancer and its fleet move to subnets named by zone ID; nothing else changes',
     (stage) => {
-      const changed: string[] = [];
-      fullDiff(
-        withoutMetadata(releaseFixture('0.5.0', stage)),
-        templates.get(stage)!,
-      ).resources.forEachDifference((_id, change) => {
-        changed.push(`${change.changeImpact} ${change.resourceType} ${Object.keys(change.propertyUpdates)}`);
-      });
+      const changed = sameStageChanges('0.5.0', stage);
       const moved = hasSingleServer(stage)
         ? []
         : movedToVpcOriginZones('WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier');
