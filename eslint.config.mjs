@@ -37,8 +37,14 @@ export default tseslint.config(
   },
   {
     // Plain CommonJS that runs on servers (the demo app), in Lambda (the rotation functions, the
-    // stage guard) or in tooling (jest config).
-    files: ['assets/demo-app/**/*.js', 'assets/rotation/**/*.js', 'assets/stage-guard/**/*.js', '*.js'],
+    // stage guard) or in tooling (the jest and dependency-cruiser configs).
+    files: [
+      'assets/demo-app/**/*.js',
+      'assets/rotation/**/*.js',
+      'assets/stage-guard/**/*.js',
+      '*.js',
+      '.*.cjs',
+    ],
     languageOptions: {
       sourceType: 'commonjs',
       globals: {

@@ -1,10 +1,10 @@
 import { Token } from 'aws-cdk-lib/core';
 import { compressedTarball } from './private/assets';
+import { ENV_FILE } from './private/app-environment';
 import { ScaleStagesError } from './private/errors';
 import { downloadRdsCaCommand, RDS_CA_FILE } from './private/rds-ca';
 
 /** Where the app's environment variables are written on every server, in `KEY=value` lines. */
-const ENV_FILE = '/etc/scale-stages/app.env';
 /** Where the demo app's start commands keep the cache's AUTH token (root only). */
 const CACHE_TOKEN_FILE = '/etc/scale-stages/cache-auth-token';
 

@@ -1,5 +1,5 @@
 import * as vm from 'vm';
-import { routingCode } from '../lib/private/regional-routing';
+import { routingCode } from '../lib/stages/regional-routing';
 
 // Runs stage 10m's real routing function (the code the template carries) with CloudFront-shaped
 // events and a stand-in for the `cloudfront` module: what it selects is what CloudFront would be

@@ -1,7 +1,9 @@
 import { Lazy, Token } from 'aws-cdk-lib/core';
 import { IConstruct } from 'constructs';
-import { AppSource } from '../app-source';
 import { ScaleStagesError } from './errors';
+
+/** The file that holds the app's environment variables on every server (`AppSource.ENVIRONMENT_FILE`). */
+export const ENV_FILE = '/etc/scale-stages/app.env';
 
 /**
  * The environment variables an app tier hands to its servers, rendered lazily into the user data
@@ -41,7 +43,7 @@ export class AppEnvironment {
 
   /** Shell commands that write the environment file (root-only) at boot. */
   public writeCommands(): string[] {
-    const file = AppSource.ENVIRONMENT_FILE;
+    const file = ENV_FILE;
     const body = Lazy.string({
       produce: () =>
         [...this.variables.entries()]

@@ -3,7 +3,7 @@ import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { AppSource } from '../app-source';
+import type { AppSource } from '../app-source';
 import { AppEnvironment } from './app-environment';
 import { ScaleStagesError } from './errors';
 import {

@@ -2,7 +2,7 @@ import { Annotations, Validations } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { IConstruct } from 'constructs';
-import { AppSource } from '../app-source';
+import type { AppSource } from '../app-source';
 import { AppEnvironment } from './app-environment';
 import { readAsset } from './assets';
 import { ScaleStagesError } from './errors';

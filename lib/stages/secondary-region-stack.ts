@@ -16,7 +16,7 @@ import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../private/bucke
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { grantMedia, processUploads } from '../private/uploads';
+import { grantMedia, processUploads } from './uploads';
 import { checkRegion } from '../private/regions';
 import { readString } from './context';
 import { POSTGRES_VERSIONS, STAGES } from './stage-table';

@@ -23,7 +23,7 @@ import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { grantMedia, grantObjects, processUploads } from '../private/uploads';
+import { grantMedia, grantObjects, processUploads } from './uploads';
 import { checkDomainName, readDomainContext, readString } from './context';
 import {
   regionalOriginId,
@@ -31,7 +31,7 @@ import {
   pinRegions,
   RegionalApp,
   WRITER_REGION_KEY,
-} from '../private/regional-routing';
+} from './regional-routing';
 import { SecondaryRegionStack } from './secondary-region-stack';
 import { StageGuard } from './stage-guard';
 import { atLeast, nextStageAdvice, POSTGRES_VERSIONS, STAGES, StageSizing } from './stage-table';

@@ -8,7 +8,7 @@ import {
   StageStacksProps,
   UserStage,
 } from '../../lib';
-import { routingCode } from '../../lib/private/regional-routing';
+import { routingCode } from '../../lib/stages/regional-routing';
 import { monthlyCost, templateOf } from '../../lib/private/cost-model';
 import { newApp, synthStage } from '../helpers';
 

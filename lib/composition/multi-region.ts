@@ -7,8 +7,8 @@ import { DEFAULT_REGIONS, readString } from '../stages/context';
 import { EdgeStack } from '../stages/edge-stack';
 import { SecondaryRegionStack } from '../stages/secondary-region-stack';
 import { StageStack } from '../stages/stage-stack';
-import { edgeAndPrimary } from '../private/edge-and-primary';
-import type { StageStacksProps } from '../stages/stage-stacks';
+import { edgeAndPrimary } from './edge-and-primary';
+import { StageStacksProps } from './stage-stacks-props';
 import { UserStage } from '../stages/user-stage';
 
 /**

@@ -1,36 +1,13 @@
 import { Construct } from 'constructs';
-import { EdgeFirewallProps } from '../constructs/edge-firewall';
-import { MultiRegion } from '../constructs/multi-region';
+import { MultiRegion } from './multi-region';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { ScaleStagesError } from '../private/errors';
-import { EdgeStack } from './edge-stack';
-import { SecondaryRegionStack } from './secondary-region-stack';
-import { StageStack, StageStackProps } from './stage-stack';
-import { edgeAndPrimary } from '../private/edge-and-primary';
-import { UserStage } from './user-stage';
-
-/** Properties of `StageStacks`. */
-export interface StageStacksProps extends StageStackProps {
-  /**
-   * Whether an edge firewall (an AWS WAF web ACL in a `<name>-Edge` stack in us-east-1) guards the
-   * distribution. About $9 a month before traffic.
-   *
-   * @default - from stage 1k
-   */
-  readonly edgeFirewall?: boolean;
-  /**
-   * The edge firewall's settings.
-   *
-   * @default - the `EdgeFirewall` defaults
-   */
-  readonly edgeFirewallProps?: EdgeFirewallProps;
-  /**
-   * Stage 10m: the regions the app runs in, the primary first (see `MultiRegion`).
-   *
-   * @default - at stage 10m, us-east-1 and us-west-2; no other stage takes regions
-   */
-  readonly regions?: string[];
-}
+import { EdgeStack } from '../stages/edge-stack';
+import { SecondaryRegionStack } from '../stages/secondary-region-stack';
+import { StageStack } from '../stages/stage-stack';
+import { StageStacksProps } from './stage-stacks-props';
+import { edgeAndPrimary } from './edge-and-primary';
+import { UserStage } from '../stages/user-stage';
 
 /**
  * The stacks of one stage, composed in one place: the primary `StageStack` named `name` (in the

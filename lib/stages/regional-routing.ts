@@ -1,9 +1,9 @@
 import { Stack } from 'aws-cdk-lib/core';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import { CdnStatic } from '../constructs/cdn-static';
-import { readAsset } from './assets';
-import { ScaleStagesError } from './errors';
-import { byDistance, REGION_LOCATIONS } from './regions';
+import { readAsset } from '../private/assets';
+import { ScaleStagesError } from '../private/errors';
+import { byDistance, REGION_LOCATIONS } from '../private/regions';
 
 /** The key of the routing key value store that names the region taking the writes. */
 export const WRITER_REGION_KEY = 'writer-region';

@@ -2,7 +2,7 @@ import { Fn } from 'aws-cdk-lib/core';
 import { Construct } from 'constructs';
 import { EdgeStack } from '../stages/edge-stack';
 import { StageStack } from '../stages/stage-stack';
-import type { StageStacksProps } from '../stages/stage-stacks';
+import { StageStacksProps } from './stage-stacks-props';
 import { STAGES } from '../stages/stage-table';
 
 /**
