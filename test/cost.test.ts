@@ -1,9 +1,10 @@
 import * as fs from 'fs';
-import { CostEstimate, UserStage } from '../lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { CostEstimate, ScaleStagesError, StageStacks, UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { monthlyCost, PricedTemplate } from '../lib/private/cost-model';
 import { dollars, README, stageCosts, withCosts } from '../scripts/cost-table';
-import { synthStage } from './helpers';
+import { newApp, synthStage } from './helpers';
 
 const costs = new Map(
   BUILT_STAGES.map((stage) => {
@@ -56,6 +57,44 @@ test('an unpriced resource type fails the model instead of counting as free', ()
     /Q: no price for AWS::Kinesis::Stream/,
   );
   expect(monthlyCost({ Resources: { N: { Type: 'AWS::EC2::NatGateway' } } })).toBe(32.85);
+});
+
+describe('instance types of any size', () => {
+  const server = (type: string) =>
+    monthlyCost({ Resources: { S: { Type: 'AWS::EC2::Instance', Properties: { InstanceType: type } } } });
+  const database = (type: string) =>
+    monthlyCost({
+      Resources: {
+        D: { Type: 'AWS::RDS::DBInstance', Properties: { DBInstanceClass: type, AllocatedStorage: '20' } },
+      },
+    });
+
+  test('a size the table does not list is priced from a listed size of its family (EC2 normalization factors)', () => {
+    // m7g.large lists $0.0816 an hour: m7g.xlarge is twice that, m7g.4xlarge eight times.
+    expect(server('m7g.xlarge') - server('m7g.large')).toBeCloseTo(0.0816 * 730, 1);
+    expect(server('m7g.4xlarge') - server('m7g.large')).toBeCloseTo(7 * 0.0816 * 730, 1);
+    expect(server('t4g.large') - server('t4g.small')).toBeCloseTo(3 * 0.0168 * 730, 1);
+    expect(database('db.m7g.2xlarge') - database('db.m7g.large')).toBeCloseTo(3 * 0.168 * 730, 1);
+  });
+
+  test.each([
+    [
+      'x2iedn.xlarge',
+      /no list price for instance type 'x2iedn\.xlarge': it prices the families t4g, m7g in sizes nano, /,
+    ],
+    ['m7g.metal', /no list price for instance type 'm7g\.metal'/],
+  ])('%s fails with a ScaleStagesError naming the type and the families it prices', (type, message) => {
+    expect(() => server(type)).toThrow(message);
+    expect(() => server(type)).toThrow(ScaleStagesError);
+  });
+
+  test('a stage sized up past the table is estimated, not refused', () => {
+    const big = new StageStacks(newApp(), 'Big', {
+      stage: UserStage.USERS_1K,
+      serverInstanceType: new ec2.InstanceType('m7g.xlarge'),
+    });
+    expect(big.estimatedMonthlyCost()).toBeGreaterThan(costs.get(UserStage.USERS_1K)!);
+  });
 });
 
 test("each construct reports its own baseline, and a stage's constructs add up to its stack", () => {

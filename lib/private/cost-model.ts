@@ -121,9 +121,41 @@ export interface PricedTemplate {
   readonly Resources: Record<string, Resource>;
 }
 
-function price<T>(table: Record<string, T>, key: string, what: string): T {
-  if (!(key in table)) throw new Error(`no list price for ${what} '${key}'; add it to test/cost-model.ts`);
-  return table[key];
+/**
+ * EC2's normalization factor of each instance size: within a family, on-demand Linux prices are in
+ * these proportions (EC2 User Guide, "Instance size flexibility for Reserved Instances"), so one listed
+ * size of a family prices the others. RDS and ElastiCache sizes follow the same ladder.
+ */
+const SIZE_FACTOR: Record<string, number> = {
+  nano: 0.25,
+  micro: 0.5,
+  small: 1,
+  medium: 2,
+  large: 4,
+  xlarge: 8,
+  '2xlarge': 16,
+  '4xlarge': 32,
+  '8xlarge': 64,
+  '12xlarge': 96,
+  '16xlarge': 128,
+  '24xlarge': 192,
+  '48xlarge': 384,
+};
+
+/**
+ * The hourly price of `type` (such as `m7g.xlarge` or `db.m7g.2xlarge`): listed, or scaled from a
+ * listed size of its family. Fails with the type and the families it prices otherwise.
+ */
+function hourly(table: Record<string, number>, type: string, what: string): number {
+  if (type in table) return table[type];
+  const family = type.slice(0, type.lastIndexOf('.'));
+  const factor = SIZE_FACTOR[type.slice(type.lastIndexOf('.') + 1)];
+  const listed = Object.keys(table).find((t) => t.startsWith(`${family}.`));
+  if (listed && factor) return (table[listed] / SIZE_FACTOR[listed.slice(family.length + 1)]) * factor;
+  const families = [...new Set(Object.keys(table).map((t) => t.slice(0, t.lastIndexOf('.'))))];
+  throw new ScaleStagesError(
+    `the cost estimate has no list price for ${what} '${type}': it prices the families ${families.join(', ')} in sizes ${Object.keys(SIZE_FACTOR).join(', ')}. Look the type up on the AWS pricing page, or pick a priced family for the estimate.`,
+  );
 }
 
 /** The monthly cost of one resource before traffic, in US dollars. */
@@ -131,11 +163,11 @@ function monthly(id: string, r: Resource, template: PricedTemplate): number {
   const p = r.Properties ?? {};
   switch (r.Type) {
     case 'AWS::EC2::Instance':
-      return price(EC2_HOURLY, p.InstanceType, 'instance type') * HOURS + ROOT_VOLUME_GIB * GP3_PER_GIB;
+      return hourly(EC2_HOURLY, p.InstanceType, 'instance type') * HOURS + ROOT_VOLUME_GIB * GP3_PER_GIB;
     case 'AWS::AutoScaling::AutoScalingGroup': {
       const launchTemplate = template.Resources[p.LaunchTemplate.LaunchTemplateId.Ref];
       const type = launchTemplate.Properties!.LaunchTemplateData.InstanceType;
-      const server = price(EC2_HOURLY, type, 'instance type') * HOURS + ROOT_VOLUME_GIB * GP3_PER_GIB;
+      const server = hourly(EC2_HOURLY, type, 'instance type') * HOURS + ROOT_VOLUME_GIB * GP3_PER_GIB;
       return Number(p.MinSize) * server;
     }
     case 'AWS::EC2::Volume':
@@ -151,10 +183,10 @@ function monthly(id: string, r: Resource, template: PricedTemplate): number {
     case 'AWS::RDS::DBInstance': {
       const copies = p.MultiAZ ? 2 : 1;
       const storage = Number(p.AllocatedStorage ?? 20) * RDS_GP3_PER_GIB;
-      return copies * (price(RDS_HOURLY, p.DBInstanceClass, 'database class') * HOURS + storage);
+      return copies * (hourly(RDS_HOURLY, p.DBInstanceClass, 'database class') * HOURS + storage);
     }
     case 'AWS::ElastiCache::ReplicationGroup':
-      return price(CACHE_HOURLY, p.CacheNodeType, 'cache node type') * HOURS * p.NumCacheClusters;
+      return hourly(CACHE_HOURLY, p.CacheNodeType, 'cache node type') * HOURS * p.NumCacheClusters;
     case 'AWS::SecretsManager::Secret':
       // A replica secret in another region is billed as a secret of its own.
       return 0.4 * (1 + (p.ReplicaRegions?.length ?? 0));
@@ -171,8 +203,9 @@ function monthly(id: string, r: Resource, template: PricedTemplate): number {
       );
     default:
       if (FREE_BEFORE_TRAFFIC.has(r.Type)) return 0;
+      // A library bug, not a user's: every type the library creates is priced or named free here.
       throw new Error(
-        `${id}: no price for ${r.Type}; price it or name it free before traffic in test/cost-model.ts`,
+        `${id}: no price for ${r.Type}; price it or name it free before traffic in lib/private/cost-model.ts`,
       );
   }
 }
