@@ -10,7 +10,9 @@ import { subtreeCost } from './private/cost-model';
 export class CostEstimate {
   /**
    * The monthly baseline of `scope`: any construct of this library (a `CachedTier`, a
-   * `QueueWorkers`...), or a stack.
+   * `QueueWorkers`...), or a stack. Instance types, database classes and cache node types of the
+   * Graviton families the table lists are priced in any size (scaled by EC2's size normalization
+   * factors); another family fails with a `ScaleStagesError` that names it.
    */
   public static monthlyBaseline(scope: IConstruct): number {
     return subtreeCost(scope);
