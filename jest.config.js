@@ -7,4 +7,5 @@ module.exports = {
     '^.+\\.tsx?$': ['@swc/jest'],
   },
   setupFilesAfterEnv: ['aws-cdk-lib/testhelpers/jest-autoclean'],
+  snapshotSerializers: ['<rootDir>/test/asset-hash-serializer.ts'],
 };
