@@ -4,6 +4,9 @@ import { AppSource } from '../lib/app-source';
 import { removeTempDirs, spawnDemo, stop, stubAwsCli } from './demo-app-helpers';
 import { PostgresServer, startPostgres } from './postgres-server';
 
+// Real servers start and answer here: a timeout that fits a busy 2-core machine, not jest's 5 s.
+jest.setTimeout(60_000);
+
 /**
  * The demo app against a real PostgreSQL 17 (the major RDS runs from stage 10), set up as RDS is:
  * TLS required (only `hostssl` lines in pg_hba.conf, as `rds.force_ssl=1` does) and

@@ -8,6 +8,9 @@ import * as zlib from 'zlib';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { demoAppDir, DemoProcess, spawnDemo, stop } from './demo-app-helpers';
 
+// Real servers start and answer here: a timeout that fits a busy 2-core machine, not jest's 5 s.
+jest.setTimeout(60_000);
+
 // Stage 1m's side of the demo app against a real SQS and S3 emulator: fauxqs (npm), in memory,
 // one per file. What fauxqs 1.9.2 does not do, the "front" below does in front of it, as AWS
 // would: it checks every request's SigV4 signature with AWS's own signer (@smithy/signature-v4),

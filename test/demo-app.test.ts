@@ -13,6 +13,9 @@ import {
   tempDir,
 } from './demo-app-helpers';
 
+// Real servers start and answer here: a timeout that fits a busy 2-core machine, not jest's 5 s.
+jest.setTimeout(60_000);
+
 interface DemoResponse {
   readonly database: { configured: boolean; reachable: boolean; authenticated: boolean };
 }

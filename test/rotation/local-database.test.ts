@@ -6,6 +6,9 @@ import { removeTempDirs, tempDir } from '../demo-app-helpers';
 import { PostgresServer, startPostgres } from '../postgres-server';
 import { AwsError, FakeSecretsManager } from './fake-secrets-manager';
 
+// Real servers start and answer here: a timeout that fits a busy 2-core machine, not jest's 5 s.
+jest.setTimeout(60_000);
+
 /**
  * The stage-1 local database rotation (assets/rotation/local-database): the handler's four steps
  * with fake Secrets Manager and SSM clients that keep state as the services do, then the two
