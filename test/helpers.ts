@@ -28,11 +28,17 @@ export const CDK_JSON_CONTEXT: Record<string, unknown> = {
 /**
  * An app with the feature flags `cdk synth` uses. The bundled CloudFormation validator costs about a second
  * per synth, so unit tests leave it off; compliance tests turn it on for every stage. Tests read
- * the validation report file, so it is not also printed.
+ * the validation report file and assert the warnings they expect (Annotations), so the report is not
+ * also printed (`failSynthOnValidationErrors` off: the app writes the report and leaves it to the
+ * reader; compliance tests fail on every finding in it).
  */
 export function newApp(options: { validate?: boolean } = {}): App {
   return new App({
-    context: { ...CDK_JSON_CONTEXT, '@aws-cdk/core:validationReportPrettyPrint': false },
+    context: {
+      ...CDK_JSON_CONTEXT,
+      '@aws-cdk/core:validationReportPrettyPrint': false,
+      '@aws-cdk/core:failSynthOnValidationErrors': false,
+    },
     builtinCloudFormationValidation: options.validate ?? false,
   });
 }

@@ -27,10 +27,27 @@ export interface StageContext {
 }
 
 /**
+ * The context keys the CLI app reads. Keys with `:` or `/` in them (feature flags, the CDK's own,
+ * cached look-ups) are the CDK's, not the app's.
+ */
+export const CONTEXT_KEYS = [
+  'stage',
+  'appName',
+  'regions',
+  'domainName',
+  'certificateArn',
+  'hostedZoneId',
+  'alarmEmail',
+  'writerRegion',
+  'allowStageChange',
+] as const;
+
+/**
  * Reads and checks the context keys. Every bad value fails with one line that names the key, the
- * value and the valid choices.
+ * value and the valid choices; a key the app does not read fails with the closest one it does.
  */
 export function readStageContext(node: Node): StageContext {
+  checkKnownKeys(node);
   const appName = readString(node, 'appName') ?? DEFAULT_APP_NAME;
   if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(appName) || appName.length > MAX_APP_NAME_LENGTH) {
     throw new ScaleStagesError(
@@ -142,4 +159,34 @@ export function readString(node: Node, key: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string' || typeof value === 'number') return String(value).trim();
   throw new ScaleStagesError(`context key '${key}' must be a string; got ${JSON.stringify(value)}.`);
+}
+
+/** Fails on a context key the app does not read (a typo such as `-c stages=1k` would be ignored). */
+function checkKnownKeys(node: Node): void {
+  const known: readonly string[] = CONTEXT_KEYS;
+  for (const key of Object.keys(node.getAllContext())) {
+    if (/[:/]/.test(key) || known.includes(key)) continue;
+    const [closest] = [...known].sort((a, b) => editDistance(key, a) - editDistance(key, b));
+    const hint =
+      editDistance(key, closest) <= Math.max(2, closest.length / 3)
+        ? `did you mean '${closest}'?`
+        : 'props such as serverInstanceType are set in code, on StageStack (see the README)';
+    throw new ScaleStagesError(
+      `context key '${key}' is not one this app reads; ${hint} (context keys: ${known.join(', ')}).`,
+    );
+  }
+}
+
+/** How many one-letter edits turn `a` into `b` (Levenshtein distance), case-insensitively. */
+function editDistance(a: string, b: string): number {
+  const [x, y] = [a.toLowerCase(), b.toLowerCase()];
+  let row = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= y.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[y.length];
 }

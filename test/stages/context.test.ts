@@ -92,6 +92,33 @@ describe('context keys', () => {
   });
 });
 
+describe('unknown context keys', () => {
+  test.each([
+    ['stages', '1k', /context key 'stages' is not one this app reads; did you mean 'stage'\?/],
+    ['appname', 'Shop', /context key 'appname' is not one this app reads; did you mean 'appName'\?/],
+    ['region', 'eu-west-1', /context key 'region' is not one this app reads; did you mean 'regions'\?/],
+    ['alarmEmails', 'a@b.c', /did you mean 'alarmEmail'\?/],
+    [
+      'serverInstanceType',
+      't3.large',
+      /context key 'serverInstanceType' is not one this app reads; props such as serverInstanceType are set in code/,
+    ],
+  ])('-c %s=%s fails with the closest key', (key, value, message) => {
+    expect(() => read({ [key]: value })).toThrow(message);
+    expect(() => read({ [key]: value })).toThrow(/\(context keys: stage, appName, regions, /);
+  });
+
+  test("the CDK's own keys and feature flags pass", () => {
+    expect(() =>
+      read({
+        '@aws-cdk/core:newStyleStackSynthesis': true,
+        'aws:cdk:enable-path-metadata': true,
+        'availability-zones:account=1:region=x': [],
+      }),
+    ).not.toThrow();
+  });
+});
+
 describe('own-domain context keys', () => {
   const readDomain = (context: Record<string, unknown>) => readDomainContext(new App({ context }).node);
   const arn = 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f';
