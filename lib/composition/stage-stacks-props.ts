@@ -19,7 +19,7 @@ export interface StageStacksProps extends StageStackProps {
   /**
    * Stage 10m: the regions the app runs in, the primary first (see `MultiRegion`).
    *
-   * @default - at stage 10m, us-east-1 and us-west-2; no other stage takes regions
+   * @default - at stage 10m, us-east-1 and us-west-2; another stage does not use them and warns
    */
   readonly regions?: string[];
 }

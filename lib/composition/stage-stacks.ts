@@ -1,7 +1,6 @@
 import { Construct } from 'constructs';
 import { MultiRegion } from './multi-region';
 import { monthlyCost, templateOf } from '../private/cost-model';
-import { ScaleStagesError } from '../private/errors';
 import { EdgeStack } from '../stages/edge-stack';
 import { SecondaryRegionStack } from '../stages/secondary-region-stack';
 import { StageStack } from '../stages/stage-stack';
@@ -34,11 +33,6 @@ export class StageStacks {
       this.edge = multiRegion.edge;
       this.secondaries = multiRegion.secondaries;
       return;
-    }
-    if (props.regions !== undefined) {
-      throw new ScaleStagesError(
-        `regions apply to stage '10m' only; got '${props.regions.join(',')}' at stage '${props.stage}'. Leave them out.`,
-      );
     }
     const { edge, primary } = edgeAndPrimary(scope, name, props);
     this.edge = edge;

@@ -1,4 +1,14 @@
-import { CfnOutput, Duration, Fn, Size, Stack, StackProps, Token, Validations } from 'aws-cdk-lib/core';
+import {
+  Annotations,
+  CfnOutput,
+  Duration,
+  Fn,
+  Size,
+  Stack,
+  StackProps,
+  Token,
+  Validations,
+} from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -24,7 +34,7 @@ import { monthlyCost, templateOf } from '../private/cost-model';
 import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { grantMedia, grantObjects, processUploads } from './uploads';
-import { checkDomainName, readDomainContext, readString } from './context';
+import { checkDomainName, CONTEXT_KEYS, readDomainContext, readString } from './context';
 import {
   regionalOriginId,
   regionalRouting,
@@ -34,7 +44,15 @@ import {
 } from './regional-routing';
 import { SecondaryRegionStack } from './secondary-region-stack';
 import { StageGuard } from './stage-guard';
-import { atLeast, nextStageAdvice, POSTGRES_VERSIONS, STAGES, StageSizing } from './stage-table';
+import {
+  atLeast,
+  nextStageAdvice,
+  POSTGRES_VERSIONS,
+  STAGE_SPECIFIC_SETTINGS,
+  STAGES,
+  StageSizing,
+  unusedAtStage,
+} from './stage-table';
 import { UserStage } from './user-stage';
 
 /** Properties of a `StageStack`. */
@@ -278,11 +296,6 @@ export class StageStack extends Stack {
     }
     const secondaries = props.secondaryRegions ?? [];
     checkSecondaries(props.stage, props.stackName ?? id, secondaries);
-    if (props.natInstanceType && row.sizing.natGateways === 0) {
-      throw new ScaleStagesError(
-        `natInstanceType applies from stage 1k, where the app subnets get their NAT; stage '${props.stage}' has no NAT (got natInstanceType '${props.natInstanceType}'). Leave it out below stage 1k.`,
-      );
-    }
     // aws-cdk-lib would quietly shorten a longer id into a name with a hash: not the stack the user
     // named, and a second deploy under the intended name would build a second stack.
     const stackName = props.stackName ?? id;
@@ -296,6 +309,7 @@ export class StageStack extends Stack {
       ...props,
     });
     this.stage = props.stage;
+    this.warnUnusedSettings(props);
     const sizing: StageSizing = row.sizing;
     new StageGuard(this, 'StageGuard', {
       stage: this.stage,
@@ -304,7 +318,7 @@ export class StageStack extends Stack {
 
     this.network = new StageNetwork(this, 'Network', {
       natGateways: sizing.natGateways,
-      natInstanceType: props.natInstanceType,
+      natInstanceType: sizing.natGateways > 0 ? props.natInstanceType : undefined,
     });
     if (sizing.server) {
       this.server = this.addServer(props, sizing.server);
@@ -458,6 +472,20 @@ export class StageStack extends Stack {
    */
   public estimatedMonthlyCost(): number {
     return monthlyCost(templateOf(this));
+  }
+
+  /**
+   * One warning for each stage-specific setting given to a stage that does not use it (a prop, or the
+   * context keys `regions` and `writerRegion`): the same rule for all of them (STAGE_SPECIFIC_SETTINGS).
+   */
+  private warnUnusedSettings(props: StageStackProps): void {
+    const given = props as unknown as Record<string, unknown>;
+    for (const setting of Object.keys(STAGE_SPECIFIC_SETTINGS)) {
+      const fromContext =
+        (CONTEXT_KEYS as readonly string[]).includes(setting) && readString(this.node, setting);
+      const unused = (given[setting] !== undefined || fromContext) && unusedAtStage(setting, this.stage);
+      if (unused) Annotations.of(this).addWarningV2('cdk-scale-stages:settingUnusedAtThisStage', unused);
+    }
   }
 
   /** The own domain from props, or else from the context keys; undefined for the *.cloudfront.net name. */

@@ -137,6 +137,52 @@ export const STAGES: readonly StageDefinition[] = [
 export const BUILT_STAGES: readonly UserStage[] = STAGES.map((s) => s.stage);
 
 /** Whether `stage` is `other` or later in the playbook. */
+/**
+ * The stages that use each stage-specific setting (a `StageStackProps` prop, or a context key of the
+ * same name): from `from`, up to `to` where a later stage drops what uses it. A setting given at
+ * another stage does nothing there, and `StageStack` says so with one warning (not an error: a user
+ * may set a later stage's size ahead of the upgrade).
+ */
+export const STAGE_SPECIFIC_SETTINGS: Readonly<
+  Record<string, { readonly from: UserStage; readonly to?: UserStage }>
+> = {
+  dataVolumeSize: { from: UserStage.USERS_1, to: UserStage.USERS_100 },
+  databaseInstanceType: { from: UserStage.USERS_10 },
+  databaseAllocatedStorage: { from: UserStage.USERS_10 },
+  webClientPath: { from: UserStage.USERS_100 },
+  webMinCapacity: { from: UserStage.USERS_1K },
+  webMaxCapacity: { from: UserStage.USERS_1K },
+  loadBalancerCertificate: { from: UserStage.USERS_1K },
+  loadBalancerDomainName: { from: UserStage.USERS_1K },
+  natInstanceType: { from: UserStage.USERS_1K },
+  databaseReadReplicas: { from: UserStage.USERS_100K },
+  databaseReplicaInstanceType: { from: UserStage.USERS_100K },
+  cacheNodeType: { from: UserStage.USERS_100K },
+  cacheReplicas: { from: UserStage.USERS_100K },
+  worker: { from: UserStage.USERS_1M },
+  workerInstanceType: { from: UserStage.USERS_1M },
+  workerMaxCapacity: { from: UserStage.USERS_1M },
+  prerenderRate: { from: UserStage.USERS_1M },
+  regions: { from: UserStage.USERS_10M },
+  writerRegion: { from: UserStage.USERS_10M },
+};
+
+/**
+ * Why `setting` does nothing at `stage`, or undefined when the stage uses it (or it is not
+ * stage-specific).
+ */
+export function unusedAtStage(setting: string, stage: UserStage): string | undefined {
+  const range = STAGE_SPECIFIC_SETTINGS[setting];
+  if (!range) return undefined;
+  if (!atLeast(stage, range.from)) {
+    return `${setting} is set, but stage '${stage}' does not use it: it applies from stage '${range.from}'.`;
+  }
+  if (range.to && !atLeast(range.to, stage)) {
+    return `${setting} is set, but stage '${stage}' does not use it: it applies to stages '${range.from}' to '${range.to}'.`;
+  }
+  return undefined;
+}
+
 export function atLeast(stage: UserStage, other: UserStage): boolean {
   return STAGES.findIndex((s) => s.stage === stage) >= STAGES.findIndex((s) => s.stage === other);
 }

@@ -40,11 +40,6 @@ test.each<[string, Partial<ConstructorParameters<typeof StageStack>[2]>, RegExp]
     /without the 'cache\.' prefix.*give 'm7g\.large'/,
   ],
   [
-    'a NAT instance where there is no NAT',
-    { stage: UserStage.USERS_100, natInstanceType: type('t4g.nano') },
-    /natInstanceType applies from stage 1k, where the app subnets get their NAT; stage '100' has no NAT \(got natInstanceType 't4g\.nano'\)/,
-  ],
-  [
     'a NAT instance of an unknown type',
     { stage: UserStage.USERS_1K, natInstanceType: type('t4g.enormous') },
     /natInstanceType must be an instance type .*got 't4g\.enormous'/,

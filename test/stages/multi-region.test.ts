@@ -481,12 +481,6 @@ describe('stage 10m input', () => {
       /MultiRegion builds the secondary regions from regions; leave secondaryRegions out/,
     ],
     [
-      'regions below stage 10m',
-      () =>
-        new StageStacks(newApp(), 'Shop', { stage: UserStage.USERS_1M, regions: ['us-east-1', 'eu-west-1'] }),
-      "regions apply to stage '10m' only; got 'us-east-1,eu-west-1' at stage '1m'. Leave them out.",
-    ],
-    [
       'StageStack at 10m without secondary regions',
       () => new StageStack(newApp(), 'Shop', { stage: UserStage.USERS_10M }),
       /stage '10m' runs in several regions and needs secondaryRegions/,
