@@ -16,9 +16,9 @@ import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../private/bucke
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { grantMedia, processUploads } from './uploads';
+import { grantMedia } from './uploads';
 import { checkRegion } from '../private/regions';
-import { readString } from './context';
+import { cacheLayer, fleetLayer, operationsLayer, workersLayer } from './layers';
 import { POSTGRES_VERSIONS, STAGES } from './stage-table';
 import { UserStage } from './user-stage';
 
@@ -226,15 +226,7 @@ export class SecondaryRegionStack extends Stack {
       natGateways: sizing.natGateways,
       cidr: props.cidr ?? '10.1.0.0/16',
     });
-    this.web = new LoadBalancedTier(this, 'Web', {
-      vpc: this.network.vpc,
-      vpcSubnets: this.network.addVpcOriginSubnets(),
-      app: props.app,
-      instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.web.instanceType),
-      minCapacity: props.webMinCapacity ?? sizing.web.minCapacity,
-      maxCapacity: props.webMaxCapacity ?? sizing.web.maxCapacity,
-      certificate: props.loadBalancerCertificate,
-    });
+    this.web = fleetLayer(this, this.network, sizing.web, props);
     this.loadBalancerDomainName = props.loadBalancerDomainName;
     this.web.addEnvironment('WRITER_REGION', props.writerRegion ?? props.primaryRegion);
 
@@ -251,13 +243,7 @@ export class SecondaryRegionStack extends Stack {
     });
     this.databaseReplica.connectApp(this.web);
 
-    this.cache = new CachedTier(this, 'Cache', {
-      vpc: this.network.vpc,
-      vpcSubnets: this.network.dataSubnets,
-      nodeType: props.cacheNodeType ?? new ec2.InstanceType(sizing.cache.nodeType),
-      replicas: sizing.cache.replicas,
-    });
-    this.cache.connectApp(this.web);
+    this.cache = cacheLayer(this, this.network, sizing.cache, props, this.web);
 
     // The destination of the primary's media replication, like its source; browsers may POST uploads
     // to it once this region takes the writes.
@@ -286,27 +272,19 @@ export class SecondaryRegionStack extends Stack {
     this.web.addEnvironment('MEDIA_BUCKET', this.mediaBucket.bucketName);
     grantMedia(this.web, this.mediaBucket);
 
-    this.workers = new QueueWorkers(this, 'Workers', {
-      vpc: this.network.vpc,
-      vpcSubnets: this.network.appSubnets,
-      worker: props.worker,
-      instanceType: props.workerInstanceType ?? new ec2.InstanceType(sizing.workers.instanceType),
-      maxCapacity: props.workerMaxCapacity ?? sizing.workers.maxCapacity,
+    this.workers = workersLayer(this, this.network, sizing.workers, props, {
+      appTier: this.web,
+      database: this.databaseReplica,
+      media: this.mediaBucket,
     });
-    this.workers.connectProducer(this.web);
-    this.databaseReplica.connectApp(this.workers);
-    this.workers.addEnvironment('MEDIA_BUCKET', this.mediaBucket.bucketName);
-    processUploads(this.workers, this.web, this.mediaBucket);
 
-    this.operations = new StageOperations(this, 'Operations', {
-      alarmEmail: props.alarmEmail ?? readString(this.node, 'alarmEmail'),
-      outgrowThresholds: props.outgrowThresholds,
-    });
-    this.operations.monitorFleet(this.web);
-    this.operations.monitorCrossRegionReplica(this.databaseReplica);
-    this.operations.monitorCache(this.cache);
-    this.operations.monitorQueue(this.workers);
-    this.operations.adviseNextStage({
+    const tiers = {
+      web: this.web,
+      crossRegionReplica: this.databaseReplica,
+      cache: this.cache,
+      workers: this.workers,
+    };
+    this.operations = operationsLayer(this, props, tiers, {
       alarmName: `${this.stackName}-stage-10m-at-capacity`,
       description:
         `Region ${props.region} of stage 10m is at capacity (see which signal fired). Scale within the region: raise ` +

@@ -33,8 +33,9 @@ import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { grantMedia, grantObjects, processUploads } from './uploads';
+import { grantMedia, grantObjects } from './uploads';
 import { checkDomainName, CONTEXT_KEYS, readDomainContext, readString } from './context';
+import { cacheLayer, fleetLayer, operationsLayer, workersLayer } from './layers';
 import {
   regionalOriginId,
   regionalRouting,
@@ -323,7 +324,7 @@ export class StageStack extends Stack {
     if (sizing.server) {
       this.server = this.addServer(props, sizing.server);
     } else {
-      this.web = this.addWeb(props, sizing.web!);
+      this.web = fleetLayer(this, this.network, sizing.web!, props);
     }
     const appTier: IAppTier & IConstruct = this.server ?? this.web!;
 
@@ -373,13 +374,7 @@ export class StageStack extends Stack {
       });
     }
     if (sizing.cache) {
-      this.cache = new CachedTier(this, 'Cache', {
-        vpc: this.network.vpc,
-        vpcSubnets: this.network.dataSubnets,
-        nodeType: props.cacheNodeType ?? new ec2.InstanceType(sizing.cache.nodeType),
-        replicas: props.cacheReplicas ?? sizing.cache.replicas,
-      });
-      this.cache.connectApp(appTier);
+      this.cache = cacheLayer(this, this.network, sizing.cache, props, appTier);
       new CfnOutput(this, 'CacheEndpoint', {
         description:
           'The Valkey primary endpoint, TLS and AUTH token required (reachable only from the app servers)',
@@ -608,19 +603,12 @@ export class StageStack extends Stack {
   ): QueueWorkers {
     const media = this.cdn.mediaBucket!;
     const web = this.cdn.bucket!;
-    const workers = new QueueWorkers(this, 'Workers', {
-      vpc: this.network.vpc,
-      vpcSubnets: this.network.appSubnets,
-      worker: props.worker,
-      instanceType: props.workerInstanceType ?? new ec2.InstanceType(sizing.instanceType),
-      maxCapacity: props.workerMaxCapacity ?? sizing.maxCapacity,
+    const workers = workersLayer(this, this.network, sizing, props, {
+      appTier,
+      database: this.database,
+      media,
     });
-    workers.connectProducer(appTier);
-    this.database?.connectApp(workers);
-    workers.addEnvironment('MEDIA_BUCKET', media.bucketName);
     workers.addEnvironment('WEB_BUCKET', web.bucketName);
-
-    processUploads(workers, appTier, media);
     this.cdn.allowBrowserUploads();
 
     const rate = props.prerenderRate ?? Duration.minutes(5);
@@ -650,18 +638,20 @@ export class StageStack extends Stack {
    * outgrowing its architecture, combined into one alarm that names the next stage.
    */
   private addOperations(props: StageStackProps): StageOperations {
-    const operations = new StageOperations(this, 'Operations', {
-      alarmEmail: props.alarmEmail ?? readString(this.node, 'alarmEmail'),
-      outgrowThresholds: props.outgrowThresholds,
-    });
-    if (this.server) operations.monitorServer(this.server);
-    if (this.web) operations.monitorFleet(this.web);
-    if (this.database) operations.monitorDatabase(this.database);
-    if (this.readReplicas) operations.monitorReplicas(this.readReplicas);
-    if (this.cache) operations.monitorCache(this.cache);
-    if (this.workers) operations.monitorQueue(this.workers);
-    operations.monitorDistribution(this.cdn.distribution.distributionId);
-    operations.adviseNextStage(nextStageAdvice(this.stackName, this.stage));
+    const operations = operationsLayer(
+      this,
+      props,
+      {
+        server: this.server,
+        web: this.web,
+        database: this.database,
+        readReplicas: this.readReplicas,
+        cache: this.cache,
+        workers: this.workers,
+        distributionId: this.cdn.distribution.distributionId,
+      },
+      nextStageAdvice(this.stackName, this.stage),
+    );
     new CfnOutput(this, 'AlarmTopicArn', {
       description: 'Alarms go here: subscribe an e-mail address, a chat webhook or a pager',
       value: operations.topic.topicArn,
@@ -688,20 +678,6 @@ export class StageStack extends Stack {
       value: server.instance.instanceId,
     });
     return server;
-  }
-
-  /** Stage 1k onwards: a load balancer in front of a fleet of stateless servers. */
-  private addWeb(props: StageStackProps, sizing: NonNullable<StageSizing['web']>): LoadBalancedTier {
-    const web = new LoadBalancedTier(this, 'Web', {
-      vpc: this.network.vpc,
-      vpcSubnets: this.network.addVpcOriginSubnets(),
-      app: props.app,
-      instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.instanceType),
-      minCapacity: props.webMinCapacity ?? sizing.minCapacity,
-      maxCapacity: props.webMaxCapacity ?? sizing.maxCapacity,
-      certificate: props.loadBalancerCertificate,
-    });
-    return web;
   }
 }
 

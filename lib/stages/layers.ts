@@ -1,0 +1,143 @@
+/**
+ * The layers a stack of a stage is built from, each a small function with one job. `StageStack` and
+ * `SecondaryRegionStack` build their fleet, cache, workers and operations with the same functions, so
+ * that a region cannot forget what another region does.
+ */
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct, IConstruct } from 'constructs';
+import { AppSource } from '../app-source';
+import { IAppTier } from '../app-tier';
+import { CachedTier } from '../constructs/cached-tier';
+import { LoadBalancedTier } from '../constructs/load-balanced-tier';
+import { QueueWorkers } from '../constructs/queue-workers';
+import { NextStageAdvice, OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
+import { StageNetwork } from '../constructs/stage-network';
+import { readString } from './context';
+import { processUploads } from './uploads';
+
+/** The settings of the fleet layer, named as both stacks' props name them. */
+export interface FleetSettings {
+  readonly app?: AppSource;
+  readonly serverInstanceType?: ec2.InstanceType;
+  readonly webMinCapacity?: number;
+  readonly webMaxCapacity?: number;
+  readonly loadBalancerCertificate?: acm.ICertificate;
+}
+
+/**
+ * The load-balanced fleet: an internal load balancer reached through a CloudFront VPC origin, in the
+ * network's VPC-origin subnets (zones VPC origins reach in every account), with its servers.
+ */
+export function fleetLayer(
+  scope: Construct,
+  network: StageNetwork,
+  sizing: { readonly instanceType: string; readonly minCapacity: number; readonly maxCapacity: number },
+  settings: FleetSettings,
+): LoadBalancedTier {
+  return new LoadBalancedTier(scope, 'Web', {
+    vpc: network.vpc,
+    vpcSubnets: network.addVpcOriginSubnets(),
+    app: settings.app,
+    instanceType: settings.serverInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+    minCapacity: settings.webMinCapacity ?? sizing.minCapacity,
+    maxCapacity: settings.webMaxCapacity ?? sizing.maxCapacity,
+    certificate: settings.loadBalancerCertificate,
+  });
+}
+
+/** The cache in the data subnets, connected to the app tier. */
+export function cacheLayer(
+  scope: Construct,
+  network: StageNetwork,
+  sizing: { readonly nodeType: string; readonly replicas: number },
+  settings: { readonly cacheNodeType?: ec2.InstanceType; readonly cacheReplicas?: number },
+  appTier: IAppTier,
+): CachedTier {
+  const cache = new CachedTier(scope, 'Cache', {
+    vpc: network.vpc,
+    vpcSubnets: network.dataSubnets,
+    nodeType: settings.cacheNodeType ?? new ec2.InstanceType(sizing.nodeType),
+    replicas: settings.cacheReplicas ?? sizing.replicas,
+  });
+  cache.connectApp(appTier);
+  return cache;
+}
+
+/** A database an app tier connects to: a `SeparatedDb`, or a `CrossRegionReplica` of one. */
+export interface IDatabaseLayer {
+  connectApp(appTier: IAppTier): void;
+}
+
+/**
+ * The job queue and its workers in the app subnets: the app tier puts jobs on the queue, the workers
+ * reach the database and the media bucket, and each upload to the bucket becomes a job.
+ */
+export function workersLayer(
+  scope: Construct,
+  network: StageNetwork,
+  sizing: { readonly instanceType: string; readonly maxCapacity: number },
+  settings: {
+    readonly worker?: AppSource;
+    readonly workerInstanceType?: ec2.InstanceType;
+    readonly workerMaxCapacity?: number;
+  },
+  connect: {
+    readonly appTier: IAppTier & IConstruct;
+    readonly database?: IDatabaseLayer;
+    readonly media: s3.IBucket;
+  },
+): QueueWorkers {
+  const workers = new QueueWorkers(scope, 'Workers', {
+    vpc: network.vpc,
+    vpcSubnets: network.appSubnets,
+    worker: settings.worker,
+    instanceType: settings.workerInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+    maxCapacity: settings.workerMaxCapacity ?? sizing.maxCapacity,
+  });
+  workers.connectProducer(connect.appTier);
+  connect.database?.connectApp(workers);
+  workers.addEnvironment('MEDIA_BUCKET', connect.media.bucketName);
+  processUploads(workers, connect.appTier, connect.media);
+  return workers;
+}
+
+/** What the operations layer watches: whichever tiers the stack has. */
+export interface MonitoredTiers {
+  readonly server?: Parameters<StageOperations['monitorServer']>[0];
+  readonly web?: LoadBalancedTier;
+  readonly database?: Parameters<StageOperations['monitorDatabase']>[0];
+  readonly readReplicas?: Parameters<StageOperations['monitorReplicas']>[0];
+  readonly crossRegionReplica?: Parameters<StageOperations['monitorCrossRegionReplica']>[0];
+  readonly cache?: CachedTier;
+  readonly workers?: QueueWorkers;
+  readonly distributionId?: string;
+}
+
+/**
+ * Alarms that something is broken, a dashboard, and the signals that the stack is outgrowing its
+ * architecture, combined into one alarm with `advice`. The alarm address is the prop, else the
+ * context key `alarmEmail`, in every stack alike.
+ */
+export function operationsLayer(
+  scope: Construct,
+  settings: { readonly alarmEmail?: string; readonly outgrowThresholds?: OutgrowThresholds },
+  tiers: MonitoredTiers,
+  advice: NextStageAdvice,
+): StageOperations {
+  const operations = new StageOperations(scope, 'Operations', {
+    alarmEmail: settings.alarmEmail ?? readString(scope.node, 'alarmEmail'),
+    outgrowThresholds: settings.outgrowThresholds,
+  });
+  if (tiers.server) operations.monitorServer(tiers.server);
+  if (tiers.web) operations.monitorFleet(tiers.web);
+  if (tiers.database) operations.monitorDatabase(tiers.database);
+  if (tiers.readReplicas) operations.monitorReplicas(tiers.readReplicas);
+  if (tiers.crossRegionReplica) operations.monitorCrossRegionReplica(tiers.crossRegionReplica);
+  if (tiers.cache) operations.monitorCache(tiers.cache);
+  if (tiers.workers) operations.monitorQueue(tiers.workers);
+  if (tiers.distributionId) operations.monitorDistribution(tiers.distributionId);
+  operations.adviseNextStage(advice);
+  return operations;
+}
