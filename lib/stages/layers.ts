@@ -3,6 +3,7 @@
  * `SecondaryRegionStack` build their fleet, cache, workers and operations with the same functions, so
  * that a region cannot forget what another region does.
  */
+import { CfnOutput, Fn, Size, Stack } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -12,9 +13,12 @@ import { IAppTier } from '../app-tier';
 import { CachedTier } from '../constructs/cached-tier';
 import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { QueueWorkers } from '../constructs/queue-workers';
+import { ReplicatedDb } from '../constructs/replicated-db';
+import { SeparatedDb } from '../constructs/separated-db';
 import { NextStageAdvice, OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
 import { readString } from './context';
+import { POSTGRES_VERSIONS } from './stage-table';
 import { processUploads } from './uploads';
 
 /** The settings of the fleet layer, named as both stacks' props name them. */
@@ -45,6 +49,78 @@ export function fleetLayer(
     maxCapacity: settings.webMaxCapacity ?? sizing.maxCapacity,
     certificate: settings.loadBalancerCertificate,
   });
+}
+
+/** The primary's output with its database's instance identifier (`SecondaryRegionStack` reads it). */
+export const PRIMARY_DATABASE_IDENTIFIER_OUTPUT = 'DatabaseInstanceIdentifier';
+/** The primary's output with its database secret's name and suffix (`SecondaryRegionStack` reads it). */
+export const PRIMARY_DATABASE_SECRET_NAME_OUTPUT = 'DatabaseSecretNameWithSuffix';
+
+/**
+ * The RDS database in the data subnets, connected to the app tier, with the outputs that say where it
+ * is (stage 10m's regions read two of them whole).
+ */
+export function databaseLayer(
+  stack: Stack,
+  network: StageNetwork,
+  sizing: { readonly instanceType: string; readonly storageGiB: number; readonly multiAz: boolean },
+  settings: { readonly databaseInstanceType?: ec2.InstanceType; readonly databaseAllocatedStorage?: Size },
+  appTier: IAppTier,
+): SeparatedDb {
+  const database = new SeparatedDb(stack, 'Database', {
+    vpc: network.vpc,
+    vpcSubnets: network.dataSubnets,
+    instanceType: settings.databaseInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+    allocatedStorage: settings.databaseAllocatedStorage ?? Size.gibibytes(sizing.storageGiB),
+    multiAz: sizing.multiAz,
+    engineVersion: POSTGRES_VERSIONS.rds,
+    // The rotation function runs in the isolated data subnets, which have no NAT at any stage.
+    secretsManagerEndpoint: network.addSecretsManagerEndpoint(sizing.multiAz ? 2 : 1),
+  });
+  database.connectApp(appTier);
+  new CfnOutput(stack, 'DatabaseEndpoint', {
+    description: 'The RDS PostgreSQL endpoint (reachable only from the app servers)',
+    value: database.database.dbInstanceEndpointAddress,
+  });
+  new CfnOutput(stack, 'DatabaseSecretArn', {
+    description: 'The secret with the database master credentials, rotated every 30 days',
+    value: database.secret.secretArn,
+  });
+  // Stage 10m's regions read these two whole (Fn::GetStackOutput may not stand inside Fn::Split);
+  // they exist from stage 10 so that a 1m stack has them before its regions deploy.
+  new CfnOutput(stack, PRIMARY_DATABASE_IDENTIFIER_OUTPUT, {
+    description: "The database's instance identifier, the source of stage 10m's cross-region replicas",
+    value: database.database.instanceIdentifier,
+  });
+  new CfnOutput(stack, PRIMARY_DATABASE_SECRET_NAME_OUTPUT, {
+    description: "The last part of DatabaseSecretArn, from which stage 10m's regions name the replica secret",
+    value: Fn.select(6, Fn.split(':', database.secret.secretArn)),
+  });
+  return database;
+}
+
+/** Read replicas of the database, connected to the app tier as its readers. */
+export function readReplicasLayer(
+  stack: Stack,
+  database: SeparatedDb,
+  sizing: { readonly count: number; readonly instanceType: string },
+  settings: {
+    readonly databaseReadReplicas?: number;
+    readonly databaseReplicaInstanceType?: ec2.InstanceType;
+  },
+  appTier: IAppTier,
+): ReplicatedDb {
+  const readReplicas = new ReplicatedDb(stack, 'ReadReplicas', {
+    primary: database,
+    replicas: settings.databaseReadReplicas ?? sizing.count,
+    instanceType: settings.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+  });
+  readReplicas.connectApp(appTier);
+  new CfnOutput(stack, 'DatabaseReaderEndpoints', {
+    description: 'The read replicas, separated by commas (reachable only from the app servers)',
+    value: Fn.join(',', readReplicas.readerEndpoints),
+  });
+  return readReplicas;
 }
 
 /** The cache in the data subnets, connected to the app tier. */

@@ -18,7 +18,14 @@ import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { grantMedia } from './uploads';
 import { checkRegion } from '../private/regions';
-import { cacheLayer, fleetLayer, operationsLayer, workersLayer } from './layers';
+import {
+  cacheLayer,
+  fleetLayer,
+  operationsLayer,
+  PRIMARY_DATABASE_IDENTIFIER_OUTPUT,
+  PRIMARY_DATABASE_SECRET_NAME_OUTPUT,
+  workersLayer,
+} from './layers';
 import { POSTGRES_VERSIONS, STAGES } from './stage-table';
 import { UserStage } from './user-stage';
 
@@ -150,9 +157,9 @@ export class SecondaryRegionStack extends Stack {
    * The primary stack's output this stack reads for its replica's source: the database's instance
    * identifier. Whole values, because `Fn::GetStackOutput` may not stand inside `Fn::Split`.
    */
-  public static readonly PRIMARY_DATABASE_IDENTIFIER_OUTPUT = 'DatabaseInstanceIdentifier';
+  public static readonly PRIMARY_DATABASE_IDENTIFIER_OUTPUT = PRIMARY_DATABASE_IDENTIFIER_OUTPUT;
   /** The primary stack's output this stack reads for the replica secret: the secret's name with its suffix. */
-  public static readonly PRIMARY_DATABASE_SECRET_NAME_OUTPUT = 'DatabaseSecretNameWithSuffix';
+  public static readonly PRIMARY_DATABASE_SECRET_NAME_OUTPUT = PRIMARY_DATABASE_SECRET_NAME_OUTPUT;
   /** The primary stack's output this stack reads for its media bucket's policy: the distribution's id. */
   public static readonly PRIMARY_DISTRIBUTION_ID_OUTPUT = 'DistributionId';
   /** The output with the load balancer's ARN, read by the primary's distribution. */

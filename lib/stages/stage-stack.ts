@@ -35,7 +35,14 @@ import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { grantMedia, grantObjects } from './uploads';
 import { checkDomainName, CONTEXT_KEYS, readDomainContext, readString } from './context';
-import { cacheLayer, fleetLayer, operationsLayer, workersLayer } from './layers';
+import {
+  cacheLayer,
+  databaseLayer,
+  fleetLayer,
+  operationsLayer,
+  readReplicasLayer,
+  workersLayer,
+} from './layers';
 import {
   regionalOriginId,
   regionalRouting,
@@ -328,50 +335,9 @@ export class StageStack extends Stack {
     }
     const appTier: IAppTier & IConstruct = this.server ?? this.web!;
 
-    if (sizing.database) {
-      this.database = new SeparatedDb(this, 'Database', {
-        vpc: this.network.vpc,
-        vpcSubnets: this.network.dataSubnets,
-        instanceType: props.databaseInstanceType ?? new ec2.InstanceType(sizing.database.instanceType),
-        allocatedStorage: props.databaseAllocatedStorage ?? Size.gibibytes(sizing.database.storageGiB),
-        multiAz: sizing.database.multiAz,
-        engineVersion: POSTGRES_VERSIONS.rds,
-        // The rotation function runs in the isolated data subnets, which have no NAT at any stage.
-        secretsManagerEndpoint: this.network.addSecretsManagerEndpoint(sizing.database.multiAz ? 2 : 1),
-      });
-      this.database.connectApp(appTier);
-      new CfnOutput(this, 'DatabaseEndpoint', {
-        description: 'The RDS PostgreSQL endpoint (reachable only from the app servers)',
-        value: this.database.database.dbInstanceEndpointAddress,
-      });
-      new CfnOutput(this, 'DatabaseSecretArn', {
-        description: 'The secret with the database master credentials, rotated every 30 days',
-        value: this.database.secret.secretArn,
-      });
-      // Stage 10m's regions read these two whole (Fn::GetStackOutput may not stand inside
-      // Fn::Split); they exist from stage 10 so that a 1m stack has them before its regions deploy.
-      new CfnOutput(this, SecondaryRegionStack.PRIMARY_DATABASE_IDENTIFIER_OUTPUT, {
-        description: "The database's instance identifier, the source of stage 10m's cross-region replicas",
-        value: this.database.database.instanceIdentifier,
-      });
-      new CfnOutput(this, SecondaryRegionStack.PRIMARY_DATABASE_SECRET_NAME_OUTPUT, {
-        description:
-          "The last part of DatabaseSecretArn, from which stage 10m's regions name the replica secret",
-        value: Fn.select(6, Fn.split(':', this.database.secret.secretArn)),
-      });
-    }
+    if (sizing.database) this.database = databaseLayer(this, this.network, sizing.database, props, appTier);
     if (sizing.readReplicas) {
-      this.readReplicas = new ReplicatedDb(this, 'ReadReplicas', {
-        primary: this.database!,
-        replicas: props.databaseReadReplicas ?? sizing.readReplicas.count,
-        instanceType:
-          props.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.readReplicas.instanceType),
-      });
-      this.readReplicas.connectApp(appTier);
-      new CfnOutput(this, 'DatabaseReaderEndpoints', {
-        description: 'The read replicas, separated by commas (reachable only from the app servers)',
-        value: Fn.join(',', this.readReplicas.readerEndpoints),
-      });
+      this.readReplicas = readReplicasLayer(this, this.database!, sizing.readReplicas, props, appTier);
     }
     if (sizing.cache) {
       this.cache = cacheLayer(this, this.network, sizing.cache, props, appTier);
