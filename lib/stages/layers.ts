@@ -17,6 +17,7 @@ import { ReplicatedDb } from '../constructs/replicated-db';
 import { SeparatedDb } from '../constructs/separated-db';
 import { NextStageAdvice, OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
+import { ScaleStagesError } from '../private/errors';
 import { readString } from './context';
 import { POSTGRES_VERSIONS } from './stage-table';
 import { processUploads } from './uploads';
@@ -28,6 +29,16 @@ export interface FleetSettings {
   readonly webMinCapacity?: number;
   readonly webMaxCapacity?: number;
   readonly loadBalancerCertificate?: acm.ICertificate;
+  readonly loadBalancerDomainName?: string;
+}
+
+/** The certificate and the name it covers go together: CloudFront reaches HTTPS at that name. */
+export function checkFleetSettings(settings: FleetSettings): void {
+  if (Boolean(settings.loadBalancerCertificate) !== Boolean(settings.loadBalancerDomainName)) {
+    throw new ScaleStagesError(
+      'loadBalancerCertificate and loadBalancerDomainName go together: CloudFront reaches an HTTPS load balancer at the name its certificate covers. Give both, or neither for HTTP.',
+    );
+  }
 }
 
 /**

@@ -20,6 +20,7 @@ import { grantMedia } from './uploads';
 import { checkRegion } from '../private/regions';
 import {
   cacheLayer,
+  checkFleetSettings,
   fleetLayer,
   operationsLayer,
   PRIMARY_DATABASE_IDENTIFIER_OUTPUT,
@@ -207,11 +208,7 @@ export class SecondaryRegionStack extends Stack {
         `SecondaryRegionStack env.region must be left out or equal region; got env.region '${props.env.region}' and region '${props.region}'.`,
       );
     }
-    if (Boolean(props.loadBalancerCertificate) !== Boolean(props.loadBalancerDomainName)) {
-      throw new ScaleStagesError(
-        'loadBalancerCertificate and loadBalancerDomainName go together: CloudFront reaches an HTTPS load balancer at the name its certificate covers. Give both, or neither for HTTP.',
-      );
-    }
+    checkFleetSettings(props);
     super(scope, id, {
       description: `cdk-scale-stages: the 10,000,000-user stage, secondary region ${props.region}`,
       ...props,

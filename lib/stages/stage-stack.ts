@@ -37,6 +37,7 @@ import { grantMedia, grantObjects } from './uploads';
 import { checkDomainName, CONTEXT_KEYS, readDomainContext, readString } from './context';
 import {
   cacheLayer,
+  checkFleetSettings,
   databaseLayer,
   fleetLayer,
   operationsLayer,
@@ -58,6 +59,7 @@ import {
   POSTGRES_VERSIONS,
   STAGE_SPECIFIC_SETTINGS,
   STAGES,
+  StageDefinition,
   StageSizing,
   unusedAtStage,
 } from './stage-table';
@@ -291,27 +293,8 @@ export class StageStack extends Stack {
   public readonly cdn: CdnStatic;
 
   constructor(scope: Construct, id: string, props: StageStackProps) {
-    const row = STAGES.find((s) => s.stage === props.stage);
-    if (!row) {
-      throw new ScaleStagesError(
-        `StageStack stage must be one of ${STAGES.map((s) => `'${s.stage}'`).join(', ')}; got '${props.stage}'.`,
-      );
-    }
-    if (Boolean(props.loadBalancerCertificate) !== Boolean(props.loadBalancerDomainName)) {
-      throw new ScaleStagesError(
-        'loadBalancerCertificate and loadBalancerDomainName go together: CloudFront reaches an HTTPS load balancer at the name its certificate covers. Give both, or neither for HTTP.',
-      );
-    }
+    const row = checkProps(id, props);
     const secondaries = props.secondaryRegions ?? [];
-    checkSecondaries(props.stage, props.stackName ?? id, secondaries);
-    // aws-cdk-lib would quietly shorten a longer id into a name with a hash: not the stack the user
-    // named, and a second deploy under the intended name would build a second stack.
-    const stackName = props.stackName ?? id;
-    if (!Token.isUnresolved(stackName) && stackName.length > 128) {
-      throw new ScaleStagesError(
-        `the stack name must be 128 characters at most (a CloudFormation limit); got ${stackName.length} characters ('${stackName.slice(0, 40)}...'). Give a shorter id or stackName.`,
-      );
-    }
     super(scope, id, {
       description: `cdk-scale-stages: the ${row.users.toLocaleString('en-US')}-user stage`,
       ...props,
@@ -645,6 +628,27 @@ export class StageStack extends Stack {
     });
     return server;
   }
+}
+
+/** The stage's row of the stage table, once the props that must agree with each other do. */
+function checkProps(id: string, props: StageStackProps): StageDefinition {
+  const row = STAGES.find((s) => s.stage === props.stage);
+  if (!row) {
+    throw new ScaleStagesError(
+      `StageStack stage must be one of ${STAGES.map((s) => `'${s.stage}'`).join(', ')}; got '${props.stage}'.`,
+    );
+  }
+  checkFleetSettings(props);
+  checkSecondaries(props.stage, props.stackName ?? id, props.secondaryRegions ?? []);
+  // aws-cdk-lib would quietly shorten a longer id into a name with a hash: not the stack the user
+  // named, and a second deploy under the intended name would build a second stack.
+  const stackName = props.stackName ?? id;
+  if (!Token.isUnresolved(stackName) && stackName.length > 128) {
+    throw new ScaleStagesError(
+      `the stack name must be 128 characters at most (a CloudFormation limit); got ${stackName.length} characters ('${stackName.slice(0, 40)}...'). Give a shorter id or stackName.`,
+    );
+  }
+  return row;
 }
 
 /** Stage 10m has secondary regions, at least one, all of this primary; other stages have none. */
