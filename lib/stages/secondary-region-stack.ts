@@ -16,7 +16,7 @@ import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../private/bucke
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { grantMedia } from './uploads';
+import { connectMedia } from './uploads';
 import { checkRegion } from '../private/regions';
 import {
   cacheLayer,
@@ -273,8 +273,7 @@ export class SecondaryRegionStack extends Stack {
         },
       }),
     );
-    this.web.addEnvironment('MEDIA_BUCKET', this.mediaBucket.bucketName);
-    grantMedia(this.web, this.mediaBucket);
+    connectMedia(this.web, this.mediaBucket);
 
     this.workers = workersLayer(this, this.network, sizing.workers, props, {
       appTier: this.web,

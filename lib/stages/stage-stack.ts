@@ -33,7 +33,7 @@ import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { checkDuration, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { grantMedia, grantObjects } from './uploads';
+import { connectMedia, grantObjects } from './uploads';
 import { checkDomainName, CONTEXT_KEYS, readDomainContext, readString } from './context';
 import {
   cacheLayer,
@@ -374,8 +374,7 @@ export class StageStack extends Stack {
         '/media/*',
         secondaries[0] && this.secondaryMedia(secondaries[0]),
       );
-      grantMedia(this.web!, media);
-      appTier.addEnvironment('MEDIA_BUCKET', media.bucketName);
+      connectMedia(this.web!, media);
       new CfnOutput(this, 'MediaBucketName', {
         description: 'Media uploads; served at <AppUrl>/media/*',
         value: media.bucketName,

@@ -31,8 +31,12 @@ export function processUploads(
   });
 }
 
-/** The fleet reads, writes and deletes objects under `media/` in the media bucket, and lists it. */
-export function grantMedia(web: iam.IGrantable & IConstruct, media: s3.IBucket): void {
+/**
+ * The fleet knows the media bucket (MEDIA_BUCKET) and reads, writes and deletes objects under
+ * `media/` in it, and lists it.
+ */
+export function connectMedia(web: IAppTier & IConstruct, media: s3.IBucket): void {
+  web.addEnvironment('MEDIA_BUCKET', media.bucketName);
   grantObjects(web, media, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], 'media/');
   iam.Grant.addToPrincipal({ grantee: web, actions: ['s3:ListBucket'], resourceArns: [media.bucketArn] });
 }
