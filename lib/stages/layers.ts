@@ -6,11 +6,14 @@
 import { CfnOutput, Fn, Size, Stack } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct, IConstruct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { CachedTier } from '../constructs/cached-tier';
+import { CdnStatic } from '../constructs/cdn-static';
 import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { QueueWorkers } from '../constructs/queue-workers';
 import { ReplicatedDb } from '../constructs/replicated-db';
@@ -132,6 +135,20 @@ export function readReplicasLayer(
     value: Fn.join(',', readReplicas.readerEndpoints),
   });
   return readReplicas;
+}
+
+/** The A and AAAA alias records that point the viewers' domain at the distribution. */
+export function aliasRecordsLayer(
+  stack: Stack,
+  zone: route53.IHostedZone,
+  domainName: string,
+  cdn: CdnStatic,
+): void {
+  const target = route53.RecordTarget.fromAlias(new route53Targets.CloudFrontTarget(cdn.distribution));
+  // A fully qualified name (trailing dot), so an imported zone needs no zone name.
+  const recordName = `${domainName}.`;
+  new route53.ARecord(stack, 'AliasRecord', { zone, recordName, target });
+  new route53.AaaaRecord(stack, 'AliasRecordIpv6', { zone, recordName, target });
 }
 
 /** The cache in the data subnets, connected to the app tier. */

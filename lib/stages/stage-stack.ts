@@ -15,7 +15,6 @@ import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
-import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { Construct, IConstruct, Node } from 'constructs';
@@ -36,6 +35,7 @@ import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { connectMedia, grantObjects } from './uploads';
 import { checkDomainName, CONTEXT_KEYS, readDomainContext, readString } from './context';
 import {
+  aliasRecordsLayer,
   cacheLayer,
   checkFleetSettings,
   databaseLayer,
@@ -359,15 +359,7 @@ export class StageStack extends Stack {
     if (routing) this.cdn.addApiOrigin(origin, '/api/*', [routing.association]);
     if (whyHttp)
       Validations.of(this.cdn.distribution).acknowledge({ id: 'AwsSolutions-CFR5', reason: whyHttp });
-    if (domain?.hostedZone) {
-      const target = route53.RecordTarget.fromAlias(
-        new route53Targets.CloudFrontTarget(this.cdn.distribution),
-      );
-      // A fully qualified name (trailing dot), so an imported zone needs no zone name.
-      const recordName = `${domain.domainName}.`;
-      new route53.ARecord(this, 'AliasRecord', { zone: domain.hostedZone, recordName, target });
-      new route53.AaaaRecord(this, 'AliasRecordIpv6', { zone: domain.hostedZone, recordName, target });
-    }
+    if (domain?.hostedZone) aliasRecordsLayer(this, domain.hostedZone, domain.domainName, this.cdn);
     if (atLeast(this.stage, UserStage.USERS_10K)) {
       // Stage 10m: media reads fail over to the first secondary region's copy.
       const media = this.cdn.addMediaBucket(
