@@ -89,7 +89,10 @@ if (require.main === module) {
   const args = process.argv.slice(2);
   const dryRun = args.includes('--dry-run');
   const [which] = args.filter((a) => a !== '--dry-run');
-  const stages = which === 'all' ? ['1', '10', '100', '1k', '10k', '100k', '1m'] : [which];
+  // Every deploy test: test/integ/integ.stage-<stage>.ts.
+  const tests = fs.readdirSync(path.join(__dirname, '..', 'test', 'integ'));
+  const all = tests.map((f) => /^integ\.stage-(\w+)\.ts$/.exec(f)?.[1]).filter((s): s is string => !!s);
+  const stages = which === 'all' ? all : [which];
   if (!which) {
     console.error(
       'usage: npm run integ:deploy -- <stage>|all [--dry-run]   (stages 1, 10, 100, 1k, 10k, 100k, 1m)',

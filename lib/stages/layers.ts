@@ -69,6 +69,8 @@ export function fleetLayer(
 export const PRIMARY_DATABASE_IDENTIFIER_OUTPUT = 'DatabaseInstanceIdentifier';
 /** The primary's output with its database secret's name and suffix (`SecondaryRegionStack` reads it). */
 export const PRIMARY_DATABASE_SECRET_NAME_OUTPUT = 'DatabaseSecretNameWithSuffix';
+/** The primary's output with its distribution's id (`SecondaryRegionStack` reads it). */
+export const PRIMARY_DISTRIBUTION_ID_OUTPUT = 'DistributionId';
 
 /**
  * The RDS database in the data subnets, connected to the app tier, with the outputs that say where it

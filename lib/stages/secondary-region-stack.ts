@@ -25,6 +25,7 @@ import {
   operationsLayer,
   PRIMARY_DATABASE_IDENTIFIER_OUTPUT,
   PRIMARY_DATABASE_SECRET_NAME_OUTPUT,
+  PRIMARY_DISTRIBUTION_ID_OUTPUT,
   workersLayer,
 } from './layers';
 import { POSTGRES_VERSIONS, STAGES } from './stage-table';
@@ -162,7 +163,7 @@ export class SecondaryRegionStack extends Stack {
   /** The primary stack's output this stack reads for the replica secret: the secret's name with its suffix. */
   public static readonly PRIMARY_DATABASE_SECRET_NAME_OUTPUT = PRIMARY_DATABASE_SECRET_NAME_OUTPUT;
   /** The primary stack's output this stack reads for its media bucket's policy: the distribution's id. */
-  public static readonly PRIMARY_DISTRIBUTION_ID_OUTPUT = 'DistributionId';
+  public static readonly PRIMARY_DISTRIBUTION_ID_OUTPUT = PRIMARY_DISTRIBUTION_ID_OUTPUT;
   /** The output with the load balancer's ARN, read by the primary's distribution. */
   public static readonly LOAD_BALANCER_ARN_OUTPUT = 'LoadBalancerArn';
   /** The output with the load balancer's DNS name, read by the primary's distribution. */

@@ -41,6 +41,7 @@ import {
   databaseLayer,
   fleetLayer,
   operationsLayer,
+  PRIMARY_DISTRIBUTION_ID_OUTPUT,
   readReplicasLayer,
   workersLayer,
 } from './layers';
@@ -386,7 +387,7 @@ export class StageStack extends Stack {
     }
     this.operations = this.addOperations(props);
     // Stage 10m's regions let this distribution, and no other, read their media copies.
-    new CfnOutput(this, SecondaryRegionStack.PRIMARY_DISTRIBUTION_ID_OUTPUT, {
+    new CfnOutput(this, PRIMARY_DISTRIBUTION_ID_OUTPUT, {
       description: "The CloudFront distribution's id (aws cloudfront create-invalidation --distribution-id)",
       value: this.cdn.distribution.distributionId,
     });

@@ -14,7 +14,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import { ExpectedResult, IDeployAssert, IntegTest, IntegTestCaseStack } from '@aws-cdk/integ-tests-alpha';
 import { IConstruct } from 'constructs';
 import { StageStacks, TestedFeatureFlags, UserStage } from '../../lib';
-import { BUILT_STAGES } from '../../lib/stages/stage-table';
+import { atLeast, BUILT_STAGES } from '../../lib/stages/stage-table';
 
 /** The region the deploy tests run in (the edge stack is in us-east-1 anyway). */
 export const INTEG_REGION = 'us-east-1';
@@ -77,10 +77,6 @@ function assertHealthy(assertions: IDeployAssert, stackName: string, stage: User
       .expect(ExpectedResult.objectLike({ status: 200, body: replica }))
       .waitForAssertions(retry);
   }
-}
-
-function atLeast(stage: UserStage, other: UserStage): boolean {
-  return BUILT_STAGES.indexOf(stage) >= BUILT_STAGES.indexOf(other);
 }
 
 /**
