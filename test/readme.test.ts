@@ -182,9 +182,13 @@ function optionsOf(help: string): Set<string> {
 /** The context keys the app reads: `readString(node, 'key')` and `tryGetContext('key')` in lib/ and bin/. */
 function contextKeysReadByTheApp(): Set<string> {
   const keys = new Set<string>();
+  const stages = path.join(ROOT, 'lib', 'stages');
   const files = [
     path.join(ROOT, 'bin', 'app.ts'),
-    ...fs.readdirSync(path.join(ROOT, 'lib', 'stages')).map((f) => path.join(ROOT, 'lib', 'stages', f)),
+    ...fs
+      .readdirSync(stages, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => path.join(stages, f)),
   ];
   for (const file of files) {
     const source = fs.readFileSync(file, 'utf8');

@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { EdgeStack } from '../stages/edge-stack';
 import { StageStack } from '../stages/stage-stack';
 import { StageStacksProps } from './stage-stacks-props';
-import { STAGES } from '../stages/stage-table';
+import { layersAt } from '../stages/stage-table';
 
 /**
  * The primary `StageStack` and, when the stage has an edge firewall, the edge stack it depends on.
@@ -13,8 +13,7 @@ export function edgeAndPrimary(
   name: string,
   props: StageStacksProps,
 ): { edge?: EdgeStack; primary: StageStack } {
-  const sizing = STAGES.find((s) => s.stage === props.stage)?.sizing;
-  const edgeFirewall = props.edgeFirewall ?? sizing?.edgeFirewall ?? false;
+  const edgeFirewall = props.edgeFirewall ?? layersAt(props.stage).has('edgeFirewall');
   const edge = edgeFirewall
     ? new EdgeStack(scope, `${name}-Edge`, {
         // A primary given its own stackName names its edge stack after it, as it does by default.

@@ -1,5 +1,4 @@
-import { Aws, CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib/core';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import { CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -12,23 +11,23 @@ import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { QueueWorkers } from '../constructs/queue-workers';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
-import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../private/buckets';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { connectMedia } from './uploads';
 import { checkRegion } from '../private/regions';
+import { checkFleetSettings, fleetLayer } from './layers/compute';
 import {
   cacheLayer,
-  checkFleetSettings,
-  fleetLayer,
-  operationsLayer,
+  crossRegionReplicaLayer,
+  crossRegionReplicaOutputs,
   PRIMARY_DATABASE_IDENTIFIER_OUTPUT,
   PRIMARY_DATABASE_SECRET_NAME_OUTPUT,
-  PRIMARY_DISTRIBUTION_ID_OUTPUT,
-  workersLayer,
-} from './layers';
-import { POSTGRES_VERSIONS, STAGES } from './stage-table';
+} from './layers/data';
+import { PRIMARY_DISTRIBUTION_ID_OUTPUT } from './layers/edge';
+import { operationsLayer } from './layers/operations';
+import { regionMediaLayer, SECONDARY_OUTPUTS } from './layers/regions';
+import { workersLayer } from './layers/workers';
+import { sizingOf, STAGES } from './stage-table';
 import { UserStage } from './user-stage';
 
 /** Properties of a `SecondaryRegionStack`. */
@@ -165,13 +164,13 @@ export class SecondaryRegionStack extends Stack {
   /** The primary stack's output this stack reads for its media bucket's policy: the distribution's id. */
   public static readonly PRIMARY_DISTRIBUTION_ID_OUTPUT = PRIMARY_DISTRIBUTION_ID_OUTPUT;
   /** The output with the load balancer's ARN, read by the primary's distribution. */
-  public static readonly LOAD_BALANCER_ARN_OUTPUT = 'LoadBalancerArn';
+  public static readonly LOAD_BALANCER_ARN_OUTPUT = SECONDARY_OUTPUTS.loadBalancerArn;
   /** The output with the load balancer's DNS name, read by the primary's distribution. */
-  public static readonly LOAD_BALANCER_DNS_NAME_OUTPUT = 'LoadBalancerDnsName';
+  public static readonly LOAD_BALANCER_DNS_NAME_OUTPUT = SECONDARY_OUTPUTS.loadBalancerDnsName;
   /** The output with the load balancer's security group, read by the primary's distribution. */
-  public static readonly LOAD_BALANCER_SECURITY_GROUP_OUTPUT = 'LoadBalancerSecurityGroupId';
+  public static readonly LOAD_BALANCER_SECURITY_GROUP_OUTPUT = SECONDARY_OUTPUTS.loadBalancerSecurityGroup;
   /** The output with the media bucket's name, the primary's media replication destination. */
-  public static readonly MEDIA_BUCKET_NAME_OUTPUT = 'MediaBucketName';
+  public static readonly MEDIA_BUCKET_NAME_OUTPUT = SECONDARY_OUTPUTS.mediaBucketName;
 
   /** The network. */
   public readonly network: StageNetwork;
@@ -195,27 +194,16 @@ export class SecondaryRegionStack extends Stack {
   public readonly loadBalancerDomainName?: string;
 
   constructor(scope: Construct, id: string, props: SecondaryRegionStackProps) {
-    checkRegion('SecondaryRegionStack region', props.region);
-    checkRegion('SecondaryRegionStack primaryRegion', props.primaryRegion);
-    if (props.writerRegion !== undefined)
-      checkRegion('SecondaryRegionStack writerRegion', props.writerRegion);
-    if (props.region === props.primaryRegion) {
-      throw new ScaleStagesError(
-        `SecondaryRegionStack region must differ from primaryRegion; got '${props.region}' for both.`,
-      );
-    }
-    if (props.env?.region !== undefined && props.env.region !== props.region) {
-      throw new ScaleStagesError(
-        `SecondaryRegionStack env.region must be left out or equal region; got env.region '${props.env.region}' and region '${props.region}'.`,
-      );
-    }
-    checkFleetSettings(props);
+    checkProps(props);
     super(scope, id, {
       description: `cdk-scale-stages: the 10,000,000-user stage, secondary region ${props.region}`,
       ...props,
       env: { ...props.env, region: props.region },
     });
-    const sizing = STAGES.find((s) => s.stage === UserStage.USERS_10M)!.sizing.secondaryRegion!;
+    const sizing = sizingOf(
+      STAGES.find((s) => s.stage === UserStage.USERS_10M)!,
+      'secondaryRegion',
+    );
     this.primaryStackName = props.primaryStackName;
     this.primaryRegion = props.primaryRegion;
     // Each of the primary's outputs this region reads is kept in a parameter of its own: the one place
@@ -234,68 +222,47 @@ export class SecondaryRegionStack extends Stack {
     this.web = fleetLayer(this, this.network, sizing.web, props);
     this.loadBalancerDomainName = props.loadBalancerDomainName;
     this.web.addEnvironment('WRITER_REGION', props.writerRegion ?? props.primaryRegion);
-
-    this.databaseReplica = new CrossRegionReplica(this, 'DatabaseReplica', {
-      vpc: this.network.vpc,
-      vpcSubnets: this.network.dataSubnets,
-      sourceInstanceIdentifier: primaryOutput(SecondaryRegionStack.PRIMARY_DATABASE_IDENTIFIER_OUTPUT),
-      sourceSecretNameWithSuffix: primaryOutput(SecondaryRegionStack.PRIMARY_DATABASE_SECRET_NAME_OUTPUT),
-      sourceRegion: props.primaryRegion,
-      engineVersion: POSTGRES_VERSIONS.rds,
-      instanceType:
-        props.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.databaseReplica.instanceType),
-      databaseName: props.databaseName,
-    });
-    this.databaseReplica.connectApp(this.web);
-
-    this.cache = cacheLayer(this, this.network, sizing.cache, props, this.web);
-
-    // The destination of the primary's media replication, like its source; browsers may POST uploads
-    // to it once this region takes the writes.
-    this.mediaBucket = contentBucket(this, 'MediaBucket', {
-      logs: logBucket(this, 90),
-      logPrefix: 'media-bucket/',
-      noncurrentVersionDays: 90,
-      cors: [BROWSER_UPLOADS_CORS],
-    });
-    // The primary's distribution, and no other, reads the media from here when its own media bucket
-    // fails (CloudFront Developer Guide, "Restrict access to an Amazon S3 origin": AWS:SourceArn names
-    // the distribution). It exists from stage 1, so its id is an output before this stack deploys.
-    const distributionId = primaryOutput(SecondaryRegionStack.PRIMARY_DISTRIBUTION_ID_OUTPUT);
-    this.mediaBucket.addToResourcePolicy(
-      new iam.PolicyStatement({
-        principals: [new iam.ServicePrincipal('cloudfront.amazonaws.com')],
-        actions: ['s3:GetObject'],
-        resources: [this.mediaBucket.arnForObjects('media/*')],
-        conditions: {
-          StringEquals: {
-            'AWS:SourceArn': `arn:${Aws.PARTITION}:cloudfront::${Aws.ACCOUNT_ID}:distribution/${distributionId}`,
-          },
-        },
-      }),
+    this.databaseReplica = crossRegionReplicaLayer(
+      this,
+      this.network,
+      sizing.databaseReplica,
+      props,
+      primaryOutput,
+      this.web,
     );
-    connectMedia(this.web, this.mediaBucket);
-
+    this.cache = cacheLayer(this, this.network, sizing.cache, props, this.web);
+    this.mediaBucket = regionMediaLayer(this, primaryOutput, this.web);
     this.workers = workersLayer(this, this.network, sizing.workers, props, {
       appTier: this.web,
       database: this.databaseReplica,
       media: this.mediaBucket,
     });
+    this.operations = operationsLayer(
+      this,
+      props,
+      { web: this.web, crossRegionReplica: this.databaseReplica, cache: this.cache, workers: this.workers },
+      {
+        alarmName: `${this.stackName}-stage-10m-at-capacity`,
+        description:
+          `Region ${props.region} of stage 10m is at capacity (see which signal fired). Scale within the region: raise ` +
+          'webMaxCapacity, cacheNodeType or workerMaxCapacity of its SecondaryRegionStack, or add a region to the regions ' +
+          'context key, then npx cdk deploy --all.',
+      },
+    );
+    this.addOutputs();
+    acknowledgeNist80053R5(this);
+  }
 
-    const tiers = {
-      web: this.web,
-      crossRegionReplica: this.databaseReplica,
-      cache: this.cache,
-      workers: this.workers,
-    };
-    this.operations = operationsLayer(this, props, tiers, {
-      alarmName: `${this.stackName}-stage-10m-at-capacity`,
-      description:
-        `Region ${props.region} of stage 10m is at capacity (see which signal fired). Scale within the region: raise ` +
-        'webMaxCapacity, cacheNodeType or workerMaxCapacity of its SecondaryRegionStack, or add a region to the regions ' +
-        'context key, then npx cdk deploy --all.',
-    });
+  /**
+   * The stack's estimated monthly cost before traffic, in US dollars, at us-east-1 list prices
+   * (see `StageStack.estimatedMonthlyCost`).
+   */
+  public estimatedMonthlyCost(): number {
+    return monthlyCost(templateOf(this));
+  }
 
+  /** What the primary reads from this region, and what the promotion runbook and the team need. */
+  private addOutputs(): void {
     new CfnOutput(this, SecondaryRegionStack.LOAD_BALANCER_ARN_OUTPUT, {
       description:
         "The internal load balancer, which the primary's distribution reaches through a VPC origin",
@@ -313,18 +280,7 @@ export class SecondaryRegionStack extends Stack {
       description: "The copy of the primary's media bucket; the primary replicates into it",
       value: this.mediaBucket.bucketName,
     });
-    new CfnOutput(this, 'DatabaseReplicaEndpoint', {
-      description: 'The cross-region read replica of the primary database; promote it to take the writes',
-      value: this.databaseReplica.endpointAddress,
-    });
-    new CfnOutput(this, 'DatabaseReplicaId', {
-      description: 'aws rds promote-read-replica --db-instance-identifier <this id> (see the runbook)',
-      value: this.databaseReplica.instance.ref,
-    });
-    new CfnOutput(this, 'DatabaseSecretArn', {
-      description: "The replica of the primary's database secret; the runbook makes it standalone",
-      value: this.databaseReplica.secret.secretArn,
-    });
+    crossRegionReplicaOutputs(this, this.databaseReplica);
     new CfnOutput(this, 'JobQueueUrl', {
       description: "This region's job queue",
       value: this.workers.queue.queueUrl,
@@ -333,14 +289,23 @@ export class SecondaryRegionStack extends Stack {
       description: "This region's alarms go here",
       value: this.operations.topic.topicArn,
     });
-    acknowledgeNist80053R5(this);
   }
+}
 
-  /**
-   * The stack's estimated monthly cost before traffic, in US dollars, at us-east-1 list prices
-   * (see `StageStack.estimatedMonthlyCost`).
-   */
-  public estimatedMonthlyCost(): number {
-    return monthlyCost(templateOf(this));
+/** The props that must agree with each other: regions known and different, and the fleet's HTTPS pair. */
+function checkProps(props: SecondaryRegionStackProps): void {
+  checkRegion('SecondaryRegionStack region', props.region);
+  checkRegion('SecondaryRegionStack primaryRegion', props.primaryRegion);
+  if (props.writerRegion !== undefined) checkRegion('SecondaryRegionStack writerRegion', props.writerRegion);
+  if (props.region === props.primaryRegion) {
+    throw new ScaleStagesError(
+      `SecondaryRegionStack region must differ from primaryRegion; got '${props.region}' for both.`,
+    );
   }
+  if (props.env?.region !== undefined && props.env.region !== props.region) {
+    throw new ScaleStagesError(
+      `SecondaryRegionStack env.region must be left out or equal region; got env.region '${props.env.region}' and region '${props.region}'.`,
+    );
+  }
+  checkFleetSettings(props);
 }

@@ -1,23 +1,8 @@
-import {
-  Annotations,
-  CfnOutput,
-  Duration,
-  Fn,
-  Size,
-  Stack,
-  StackProps,
-  Token,
-  Validations,
-} from 'aws-cdk-lib/core';
+import { Annotations, CfnOutput, Duration, Size, Stack, StackProps, Token } from 'aws-cdk-lib/core';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
-import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
-import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
-import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import { Construct, IConstruct, Node } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { CachedTier } from '../constructs/cached-tier';
@@ -30,38 +15,24 @@ import { SingleServer } from '../constructs/single-server';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
-import { checkDuration, ScaleStagesError } from '../private/errors';
+import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { connectMedia, grantObjects } from './uploads';
-import { checkDomainName, CONTEXT_KEYS, readDomainContext, readString } from './context';
-import {
-  aliasRecordsLayer,
-  cacheLayer,
-  checkFleetSettings,
-  databaseLayer,
-  fleetLayer,
-  operationsLayer,
-  PRIMARY_DISTRIBUTION_ID_OUTPUT,
-  readReplicasLayer,
-  workersLayer,
-} from './layers';
-import {
-  regionalOriginId,
-  regionalRouting,
-  pinRegions,
-  RegionalApp,
-  WRITER_REGION_KEY,
-} from './regional-routing';
+import { CONTEXT_KEYS, readString } from './context';
+import { checkFleetSettings, fleetLayer, serverLayer } from './layers/compute';
+import { cacheLayer, cacheOutputs, databaseLayer, readReplicasLayer } from './layers/data';
+import { appOutputs, cdnLayer, mediaLayer } from './layers/edge';
+import { operationsLayer } from './layers/operations';
+import { PrimaryRegions } from './layers/regions';
+import { prerenderLayer, workersLayer } from './layers/workers';
 import { SecondaryRegionStack } from './secondary-region-stack';
 import { StageGuard } from './stage-guard';
 import {
-  atLeast,
+  layersAt,
   nextStageAdvice,
-  POSTGRES_VERSIONS,
+  sizingOf,
   STAGE_SPECIFIC_SETTINGS,
   STAGES,
   StageDefinition,
-  StageSizing,
   unusedAtStage,
 } from './stage-table';
 import { UserStage } from './user-stage';
@@ -295,108 +266,68 @@ export class StageStack extends Stack {
 
   constructor(scope: Construct, id: string, props: StageStackProps) {
     const row = checkProps(id, props);
-    const secondaries = props.secondaryRegions ?? [];
     super(scope, id, {
       description: `cdk-scale-stages: the ${row.users.toLocaleString('en-US')}-user stage`,
       ...props,
     });
     this.stage = props.stage;
     this.warnUnusedSettings(props);
-    const sizing: StageSizing = row.sizing;
     new StageGuard(this, 'StageGuard', {
       stage: this.stage,
       allowStageChange: props.allowStageChange ?? readString(this.node, 'allowStageChange'),
     });
-
+    // The stage's layers (the stage table's rows say which stage adds each), in an order that keeps
+    // construct ids, and so logical ids and CloudFront origin ids, from one stage to the next.
+    const layers = layersAt(this.stage);
     this.network = new StageNetwork(this, 'Network', {
-      natGateways: sizing.natGateways,
-      natInstanceType: sizing.natGateways > 0 ? props.natInstanceType : undefined,
+      natGateways: row.sizing.natGateways,
+      natInstanceType: row.sizing.natGateways > 0 ? props.natInstanceType : undefined,
     });
-    if (sizing.server) {
-      this.server = this.addServer(props, sizing.server);
-    } else {
-      this.web = fleetLayer(this, this.network, sizing.web!, props);
+    if (layers.has('server')) {
+      this.server = serverLayer(this, this.network, sizingOf(row, 'server'), props, !layers.has('database'));
     }
+    if (layers.has('fleet')) this.web = fleetLayer(this, this.network, sizingOf(row, 'web'), props);
     const appTier: IAppTier & IConstruct = this.server ?? this.web!;
-
-    if (sizing.database) this.database = databaseLayer(this, this.network, sizing.database, props, appTier);
-    if (sizing.readReplicas) {
-      this.readReplicas = readReplicasLayer(this, this.database!, sizing.readReplicas, props, appTier);
+    if (layers.has('database')) {
+      this.database = databaseLayer(this, this.network, sizingOf(row, 'database'), props, appTier);
     }
-    if (sizing.cache) {
-      this.cache = cacheLayer(this, this.network, sizing.cache, props, appTier);
-      new CfnOutput(this, 'CacheEndpoint', {
-        description:
-          'The Valkey primary endpoint, TLS and AUTH token required (reachable only from the app servers)',
-        value: this.cache.primaryEndpointAddress,
-      });
-      new CfnOutput(this, 'CacheSecretArn', {
-        description: 'The secret with the cache AUTH token',
-        value: this.cache.authSecret.secretArn,
-      });
-    }
-
-    // One distribution from stage 1, grown by later stages: viewers get HTTPS at its
-    // *.cloudfront.net name, and the app is reachable only through it.
-    const webClient = atLeast(this.stage, UserStage.USERS_100);
-    const domain = this.ownDomain(props);
-    const primaryRegion = secondaries[0]?.primaryRegion;
-    const { origin, whyHttp } = this.appOrigin(props, primaryRegion && regionalOriginId(primaryRegion));
-    this.cdn = new CdnStatic(this, 'Cdn', {
-      // Stage 10m adds the API below, with the routing to its regions.
-      appOrigin: primaryRegion ? undefined : origin,
-      webClient,
-      webClientPath: webClient ? props.webClientPath : undefined,
-      webAclArn: props.webAclArn,
-      domainNames: domain && [domain.domainName],
-      certificate: domain?.certificate,
-    });
-    const regionalApps: RegionalApp[] = primaryRegion
-      ? [{ region: primaryRegion, origin }, ...secondaries.map((s) => this.secondaryOrigin(s))]
-      : [];
-    const routing = primaryRegion
-      ? regionalRouting(this.cdn, regionalApps, writerRegionOf(props, this.node, regionalApps))
-      : undefined;
-    if (routing) this.cdn.addApiOrigin(origin, '/api/*', [routing.association]);
-    if (whyHttp)
-      Validations.of(this.cdn.distribution).acknowledge({ id: 'AwsSolutions-CFR5', reason: whyHttp });
-    if (domain?.hostedZone) aliasRecordsLayer(this, domain.hostedZone, domain.domainName, this.cdn);
-    if (atLeast(this.stage, UserStage.USERS_10K)) {
-      // Stage 10m: media reads fail over to the first secondary region's copy.
-      const media = this.cdn.addMediaBucket(
-        '/media/*',
-        secondaries[0] && this.secondaryMedia(secondaries[0]),
+    if (layers.has('readReplicas')) {
+      this.readReplicas = readReplicasLayer(
+        this,
+        this.database!,
+        sizingOf(row, 'readReplicas'),
+        props,
+        appTier,
       );
-      connectMedia(this.web!, media);
-      new CfnOutput(this, 'MediaBucketName', {
-        description: 'Media uploads; served at <AppUrl>/media/*',
-        value: media.bucketName,
+    }
+    if (layers.has('cache')) {
+      this.cache = cacheLayer(this, this.network, sizingOf(row, 'cache'), props, appTier);
+      cacheOutputs(this, this.cache);
+    }
+    const regions = layers.has('regions') ? new PrimaryRegions(this, props.secondaryRegions!) : undefined;
+    const { cdn, appOrigin } = cdnLayer(
+      this,
+      props,
+      { server: this.server, web: this.web },
+      {
+        webClient: layers.has('webClient'),
+        routedOriginId: regions?.appOriginId,
+      },
+    );
+    this.cdn = cdn;
+    regions?.routeApi(cdn, appOrigin, props.writerRegion);
+    const media = layers.has('media') ? mediaLayer(this, cdn, appTier, regions?.mediaFallback()) : undefined;
+    if (layers.has('workers')) {
+      this.workers = workersLayer(this, this.network, sizingOf(row, 'workers'), props, {
+        appTier,
+        database: this.database,
+        media: media!,
       });
+      prerenderLayer(this, this.workers, cdn, props);
     }
-    if (sizing.workers) {
-      this.workers = this.addWorkers(props, sizing.workers, appTier);
-    }
-    if (routing) {
-      // After the media behavior, so that the origins of earlier stages keep their construct ids.
-      pinRegions(this.cdn, regionalApps, routing.association);
-      for (const secondary of secondaries) this.replicateTo(secondary);
-      new CfnOutput(this, 'RoutingStoreArn', {
-        description: `The key value store whose ${WRITER_REGION_KEY} key names the region that takes the writes (promotion runbook)`,
-        value: routing.store.keyValueStoreArn,
-      });
-    }
+    regions?.pinAndReplicate(cdn, this.database!);
     this.operations = this.addOperations(props);
-    // Stage 10m's regions let this distribution, and no other, read their media copies.
-    new CfnOutput(this, PRIMARY_DISTRIBUTION_ID_OUTPUT, {
-      description: "The CloudFront distribution's id (aws cloudfront create-invalidation --distribution-id)",
-      value: this.cdn.distribution.distributionId,
-    });
-    new CfnOutput(this, 'AppUrl', {
-      description: webClient
-        ? 'The app: the web client, with the API at /api/*'
-        : 'The app, served by the single server through CloudFront',
-      value: this.cdn.url,
-    });
+    appOutputs(this, cdn, layers.has('webClient'));
     acknowledgeNist80053R5(this);
   }
 
@@ -422,156 +353,6 @@ export class StageStack extends Stack {
       const unused = (given[setting] !== undefined || fromContext) && unusedAtStage(setting, this.stage);
       if (unused) Annotations.of(this).addWarningV2('cdk-scale-stages:settingUnusedAtThisStage', unused);
     }
-  }
-
-  /** The own domain from props, or else from the context keys; undefined for the *.cloudfront.net name. */
-  private ownDomain(
-    props: StageStackProps,
-  ): { domainName: string; certificate: acm.ICertificate; hostedZone?: route53.IHostedZone } | undefined {
-    const fromContext = readDomainContext(this.node);
-    const domainName = props.domainName ?? fromContext.domainName;
-    if (domainName === undefined && props.certificate === undefined && props.hostedZone === undefined) {
-      return undefined;
-    }
-    if (domainName === undefined && props.hostedZone) {
-      throw new ScaleStagesError(
-        'hostedZone needs domainName: the name whose alias records it gets. Give domainName and certificate with it.',
-      );
-    }
-    if (domainName === undefined || !(props.certificate ?? fromContext.certificateArn)) {
-      throw new ScaleStagesError(
-        'domainName and certificate go together: CloudFront serves a domain only with an ACM certificate (in us-east-1) that covers it. Give both, or neither for the *.cloudfront.net name.',
-      );
-    }
-    checkDomainName('domainName', domainName);
-    const certificate =
-      props.certificate ??
-      acm.Certificate.fromCertificateArn(this, 'Certificate', fromContext.certificateArn!);
-    const hostedZone =
-      props.hostedZone ??
-      (fromContext.hostedZoneId
-        ? route53.HostedZone.fromHostedZoneId(this, 'HostedZone', fromContext.hostedZoneId)
-        : undefined);
-    return { domainName, certificate, hostedZone };
-  }
-
-  /**
-   * How CloudFront reaches the app, and why that hop is plain HTTP when it is. The stage-1 server has
-   * a public address and admits CloudFront's origin-facing servers only; CloudFront reaches it over
-   * HTTP, as it has no certificate. From stage 1k the load balancer is internal and CloudFront
-   * reaches it through a VPC origin, over HTTPS at `loadBalancerDomainName` when a certificate is
-   * given.
-   */
-  private appOrigin(
-    props: StageStackProps,
-    originId?: string,
-  ): { origin: cloudfront.IOrigin; whyHttp?: string } {
-    if (this.server) {
-      return {
-        origin: new origins.HttpOrigin(this.server.publicDnsName, {
-          protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-          httpPort: this.server.app.port,
-        }),
-        whyHttp: 'The stage-1 server has no certificate; its port admits only CloudFront.',
-      };
-    }
-    const httpsHost = props.loadBalancerDomainName;
-    return {
-      origin: loadBalancerOrigin(this.web!.loadBalancer, httpsHost, { originId }),
-      whyHttp: httpsHost
-        ? undefined
-        : 'CloudFront reaches the internal load balancer through a VPC origin, inside the AWS network; give loadBalancerCertificate and loadBalancerDomainName for HTTPS on that hop too.',
-    };
-  }
-
-  /**
-   * A secondary region's load balancer as an origin of the distribution: a VPC origin made here, from
-   * the outputs of its stack, which deploys first.
-   */
-  private secondaryOrigin(secondary: SecondaryRegionStack): RegionalApp {
-    const output = (name: string) => Fn.getStackOutput(secondary.stackName, name, secondary.region);
-    const loadBalancer = elbv2.ApplicationLoadBalancer.fromApplicationLoadBalancerAttributes(
-      this,
-      `LoadBalancer-${secondary.region}`,
-      {
-        loadBalancerArn: output(SecondaryRegionStack.LOAD_BALANCER_ARN_OUTPUT),
-        loadBalancerDnsName: output(SecondaryRegionStack.LOAD_BALANCER_DNS_NAME_OUTPUT),
-        securityGroupId: output(SecondaryRegionStack.LOAD_BALANCER_SECURITY_GROUP_OUTPUT),
-      },
-    );
-    return {
-      region: secondary.region,
-      origin: loadBalancerOrigin(loadBalancer, secondary.loadBalancerDomainName, {
-        originId: regionalOriginId(secondary.region),
-        vpcOriginName: `${this.stackName}-${secondary.region}`,
-      }),
-    };
-  }
-
-  /** Stage 10m: the database secret and the media go to a secondary region too. */
-  private replicateTo(secondary: SecondaryRegionStack): void {
-    this.database!.replicateSecretTo(secondary.region);
-    this.cdn.replicateMediaTo(this.secondaryMedia(secondary));
-  }
-
-  /** A secondary region's media bucket, from its stack's output. */
-  private secondaryMedia(secondary: SecondaryRegionStack): s3.IBucket {
-    const id = `Media-${secondary.region}`;
-    return (
-      (this.node.tryFindChild(id) as s3.IBucket | undefined) ??
-      s3.Bucket.fromBucketAttributes(this, id, {
-        bucketName: Fn.getStackOutput(
-          secondary.stackName,
-          SecondaryRegionStack.MEDIA_BUCKET_NAME_OUTPUT,
-          secondary.region,
-        ),
-        region: secondary.region,
-      })
-    );
-  }
-
-  /**
-   * Stage 1m onwards: slow work leaves the web request. The browser uploads straight to the media
-   * bucket under `uploads/` (the API hands it a presigned POST); each new upload puts a job on the
-   * queue, and a worker writes its thumbnail under `media/thumbnails/`, which CloudFront serves. A
-   * schedule puts a pre-render job on the queue, and a worker renders the feed to the web bucket
-   * under `prerendered/`, served with the TTL the worker sets in `Cache-Control`.
-   */
-  private addWorkers(
-    props: StageStackProps,
-    sizing: NonNullable<StageSizing['workers']>,
-    appTier: IAppTier & IConstruct,
-  ): QueueWorkers {
-    const media = this.cdn.mediaBucket!;
-    const web = this.cdn.bucket!;
-    const workers = workersLayer(this, this.network, sizing, props, {
-      appTier,
-      database: this.database,
-      media,
-    });
-    workers.addEnvironment('WEB_BUCKET', web.bucketName);
-    this.cdn.allowBrowserUploads();
-
-    const rate = props.prerenderRate ?? Duration.minutes(5);
-    checkDuration(this, 'prerenderRate', rate, Duration.minutes(1), Duration.days(1));
-    if (rate.toMinutes({ integral: false }) % 1 !== 0) {
-      throw new ScaleStagesError(
-        `prerenderRate must be whole minutes (EventBridge Scheduler's rate unit); got ${rate.toHumanString()}.`,
-        this,
-      );
-    }
-    workers.enqueueOnSchedule('Prerender', scheduler.ScheduleExpression.rate(rate), { type: 'prerender' });
-    grantObjects(workers, web, ['s3:PutObject'], CdnStatic.PRERENDERED_PREFIX);
-
-    new CfnOutput(this, 'JobQueueUrl', {
-      description: 'The job queue: uploads and pre-renders go here; workers take them',
-      value: workers.queue.queueUrl,
-    });
-    new CfnOutput(this, 'DeadLetterQueueUrl', {
-      description: 'Jobs that failed every try; look here when a job did not happen',
-      value: workers.deadLetterQueue.queueUrl,
-    });
-    return workers;
   }
 
   /**
@@ -603,23 +384,6 @@ export class StageStack extends Stack {
     });
     return operations;
   }
-
-  /** Stages 1 to 100: one server, which hosts the database at stage 1. */
-  private addServer(props: StageStackProps, sizing: NonNullable<StageSizing['server']>): SingleServer {
-    const server = new SingleServer(this, 'Server', {
-      vpc: this.network.vpc,
-      app: props.app,
-      instanceType: props.serverInstanceType ?? new ec2.InstanceType(sizing.instanceType),
-      dataVolumeSize: props.dataVolumeSize ?? Size.gibibytes(sizing.dataVolumeGiB),
-      localDatabase: !atLeast(this.stage, UserStage.USERS_10),
-      postgresMajorVersion: POSTGRES_VERSIONS.server,
-    });
-    new CfnOutput(this, 'ServerInstanceId', {
-      description: 'Shell access: aws ssm start-session --target <this id>',
-      value: server.instance.instanceId,
-    });
-    return server;
-  }
 }
 
 /** The stage's row of the stage table, once the props that must agree with each other do. */
@@ -645,7 +409,7 @@ function checkProps(id: string, props: StageStackProps): StageDefinition {
 
 /** Stage 10m has secondary regions, at least one, all of this primary; other stages have none. */
 function checkSecondaries(stage: UserStage, stackName: string, secondaries: SecondaryRegionStack[]): void {
-  const multiRegion = stage === UserStage.USERS_10M;
+  const multiRegion = layersAt(stage).has('regions');
   if (multiRegion && secondaries.length === 0) {
     throw new ScaleStagesError(
       `stage '10m' runs in several regions and needs secondaryRegions (at least one SecondaryRegionStack); got none. MultiRegion builds them from the regions context key.`,
@@ -671,34 +435,4 @@ function checkSecondaries(stage: UserStage, stackName: string, secondaries: Seco
   if (repeated) {
     throw new ScaleStagesError(`secondaryRegions must be in different regions; got '${repeated}' twice.`);
   }
-}
-
-/** Stage 10m's writer region: the prop, else the context key, else the primary; one of the regions. */
-function writerRegionOf(props: StageStackProps, node: Node, apps: RegionalApp[]): string {
-  const regions = apps.map((a) => a.region);
-  const writer = props.writerRegion ?? readString(node, 'writerRegion') ?? regions[0];
-  if (!regions.includes(writer)) {
-    throw new ScaleStagesError(
-      `writerRegion (prop or context key) must be one of the app's regions, ${regions.join(', ')}; got '${writer}'.`,
-    );
-  }
-  return writer;
-}
-
-/**
- * CloudFront's VPC origin of an internal load balancer: over HTTPS at `httpsHost`, the name its
- * certificate covers, or over HTTP without one.
- */
-function loadBalancerOrigin(
-  loadBalancer: elbv2.IApplicationLoadBalancer,
-  httpsHost: string | undefined,
-  props: { originId?: string; vpcOriginName?: string },
-): cloudfront.IOrigin {
-  return origins.VpcOrigin.withApplicationLoadBalancer(loadBalancer, {
-    ...props,
-    domainName: httpsHost,
-    protocolPolicy: httpsHost
-      ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
-      : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-  });
 }

@@ -23,8 +23,6 @@ export interface StageSizing {
   readonly readReplicas?: { readonly count: number; readonly instanceType: string };
   /** The ElastiCache cache from stage 100k (node type without the `cache.` prefix). */
   readonly cache?: { readonly nodeType: string; readonly replicas: number };
-  /** Whether an edge firewall (AWS WAF web ACL) guards the distribution, from stage 1k. */
-  readonly edgeFirewall?: boolean;
   /** The queue workers from stage 1m: none while the queue is empty, up to `maxCapacity`. */
   readonly workers?: { readonly instanceType: string; readonly maxCapacity: number };
   /** Each secondary region of stage 10m: a fleet, a cross-region database replica, a cache, workers. */
@@ -41,11 +39,48 @@ export interface SecondaryRegionSizing {
   readonly workers: { readonly instanceType: string; readonly maxCapacity: number };
 }
 
+/**
+ * The layers a stage's stacks are built from, in the order `StageStack` builds them. Sized layers
+ * have their sizing in the stage's row under the same name (`server`, `web` for the fleet,
+ * `database`, `readReplicas`, `cache`, `workers`, `secondaryRegion` for the regions).
+ */
+export type StageLayer =
+  /** The VPC with its subnets, endpoints and, from stage 1k, NAT. */
+  | 'network'
+  /** Compute, stages 1 to 100: one server, which hosts the database at stage 1. */
+  | 'server'
+  /** Compute from stage 1k: an internal load balancer and its Auto Scaling fleet. */
+  | 'fleet'
+  /** RDS PostgreSQL in the isolated data subnets. */
+  | 'database'
+  /** The database's read replicas. */
+  | 'readReplicas'
+  /** Valkey for sessions and cached objects. */
+  | 'cache'
+  /** The CloudFront distribution, viewers' only way in: HTTPS from stage 1. */
+  | 'cdn'
+  /** The web client on S3 behind the distribution, with the API at `/api/*`. */
+  | 'webClient'
+  /** The AWS WAF web ACL in front of the distribution (in its own us-east-1 stack). */
+  | 'edgeFirewall'
+  /** The media bucket behind `/media/*`. */
+  | 'media'
+  /** The job queue, its workers and the pre-render schedule. */
+  | 'workers'
+  /** Secondary regions with routing at the edge, replicated secrets and media. */
+  | 'regions'
+  /** Alarms, the dashboard and the "time for the next stage" alarm. */
+  | 'operations';
+
 /** One row of the stage table. */
 export interface StageDefinition {
   readonly stage: UserStage;
   /** How many users the stage is sized for. */
   readonly users: number;
+  /** What this stage adds to the previous one. */
+  readonly adds: readonly StageLayer[];
+  /** What this stage no longer has: a layer that one it adds replaces. */
+  readonly drops?: readonly StageLayer[];
   /** The sizing. */
   readonly sizing: StageSizing;
 }
@@ -60,7 +95,6 @@ export const POSTGRES_VERSIONS = { server: 16, rds: rds.PostgresEngineVersion.VE
 const SERVER = { instanceType: 't4g.micro', dataVolumeGiB: 20 };
 const SMALL_DATABASE = { instanceType: 't4g.micro', storageGiB: 20, multiAz: false };
 const STAGE_1M: StageSizing = {
-  edgeFirewall: true,
   natGateways: 2,
   web: { instanceType: 'm7g.large', minCapacity: 4, maxCapacity: 40 },
   database: { instanceType: 'm7g.xlarge', storageGiB: 20, multiAz: true },
@@ -71,22 +105,30 @@ const STAGE_1M: StageSizing = {
 
 /** The stages in upgrade order, with their sizing. */
 export const STAGES: readonly StageDefinition[] = [
-  { stage: UserStage.USERS_1, users: 1, sizing: { natGateways: 0, server: SERVER } },
+  {
+    stage: UserStage.USERS_1,
+    users: 1,
+    adds: ['network', 'server', 'cdn', 'operations'],
+    sizing: { natGateways: 0, server: SERVER },
+  },
   {
     stage: UserStage.USERS_10,
     users: 10,
+    adds: ['database'],
     sizing: { natGateways: 0, server: SERVER, database: SMALL_DATABASE },
   },
   {
     stage: UserStage.USERS_100,
     users: 100,
+    adds: ['webClient'],
     sizing: { natGateways: 0, server: SERVER, database: SMALL_DATABASE },
   },
   {
     stage: UserStage.USERS_1K,
     users: 1_000,
+    adds: ['fleet', 'edgeFirewall'],
+    drops: ['server'],
     sizing: {
-      edgeFirewall: true,
       natGateways: 1,
       web: { instanceType: 't4g.small', minCapacity: 2, maxCapacity: 6 },
       database: { instanceType: 't4g.small', storageGiB: 20, multiAz: true },
@@ -95,8 +137,8 @@ export const STAGES: readonly StageDefinition[] = [
   {
     stage: UserStage.USERS_10K,
     users: 10_000,
+    adds: ['media'],
     sizing: {
-      edgeFirewall: true,
       natGateways: 1,
       web: { instanceType: 't4g.medium', minCapacity: 2, maxCapacity: 10 },
       database: { instanceType: 't4g.medium', storageGiB: 20, multiAz: true },
@@ -105,8 +147,8 @@ export const STAGES: readonly StageDefinition[] = [
   {
     stage: UserStage.USERS_100K,
     users: 100_000,
+    adds: ['readReplicas', 'cache'],
     sizing: {
-      edgeFirewall: true,
       natGateways: 2,
       web: { instanceType: 'm7g.large', minCapacity: 2, maxCapacity: 20 },
       database: { instanceType: 'm7g.large', storageGiB: 20, multiAz: true },
@@ -114,10 +156,11 @@ export const STAGES: readonly StageDefinition[] = [
       cache: { nodeType: 't4g.medium', replicas: 1 },
     },
   },
-  { stage: UserStage.USERS_1M, users: 1_000_000, sizing: STAGE_1M },
+  { stage: UserStage.USERS_1M, users: 1_000_000, adds: ['workers'], sizing: STAGE_1M },
   {
     stage: UserStage.USERS_10M,
     users: 10_000_000,
+    adds: ['regions'],
     sizing: {
       ...STAGE_1M,
       // Each secondary region serves reads near its viewers and stands by to take the writes: the
@@ -136,7 +179,19 @@ export const STAGES: readonly StageDefinition[] = [
 /** The stages this version builds, in upgrade order: all of them. */
 export const BUILT_STAGES: readonly UserStage[] = STAGES.map((s) => s.stage);
 
-/** Whether `stage` is `other` or later in the playbook. */
+/**
+ * The layers of `stage`: what every stage up to it adds, less what a later one drops. Empty for a
+ * stage that is not in the table.
+ */
+export function layersAt(stage: UserStage): ReadonlySet<StageLayer> {
+  const layers = new Set<StageLayer>();
+  for (const row of STAGES.slice(0, STAGES.findIndex((s) => s.stage === stage) + 1)) {
+    row.adds.forEach((layer) => layers.add(layer));
+    row.drops?.forEach((layer) => layers.delete(layer));
+  }
+  return layers;
+}
+
 /**
  * The stages that use each stage-specific setting (a `StageStackProps` prop, or a context key of the
  * same name): from `from`, up to `to` where a later stage drops what uses it. A setting given at
@@ -183,6 +238,24 @@ export function unusedAtStage(setting: string, stage: UserStage): string | undef
   return undefined;
 }
 
+/**
+ * The sizing of `layer` in `row`, for a stage that has the layer: every sized layer of a stage has its
+ * sizing in the stage's row (a test holds the table to it).
+ */
+export function sizingOf<K extends keyof StageSizing>(
+  row: StageDefinition,
+  layer: K,
+): NonNullable<StageSizing[K]> {
+  const sizing = row.sizing[layer];
+  if (sizing === undefined) {
+    throw new Error(
+      `the stage table gives stage '${row.stage}' no ${layer} sizing; add it to the stage's row.`,
+    );
+  }
+  return sizing as NonNullable<StageSizing[K]>;
+}
+
+/** Whether `stage` is `other` or later in the playbook. */
 export function atLeast(stage: UserStage, other: UserStage): boolean {
   return STAGES.findIndex((s) => s.stage === stage) >= STAGES.findIndex((s) => s.stage === other);
 }

@@ -1,0 +1,168 @@
+/**
+ * The data layers: the RDS database and its read replicas, stage 10m's cross-region replica of it, and
+ * the cache; each in the data subnets and connected to the app tier.
+ */
+import { CfnOutput, Fn, Size, Stack } from 'aws-cdk-lib/core';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Construct } from 'constructs';
+import { IAppTier } from '../../app-tier';
+import { CachedTier } from '../../constructs/cached-tier';
+import { CrossRegionReplica } from '../../constructs/cross-region-replica';
+import { ReplicatedDb } from '../../constructs/replicated-db';
+import { SeparatedDb } from '../../constructs/separated-db';
+import { StageNetwork } from '../../constructs/stage-network';
+import { POSTGRES_VERSIONS, SecondaryRegionSizing, StageSizing } from '../stage-table';
+
+/** The primary's output with its database's instance identifier (`SecondaryRegionStack` reads it). */
+export const PRIMARY_DATABASE_IDENTIFIER_OUTPUT = 'DatabaseInstanceIdentifier';
+/** The primary's output with its database secret's name and suffix (`SecondaryRegionStack` reads it). */
+export const PRIMARY_DATABASE_SECRET_NAME_OUTPUT = 'DatabaseSecretNameWithSuffix';
+
+/**
+ * The RDS database in the data subnets, connected to the app tier, with the outputs that say where it
+ * is (stage 10m's regions read two of them whole).
+ */
+export function databaseLayer(
+  stack: Stack,
+  network: StageNetwork,
+  sizing: NonNullable<StageSizing['database']>,
+  settings: { readonly databaseInstanceType?: ec2.InstanceType; readonly databaseAllocatedStorage?: Size },
+  appTier: IAppTier,
+): SeparatedDb {
+  const database = new SeparatedDb(stack, 'Database', {
+    vpc: network.vpc,
+    vpcSubnets: network.dataSubnets,
+    instanceType: settings.databaseInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+    allocatedStorage: settings.databaseAllocatedStorage ?? Size.gibibytes(sizing.storageGiB),
+    multiAz: sizing.multiAz,
+    engineVersion: POSTGRES_VERSIONS.rds,
+    // The rotation function runs in the isolated data subnets, which have no NAT at any stage.
+    secretsManagerEndpoint: network.addSecretsManagerEndpoint(sizing.multiAz ? 2 : 1),
+  });
+  database.connectApp(appTier);
+  new CfnOutput(stack, 'DatabaseEndpoint', {
+    description: 'The RDS PostgreSQL endpoint (reachable only from the app servers)',
+    value: database.database.dbInstanceEndpointAddress,
+  });
+  new CfnOutput(stack, 'DatabaseSecretArn', {
+    description: 'The secret with the database master credentials, rotated every 30 days',
+    value: database.secret.secretArn,
+  });
+  // Stage 10m's regions read these two whole (Fn::GetStackOutput may not stand inside Fn::Split);
+  // they exist from stage 10 so that a 1m stack has them before its regions deploy.
+  new CfnOutput(stack, PRIMARY_DATABASE_IDENTIFIER_OUTPUT, {
+    description: "The database's instance identifier, the source of stage 10m's cross-region replicas",
+    value: database.database.instanceIdentifier,
+  });
+  new CfnOutput(stack, PRIMARY_DATABASE_SECRET_NAME_OUTPUT, {
+    description: "The last part of DatabaseSecretArn, from which stage 10m's regions name the replica secret",
+    value: Fn.select(6, Fn.split(':', database.secret.secretArn)),
+  });
+  return database;
+}
+
+/** Read replicas of the database, connected to the app tier as its readers. */
+export function readReplicasLayer(
+  stack: Stack,
+  database: SeparatedDb,
+  sizing: NonNullable<StageSizing['readReplicas']>,
+  settings: {
+    readonly databaseReadReplicas?: number;
+    readonly databaseReplicaInstanceType?: ec2.InstanceType;
+  },
+  appTier: IAppTier,
+): ReplicatedDb {
+  const readReplicas = new ReplicatedDb(stack, 'ReadReplicas', {
+    primary: database,
+    replicas: settings.databaseReadReplicas ?? sizing.count,
+    instanceType: settings.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+  });
+  readReplicas.connectApp(appTier);
+  new CfnOutput(stack, 'DatabaseReaderEndpoints', {
+    description: 'The read replicas, separated by commas (reachable only from the app servers)',
+    value: Fn.join(',', readReplicas.readerEndpoints),
+  });
+  return readReplicas;
+}
+
+/**
+ * Stage 10m's secondary regions: a replica of the primary's database in this region's data subnets,
+ * connected to the app tier. `primaryOutput` reads one of the primary stack's outputs.
+ */
+export function crossRegionReplicaLayer(
+  stack: Stack,
+  network: StageNetwork,
+  sizing: SecondaryRegionSizing['databaseReplica'],
+  settings: {
+    readonly primaryRegion: string;
+    readonly databaseReplicaInstanceType?: ec2.InstanceType;
+    readonly databaseName?: string;
+  },
+  primaryOutput: (name: string) => string,
+  appTier: IAppTier,
+): CrossRegionReplica {
+  const replica = new CrossRegionReplica(stack, 'DatabaseReplica', {
+    vpc: network.vpc,
+    vpcSubnets: network.dataSubnets,
+    sourceInstanceIdentifier: primaryOutput(PRIMARY_DATABASE_IDENTIFIER_OUTPUT),
+    sourceSecretNameWithSuffix: primaryOutput(PRIMARY_DATABASE_SECRET_NAME_OUTPUT),
+    sourceRegion: settings.primaryRegion,
+    engineVersion: POSTGRES_VERSIONS.rds,
+    instanceType: settings.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+    databaseName: settings.databaseName,
+  });
+  replica.connectApp(appTier);
+  return replica;
+}
+
+/** What the promotion runbook needs of the cross-region replica. */
+export function crossRegionReplicaOutputs(stack: Stack, replica: CrossRegionReplica): void {
+  new CfnOutput(stack, 'DatabaseReplicaEndpoint', {
+    description: 'The cross-region read replica of the primary database; promote it to take the writes',
+    value: replica.endpointAddress,
+  });
+  new CfnOutput(stack, 'DatabaseReplicaId', {
+    description: 'aws rds promote-read-replica --db-instance-identifier <this id> (see the runbook)',
+    value: replica.instance.ref,
+  });
+  new CfnOutput(stack, 'DatabaseSecretArn', {
+    description: "The replica of the primary's database secret; the runbook makes it standalone",
+    value: replica.secret.secretArn,
+  });
+}
+
+/** The cache in the data subnets, connected to the app tier. */
+export function cacheLayer(
+  scope: Construct,
+  network: StageNetwork,
+  sizing: NonNullable<StageSizing['cache']>,
+  settings: { readonly cacheNodeType?: ec2.InstanceType; readonly cacheReplicas?: number },
+  appTier: IAppTier,
+): CachedTier {
+  const cache = new CachedTier(scope, 'Cache', {
+    vpc: network.vpc,
+    vpcSubnets: network.dataSubnets,
+    nodeType: settings.cacheNodeType ?? new ec2.InstanceType(sizing.nodeType),
+    replicas: settings.cacheReplicas ?? sizing.replicas,
+  });
+  cache.connectApp(appTier);
+  return cache;
+}
+
+/** Where the cache is and its AUTH token, for a team's own tools. */
+export function cacheOutputs(stack: Stack, cache: CachedTier): void {
+  new CfnOutput(stack, 'CacheEndpoint', {
+    description:
+      'The Valkey primary endpoint, TLS and AUTH token required (reachable only from the app servers)',
+    value: cache.primaryEndpointAddress,
+  });
+  new CfnOutput(stack, 'CacheSecretArn', {
+    description: 'The secret with the cache AUTH token',
+    value: cache.authSecret.secretArn,
+  });
+}
+
+/** A database an app tier connects to: a `SeparatedDb`, or a `CrossRegionReplica` of one. */
+export interface IDatabaseLayer {
+  connectApp(appTier: IAppTier): void;
+}
