@@ -26,17 +26,19 @@ export function dollars(amount: number): string {
   return `$${amount.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 }
 
-/** The README with each built stage's row showing its cost in the table's fourth column. */
+/** The README with each built stage's row showing its cost in the stage table's cost column. */
 export function withCosts(readme: string, costs: Map<UserStage, number>): string {
-  return readme
-    .split('\n')
+  const lines = readme.split('\n');
+  const header = lines.find((line) => /^\| stage .*\| fixed monthly cost/.test(line));
+  if (!header) throw new Error("README.md has no stage table with a 'fixed monthly cost' column");
+  const column = header.split('|').findIndex((cell) => cell.trim().startsWith('fixed monthly cost'));
+  return lines
     .map((line) => {
       const stage = /^\| `([^`]+)` /.exec(line)?.[1] as UserStage | undefined;
       const cost = stage && costs.get(stage);
       if (cost === undefined) return line;
       const cells = line.split('|');
-      // | stage | users | what it adds | cost | status |
-      cells[4] = ` ${dollars(cost)} `.padEnd(cells[4].length);
+      cells[column] = ` ${dollars(cost)} `.padEnd(cells[column].length);
       return cells.join('|');
     })
     .join('\n');

@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
 import { UserStage } from '../lib';
+import { STAGES } from '../lib/stages/stage-table';
 
 /**
  * The README and every page in docs/ say only what is true: their TypeScript compiles against the
@@ -485,4 +486,18 @@ describe("the README's first screen (40 lines)", () => {
     expect(screen).toMatch(/AWS account only to deploy/);
     expect(screen).toContain('npx cdk bootstrap');
   });
+});
+
+test("the stage table's layers column is the stage table's, row by row", () => {
+  const text = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const rows = Object.fromEntries(
+    [...text.matchAll(/^\| `([0-9a-z]+)` +\| [0-9,]+ +\| ([^|]+)\|/gm)].map((m) => [m[1], m[2].trim()]),
+  );
+  const fromTable = Object.fromEntries(
+    STAGES.map((row) => [
+      row.stage,
+      [...row.adds.map((l) => `+${l}`), ...(row.drops ?? []).map((l) => `-${l}`)].join(' '),
+    ]),
+  );
+  expect(rows).toEqual(fromTable);
 });
