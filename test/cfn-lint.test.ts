@@ -1,7 +1,8 @@
 /**
  * AWS's CloudFormation linter, cfn-lint (maintained by the CloudFormation team), reads every stack of
  * every built stage, as a user's CI would: stages 1 to 1m with their edge stacks, stage 10m in its
- * default regions, and stage 10m in three regions with an alarm address and an own domain. Nothing
+ * default regions, stage 10m in three regions with an alarm address and an own domain, and stages 1
+ * and 1m in a VPC of the app's own. Nothing
  * may remain but the known false positives below, each with its reason and source, and each still
  * seen (a stale entry fails too). scripts/test-prerequisites.sh brings cfn-lint 1.x before the tests.
  */
@@ -9,7 +10,8 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App } from 'aws-cdk-lib';
+import { App, Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { StageStacks, UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { newApp } from './helpers';
@@ -134,6 +136,15 @@ function decoratedTenMillion(): App {
   return app;
 }
 
+/** Stages 1 and 1m in a VPC of the app's own (the `vpc` prop), in one Platform stack. */
+function inOwnVpc(): App {
+  const app = newApp();
+  const vpc = new ec2.Vpc(new Stack(app, 'Platform'), 'Vpc', { maxAzs: 2, natGateways: 1 });
+  for (const stage of [UserStage.USERS_1, UserStage.USERS_1M])
+    new StageStacks(app, `OwnVpc-${stage}`, { stage, vpc });
+  return app;
+}
+
 /**
  * A template cfn-lint must fail: the secondary region of release 0.5.0, whose replica took its source
  * identifier apart with Fn::Split from a Fn::GetStackOutput.
@@ -162,6 +173,7 @@ beforeAll(() => {
   stacks = [
     ...writeTemplates(allStages(), dir, ''),
     ...writeTemplates(decoratedTenMillion(), dir, 'decorated-'),
+    ...writeTemplates(inOwnVpc(), dir, ''),
   ];
   const secondary = stacks.find((s) => /ScaleStages-10m-us-west-2/.test(s.file))!;
   broken = splitOfStackOutput(dir, secondary);
@@ -191,6 +203,8 @@ test('lints every stack of every stage: primaries, edge stacks and secondary reg
   const names = stacks.map((s) => path.basename(s.file, '.template.json')).sort();
   expect(names).toEqual(
     expect.arrayContaining([
+      'OwnVpc-1',
+      'OwnVpc-1m',
       'ScaleStages-1',
       'ScaleStages-1k',
       'ScaleStages-1k-Edge',
@@ -205,12 +219,13 @@ test('lints every stack of every stage: primaries, edge stacks and secondary reg
       'decorated-Shop-ap-northeast-1',
     ]),
   );
-  // A primary per stage, an edge stack per stage from 1k, 10m's secondary region, and the four of the decorated 10m.
+  // A primary per stage, an edge stack per stage from 1k, 10m's secondary region, the four of the decorated
+  // 10m, and Platform with stage 1 and stage 1m (and its edge stack) in its VPC.
   const edges = BUILT_STAGES.length - BUILT_STAGES.indexOf(UserStage.USERS_1K);
-  expect(stacks).toHaveLength(BUILT_STAGES.length + edges + 1 + 4);
+  expect(stacks).toHaveLength(BUILT_STAGES.length + edges + 1 + 4 + 4);
 });
 
-test.each(['ScaleStages-1', 'ScaleStages-10m-us-west-2', 'decorated-Shop'])(
+test.each(['ScaleStages-1', 'ScaleStages-10m-us-west-2', 'decorated-Shop', 'OwnVpc-1m'])(
   '%s was linted (cfn-lint saw the file)',
   (name) => {
     const stack = stacks.find((s) => path.basename(s.file) === `${name}.template.json`)!;

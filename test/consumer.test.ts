@@ -120,7 +120,10 @@ function stackNames(assembly: Assembly): string[] {
 }
 
 /** A stack's synthesized template. */
-function template(assembly: Assembly, stack: string): { Resources: Record<string, { Type: string }> } {
+function template(
+  assembly: Assembly,
+  stack: string,
+): { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> } {
   return JSON.parse(fs.readFileSync(path.join(assembly.dir, `${stack}.template.json`), 'utf8'));
 }
 
@@ -237,11 +240,14 @@ describe('an app of your own, with the library installed from its packed tarball
     expect(manifest.dependencies[pkg.name]).toMatch(/^file:.*\.tgz$/);
   });
 
-  test("the app's stacks: the stage's two, stage 10m's three, and a stack of its own with constructs used alone", () => {
+  test("the app's stacks: the stage's two, the stage in its own VPC, stage 10m's three, and constructs used alone", () => {
     expect(stackNames(consumer)).toEqual([
       'Global',
       'Global-Edge',
       'Global-eu-central-1',
+      'Intranet',
+      'Intranet-Edge',
+      'Platform',
       'Reports',
       'Shop',
       'Shop-Edge',
@@ -252,6 +258,20 @@ describe('an app of your own, with the library installed from its packed tarball
       'AWS::SQS::Queue': 2,
       'AWS::AutoScaling::AutoScalingGroup': 1,
     });
+  });
+
+  test(`stage ${STAGE} in the app's own VPC: the stage's resources less a network, in the Platform stack's subnets`, () => {
+    const network = ['AWS::EC2::VPC', 'AWS::EC2::Subnet', 'AWS::EC2::NatGateway', 'AWS::EC2::RouteTable'];
+    const shop = resourceTypes(consumer, 'Shop');
+    const intranet = resourceTypes(consumer, 'Intranet');
+    for (const type of network)
+      expect([type, shop[type] > 0, intranet[type]]).toEqual([type, true, undefined]);
+    expect(intranet['AWS::ElasticLoadBalancingV2::LoadBalancer']).toBe(1);
+    expect(intranet['AWS::RDS::DBInstance']).toBe(1);
+    const [fleet] = Object.values(template(consumer, 'Intranet').Resources).filter(
+      (r) => r.Type === 'AWS::AutoScaling::AutoScalingGroup',
+    );
+    expect(JSON.stringify(fleet.Properties?.VPCZoneIdentifier)).toMatch(/"StackName":"Platform"|Platform:/);
   });
 
   test('MultiRegion composed by the app: a cross-region replica of the primary, reached through a VPC origin', () => {

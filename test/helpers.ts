@@ -47,7 +47,8 @@ export function newApp(options: { validate?: boolean } = {}): App {
 export function networkStack(props: StageNetworkProps = {}): { app: App; stack: Stack; vpc: ec2.Vpc } {
   const app = newApp();
   const stack = new Stack(app, 'Test');
-  const vpc = new StageNetwork(stack, 'Network', props).vpc;
+  // A network it builds, so the concrete ec2.Vpc.
+  const vpc = new StageNetwork(stack, 'Network', props).vpc as ec2.Vpc;
   return { app, stack, vpc };
 }
 

@@ -36,10 +36,20 @@ export interface StageNetworkProps {
    * @default logs.RetentionDays.THREE_MONTHS
    */
   readonly flowLogRetention?: logs.RetentionDays;
+  /**
+   * An existing VPC to build in instead of a new one (`ec2.Vpc.fromLookup`, or a VPC of your own
+   * stack). The tiers then take its subnets by type: the public ones for the stage-1 server, the
+   * private ones with a NAT route for the fleet and the workers, and the isolated ones (else the
+   * private ones) for the databases and caches. Its NAT, routes and flow logs stay yours, so
+   * `natGateways`, `natInstanceType`, `cidr` and `flowLogRetention` do not apply.
+   *
+   * @default - a new VPC
+   */
+  readonly vpc?: ec2.IVpc;
 }
 
 /**
- * The network every stage shares, laid out once with all the tiers the top stage needs, over two
+ * The network every stage shares (or an existing VPC, given as `vpc`), laid out once with all the tiers the top stage needs, over two
  * availability zones: public subnets (stage-1 server, NAT), private app subnets (queue workers)
  * and isolated data subnets (databases and caches).
  *
@@ -59,20 +69,47 @@ export class StageNetwork extends Construct {
   public static readonly VPC_ORIGIN_SUBNETS = 'VpcOrigin';
 
   /** The VPC. */
-  public readonly vpc: ec2.Vpc;
-  /** The private app subnets, where the server fleet runs from stage 1k. */
-  public readonly appSubnets: ec2.SubnetSelection = { subnetGroupName: StageNetwork.APP_SUBNETS };
+  public readonly vpc: ec2.IVpc;
+  /** The private app subnets, where the queue workers run. */
+  public readonly appSubnets: ec2.SubnetSelection;
   /** The isolated data subnets, where databases and caches run. */
-  public readonly dataSubnets: ec2.SubnetSelection = { subnetGroupName: StageNetwork.DATA_SUBNETS };
-  /** The log group of the VPC flow logs. */
-  public readonly flowLogGroup: logs.LogGroup;
+  public readonly dataSubnets: ec2.SubnetSelection;
+  /** The log group of the VPC flow logs; undefined in an existing VPC, whose flow logs are its owner's. */
+  public readonly flowLogGroup?: logs.LogGroup;
 
   private readonly cidr: string;
+  /** Whether the VPC is an existing one, whose subnets this network only selects. */
+  private readonly existing: boolean;
   private readonly natProvider?: ec2.NatProvider;
   private vpcOriginSubnets?: ec2.PrivateSubnet[];
 
   constructor(scope: Construct, id: string, props: StageNetworkProps = {}) {
     super(scope, id);
+    if (props.vpc) {
+      const given = (['natGateways', 'natInstanceType', 'cidr', 'flowLogRetention'] as const).filter(
+        (prop) => props[prop] !== undefined,
+      );
+      if (given.length > 0) {
+        throw new ScaleStagesError(
+          `${given.join(', ')} describe${given.length === 1 ? 's' : ''} a network StageNetwork builds; an existing vpc keeps its own NAT, range and flow logs. Leave ${given.length === 1 ? 'it' : 'them'} out with vpc.`,
+          this,
+        );
+      }
+      this.vpc = props.vpc;
+      this.existing = true;
+      this.cidr = props.vpc.vpcCidrBlock;
+      this.appSubnets = { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
+      this.dataSubnets = {
+        subnetType:
+          props.vpc.isolatedSubnets.length > 0
+            ? ec2.SubnetType.PRIVATE_ISOLATED
+            : ec2.SubnetType.PRIVATE_WITH_EGRESS,
+      };
+      return;
+    }
+    this.existing = false;
+    this.appSubnets = { subnetGroupName: StageNetwork.APP_SUBNETS };
+    this.dataSubnets = { subnetGroupName: StageNetwork.DATA_SUBNETS };
     const natGateways = props.natGateways ?? 0;
     checkWholeNumber(this, 'natGateways', natGateways, 0, 2, 'one per availability zone at most');
     const cidr = props.cidr ?? '10.0.0.0/16';
@@ -107,7 +144,7 @@ export class StageNetwork extends Construct {
         })
       : undefined;
     this.natProvider = natGateways > 0 ? (natInstances ?? ec2.NatProvider.gateway()) : undefined;
-    this.vpc = new ec2.Vpc(this, 'Vpc', {
+    const vpc = new ec2.Vpc(this, 'Vpc', {
       ipAddresses: ec2.IpAddresses.cidr(cidr),
       maxAzs: 2,
       natGateways,
@@ -123,14 +160,15 @@ export class StageNetwork extends Construct {
       ],
       gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
     });
+    this.vpc = vpc;
 
-    if (natInstances) this.secureNatInstances(natInstances, cidr);
+    if (natInstances) this.secureNatInstances(vpc, natInstances, cidr);
 
     this.flowLogGroup = new logs.LogGroup(this, 'FlowLogs', {
       retention: props.flowLogRetention ?? logs.RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    this.vpc.addFlowLog('FlowLog', {
+    vpc.addFlowLog('FlowLog', {
       destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
       trafficType: ec2.FlowLogTrafficType.REJECT,
     });
@@ -159,6 +197,17 @@ export class StageNetwork extends Construct {
     });
     // Private DNS sends every Secrets Manager call in the VPC here, so the whole VPC may connect.
     endpoint.connections.allowDefaultPortFrom(ec2.Peer.ipv4(this.cidr), 'HTTPS from inside the VPC');
+    if (Token.isUnresolved(this.cidr)) {
+      // An existing VPC's range may be known only at deploy time, where the checks see no range.
+      const reason = "The rule admits the VPC's own range, read from the existing VPC at deploy time.";
+      for (const id of [
+        'AwsSolutions-EC23',
+        'NIST.800.53.R5-EC2RestrictedCommonPorts',
+        'NIST.800.53.R5-EC2RestrictedSSH',
+      ]) {
+        Validations.of(endpoint).acknowledge({ id, reason });
+      }
+    }
     return endpoint;
   }
 
@@ -174,8 +223,12 @@ export class StageNetwork extends Construct {
    * origin fails to create. These subnets name their zones by zone ID instead, two per region that VPC origins
    * support, so they land in the same physical zones in every account. Each is a /22 at offset
    * 52.0 and 56.0 of the network's range, space the other tiers leave free in a /16 to /18.
+   *
+   * In an existing VPC this adds nothing and returns its private subnets with a NAT route: choose
+   * that VPC's zones yourself (the CloudFront Developer Guide lists the zone IDs VPC origins exclude).
    */
   public addVpcOriginSubnets(): ec2.SubnetSelection {
+    if (this.existing) return this.appSubnets;
     if (!this.vpcOriginSubnets) {
       const nat = this.natProvider;
       if (!nat) {
@@ -234,10 +287,10 @@ export class StageNetwork extends Construct {
   }
 
   /** NAT instances take traffic from inside the VPC only and keep an encrypted root volume. */
-  private secureNatInstances(provider: ec2.NatInstanceProviderV2, cidr: string): void {
+  private secureNatInstances(vpc: ec2.Vpc, provider: ec2.NatInstanceProviderV2, cidr: string): void {
     provider.connections.allowFrom(ec2.Peer.ipv4(cidr), ec2.Port.allTraffic(), 'traffic from inside the VPC');
     for (const gateway of provider.configuredGateways) {
-      const instance = this.vpc.node
+      const instance = vpc.node
         .findAll()
         .find((c): c is ec2.Instance => c instanceof ec2.Instance && c.instanceId === gateway.gatewayId);
       if (!instance) continue;

@@ -20,6 +20,7 @@ import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { CONTEXT_KEYS, readString } from './context';
 import { checkFleetSettings, fleetLayer, serverLayer } from './layers/compute';
 import { cacheLayer, cacheOutputs, databaseLayer, readReplicasLayer } from './layers/data';
+import { networkLayer } from './layers/network';
 import { appOutputs, cdnLayer, mediaLayer } from './layers/edge';
 import { operationsLayer } from './layers/operations';
 import { PrimaryRegions } from './layers/regions';
@@ -93,6 +94,18 @@ export interface StageStackProps extends StackProps {
    * @default - the small example client shipped with this library
    */
   readonly webClientPath?: string;
+  /**
+   * An existing VPC to build the stage in, instead of the network the stack builds (keep the choice
+   * from the first deploy: moving between VPCs replaces every tier). It must have the subnets the
+   * stage's layers take, by type: a public subnet for the server of stages 1 to 100; private subnets
+   * with a NAT route in two availability zones for the fleet and the workers from stage 1k; isolated
+   * subnets (else private ones) in two zones for the database from stage 10 and the cache. Synth fails
+   * naming what is missing. Its NAT, routes and flow logs stay its owner's; the stack adds security
+   * groups, a Secrets Manager endpoint in the data subnets from stage 10, and the tiers.
+   *
+   * @default - a new VPC (`StageNetwork`)
+   */
+  readonly vpc?: ec2.IVpc;
   /**
    * The app servers' instance type.
    *
@@ -279,10 +292,7 @@ export class StageStack extends Stack {
     // The stage's layers (the stage table's rows say which stage adds each), in an order that keeps
     // construct ids, and so logical ids and CloudFront origin ids, from one stage to the next.
     const layers = layersAt(this.stage);
-    this.network = new StageNetwork(this, 'Network', {
-      natGateways: row.sizing.natGateways,
-      natInstanceType: row.sizing.natGateways > 0 ? props.natInstanceType : undefined,
-    });
+    this.network = networkLayer(this, this.stage, layers, row.sizing, props);
     if (layers.has('server')) {
       this.server = serverLayer(this, this.network, sizingOf(row, 'server'), props, !layers.has('database'));
     }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { App, Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import {
   MultiRegion,
   QueueWorkers,
@@ -16,6 +17,12 @@ const app = new App({ context: TestedFeatureFlags.CONTEXT });
 // The whole blueprint of one stage: the `Shop` stack and, from stage 1k, `Shop-Edge` in us-east-1.
 // Move up one stage at a time: each deploy updates the same stacks in place.
 new StageStacks(app, 'Shop', { stage: UserStage.USERS_1K });
+
+// The same stage in a VPC your team already has: here one of your own stacks (ec2.Vpc.fromLookup finds
+// a deployed one). The tiers take its subnets by type; synth says what is missing if it lacks any.
+const platform = new Stack(app, 'Platform');
+const vpc = new ec2.Vpc(platform, 'Vpc', { maxAzs: 2, natGateways: 1 });
+new StageStacks(app, 'Intranet', { stage: UserStage.USERS_1K, vpc });
 
 // Stage 10m composed directly: `Global` in eu-west-1 (the primary; deploy it there), a
 // `Global-eu-central-1` stack with a replica of its database, and `Global-Edge` in us-east-1.
