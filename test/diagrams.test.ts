@@ -2,16 +2,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
-import {
-  diagramFile,
-  renderSvgs,
-  synthStageTemplates,
-  TierGraph,
-  tierGraph,
-  TierKind,
-  TierNode,
-  toDot,
-} from '../scripts/diagrams';
+import { TierGraph, TierKind, TierNode } from '../scripts/diagrams/graph';
+import { synthStageTemplates } from '../scripts/diagrams/parse';
+import { diagramFile, renderSvgs, toDot } from '../scripts/diagrams/render';
+import { tierGraph } from '../scripts/diagrams/stage';
 
 // Each stage is synthesized once; the graphs, their DOT text and the fresh renders are shared.
 const graphs = new Map<UserStage, TierGraph>();

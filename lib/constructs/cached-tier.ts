@@ -11,6 +11,7 @@ import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors
 import { rotationFunction } from '../private/rotation-function';
 import { checkInstanceType } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
+import { markTier } from '../private/tiers';
 import { StageNetwork } from './stage-network';
 
 /**
@@ -312,6 +313,7 @@ export class CachedTier extends Construct implements ec2.IConnectable {
       ],
     });
     this.replicationGroup.applyRemovalPolicy(removalPolicy);
+    markTier(this.replicationGroup, 'cache');
     this.primaryEndpointAddress = this.replicationGroup.attrPrimaryEndPointAddress;
     this.readerEndpointAddress = this.replicationGroup.attrReaderEndPointAddress;
 

@@ -16,6 +16,7 @@ import {
 } from '../private/aws-cdk-handlers';
 import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../private/buckets';
 import { checkDays, ScaleStagesError } from '../private/errors';
+import { markTier } from '../private/tiers';
 
 /** Properties of a `CdnStatic`. */
 export interface CdnStaticProps {
@@ -200,6 +201,7 @@ export class CdnStatic extends Construct {
       logFilePrefix: 'distribution/',
       webAclId: props.webAclArn,
     });
+    markTier(this.distribution, 'cdn');
     Validations.of(this.distribution).acknowledge({
       id: 'AwsSolutions-CFR1',
       reason:

@@ -13,6 +13,7 @@ import { checkGibibytes, ScaleStagesError } from '../private/errors';
 import { checkInstanceType } from '../private/servers';
 import { checkDatabaseName, postgresParameters, slowStatementMillis } from '../private/postgres';
 import { checkSubnets } from '../private/subnets';
+import { markTier } from '../private/tiers';
 import { StageNetwork } from './stage-network';
 
 /** Properties of a `CrossRegionReplica`. */
@@ -220,6 +221,7 @@ export class CrossRegionReplica extends Construct implements ec2.IConnectable {
       deletionProtection: true,
     });
     this.instance.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    markTier(this.instance, 'replica');
     for (const log of DATABASE_LOG_EXPORTS) {
       new logs.LogRetention(this, `LogRetention${log}`, {
         logGroupName: `/aws/rds/instance/${this.instance.ref}/${log}`,

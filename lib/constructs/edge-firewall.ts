@@ -3,6 +3,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
+import { markTier } from '../private/tiers';
 
 /** The AWS managed rule groups of the web ACL, in the order they run after the rate limit. */
 const MANAGED_RULE_GROUPS = [
@@ -119,6 +120,7 @@ export class EdgeFirewall extends Construct {
       rules,
       visibilityConfig: visibility('EdgeFirewall'),
     });
+    markTier(this.webAcl, 'firewall');
 
     // AWS WAF writes only to log groups whose names start with aws-waf-logs-, in its own region.
     this.logGroup = new logs.LogGroup(this, 'Logs', {

@@ -16,6 +16,7 @@ import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors
 import { enableAccessLogs } from '../private/load-balancer-logs';
 import { checkEgress, serverFleet } from '../private/fleet';
 import { checkInstanceType } from '../private/servers';
+import { markTier } from '../private/tiers';
 import { StageNetwork } from './stage-network';
 
 /** A known traffic peak, for `LoadBalancedTier.addScheduledPeak`. */
@@ -258,6 +259,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
       deletionProtection: props.deletionProtection ?? true,
     });
     enableAccessLogs(this.loadBalancer, this.logBucket, 'load-balancer');
+    markTier(this.loadBalancer, 'loadBalancer');
 
     const fleet = serverFleet(this, {
       vpc: props.vpc,

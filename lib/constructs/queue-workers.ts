@@ -15,6 +15,7 @@ import { acknowledgeAwsCdkHandler, BASIC_EXECUTION_ROLE } from '../private/aws-c
 import { checkDuration, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { checkEgress, serverFleet } from '../private/fleet';
 import { checkInstanceType } from '../private/servers';
+import { markTier } from '../private/tiers';
 import { StageNetwork } from './stage-network';
 
 /** Properties of `QueueWorkers`. */
@@ -212,6 +213,7 @@ export class QueueWorkers extends Construct implements IAppTier {
       id: 'AwsSolutions-SQS3',
       reason: 'This is the dead-letter queue of the job queue.',
     });
+    markTier(this.queue, 'queue', this.deadLetterQueue);
 
     const fleet = serverFleet(this, {
       vpc: props.vpc,
@@ -277,7 +279,7 @@ export class QueueWorkers extends Construct implements IAppTier {
     schedule: scheduler.ScheduleExpression,
     message: { [key: string]: unknown },
   ): scheduler.Schedule {
-    return new scheduler.Schedule(this, id, {
+    const job = new scheduler.Schedule(this, id, {
       schedule,
       description: `cdk-scale-stages: puts ${JSON.stringify(message)} on the job queue`,
       target: new schedulerTargets.SqsSendMessage(this.queue, {
@@ -285,6 +287,8 @@ export class QueueWorkers extends Construct implements IAppTier {
         retryAttempts: 3,
       }),
     });
+    markTier(job, 'schedule');
+    return job;
   }
 
   /**

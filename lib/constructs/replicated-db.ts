@@ -7,6 +7,7 @@ import { DATABASE_LOG_EXPORTS } from '../private/database-logs';
 import { checkWholeNumber } from '../private/errors';
 import { checkInstanceType } from '../private/servers';
 import { checkSubnets } from '../private/subnets';
+import { markTier } from '../private/tiers';
 import { SeparatedDb } from './separated-db';
 
 /** Properties of a `ReplicatedDb`. */
@@ -126,6 +127,9 @@ export class ReplicatedDb extends Construct implements ec2.IConnectable {
       this.replicas.push(replica);
       securityGroups.push(securityGroup);
     }
+    // The replicas of one primary and one instance class are one box of the diagrams.
+    const [first, ...others] = this.replicas;
+    markTier(first, 'replica', ...others);
     this.readerEndpoints = this.replicas.map((r) => r.dbInstanceEndpointAddress);
     this.connections = new ec2.Connections({
       securityGroups,

@@ -19,6 +19,7 @@ import { checkDays, checkGibibytes, ScaleStagesError } from '../private/errors';
 import { checkInstanceType } from '../private/servers';
 import { checkDatabaseName, postgresParameters, slowStatementMillis } from '../private/postgres';
 import { checkSubnets } from '../private/subnets';
+import { markTier } from '../private/tiers';
 import { StageNetwork } from './stage-network';
 
 /** The master user of the database (create-only: changing it would replace the database). */
@@ -245,6 +246,7 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
       publiclyAccessible: false,
       removalPolicy: RemovalPolicy.SNAPSHOT,
     });
+    markTier(this.database, 'database');
     this.secret = this.database.secret!;
     // Kept with the data: a snapshot restored after the stack is gone still needs its password.
     (this.database.node.findChild('Secret') as rds.DatabaseSecret).applyRemovalPolicy(RemovalPolicy.RETAIN);

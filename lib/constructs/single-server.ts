@@ -25,6 +25,7 @@ import { compressedShellScript, readAsset } from '../private/assets';
 import { downloadRdsCaCommand, RDS_CA_FILE } from '../private/rds-ca';
 import { checkDays, checkGibibytes, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { rotationFunction } from '../private/rotation-function';
+import { markTier } from '../private/tiers';
 import {
   acknowledgeSessionManagerPolicy,
   allowWebEgress,
@@ -246,7 +247,7 @@ export class SingleServer extends Construct implements IAppTier {
         'The server holds no data of its own (the data volume is retained); termination protection would block the stage-1k upgrade that removes it.',
     });
 
-    new ec2.CfnVolumeAttachment(this, 'DataVolumeAttachment', {
+    const attachment = new ec2.CfnVolumeAttachment(this, 'DataVolumeAttachment', {
       instanceId: this.instance.instanceId,
       volumeId: this.dataVolume.volumeId,
       device: '/dev/sdf',
@@ -255,6 +256,10 @@ export class SingleServer extends Construct implements IAppTier {
       domain: 'vpc',
       instanceId: this.instance.instanceId,
     });
+    // CloudFront reaches the server at its Elastic IP's name, so the address is drawn in the server;
+    // the attachment, drawn in the volume, places it beside the server.
+    markTier(this.instance, 'server', this.elasticIp);
+    markTier(this.dataVolume, 'volume', attachment);
 
     const vault = new backup.BackupVault(this, 'BackupVault', { removalPolicy: RemovalPolicy.RETAIN });
     this.backupPlan = new backup.BackupPlan(this, 'BackupPlan', {

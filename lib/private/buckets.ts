@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib/core';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { markTier } from './tiers';
 
 /**
  * A retained, private, SSE-S3 encrypted, TLS-only bucket for access logs that expire after
@@ -29,14 +30,14 @@ export function logBucket(
 /**
  * A retained, private, SSE-S3 encrypted, TLS-only, versioned bucket of content (the web client,
  * media) whose access is logged to `logs` under `logPrefix`, and whose replaced versions expire after
- * `noncurrentVersionDays`.
+ * `noncurrentVersionDays`. Content buckets are drawn in the stage diagrams; log buckets are not.
  */
 export function contentBucket(
   scope: Construct,
   id: string,
   props: { logs: s3.IBucket; logPrefix: string; noncurrentVersionDays: number; cors?: s3.CorsRule[] },
 ): s3.Bucket {
-  return new s3.Bucket(scope, id, {
+  const bucket = new s3.Bucket(scope, id, {
     blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
     encryption: s3.BucketEncryption.S3_MANAGED,
     enforceSSL: true,
@@ -47,6 +48,8 @@ export function contentBucket(
     removalPolicy: RemovalPolicy.RETAIN,
     cors: props.cors,
   });
+  markTier(bucket, 'bucket');
+  return bucket;
 }
 
 /**

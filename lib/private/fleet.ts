@@ -14,6 +14,7 @@ import {
   serverImage,
   startAppCommands,
 } from './servers';
+import { markTier } from './tiers';
 
 /** What a fleet of app servers is made of. */
 export interface ServerFleetProps {
@@ -89,6 +90,8 @@ export function serverFleet(scope: Construct, props: ServerFleetProps): ServerFl
       pauseTime: Duration.minutes(15),
     }),
   });
+  // The launch template is drawn in the fleet: it holds the servers' type, security group and role.
+  markTier(autoScalingGroup, 'fleet', launchTemplate);
   Validations.of(autoScalingGroup).acknowledge({
     id: 'AwsSolutions-AS3',
     reason:
