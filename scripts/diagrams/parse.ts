@@ -60,6 +60,8 @@ export function synthStageTemplates(stage: UserStage): StageTemplates {
         ...TestedFeatureFlags.CONTEXT,
         ...cdkJson.context,
         '@aws-cdk/core:validationReportPrettyPrint': false,
+        // The validation report (the HTTP load balancer's warning) is the CLI's to print, not the script's.
+        '@aws-cdk/core:failSynthOnValidationErrors': false,
       },
       // The bundled CloudFormation validator costs a second per stage and changes nothing drawn.
       builtinCloudFormationValidation: false,

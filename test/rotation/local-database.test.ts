@@ -443,9 +443,8 @@ describe('set-password.sh and test-password.sh against a real PostgreSQL', () =>
         '-c',
         sql,
       ],
-      {
-        encoding: 'utf8',
-      },
+      // psql's error goes into the thrown error, not the test log.
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
   }
 
