@@ -1,3 +1,4 @@
+import * as crypto from 'crypto';
 import { Token } from 'aws-cdk-lib/core';
 import { compressedTarball } from './private/assets';
 import { ENV_FILE } from './private/app-environment';
@@ -25,6 +26,22 @@ export interface AppSourceOptions {
    * @default '/healthz'
    */
   readonly healthCheckPath?: string;
+  /**
+   * The release phase: shell commands that change the database for this release, such as
+   * `['cd /opt/app && npx prisma migrate deploy']`. They run once per release (a release is this
+   * `AppSource`: its commands and options), on the first server of the release, before the app of that
+   * release starts on any server; servers of the previous release keep serving meanwhile. They get the
+   * stage's database as PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD and PGSSLMODE, and run after the
+   * app's environment file is written, before the start commands. A failure stops the release: its
+   * servers do not start, and the deploy fails with the previous release serving.
+   *
+   * Make each migration transactional, so that a failure leaves the schema as it was (`psql
+   * --single-transaction -v ON_ERROR_STOP=1`, or a tool that wraps each migration in a transaction),
+   * and compatible with the previous release (add now, remove in a later release).
+   *
+   * @default - none
+   */
+  readonly migrations?: string[];
 }
 
 /** Options for an app that runs as a container image on the server. */
@@ -157,6 +174,13 @@ export class AppSource {
   public readonly healthCheckPath: string;
   /** The shell commands that install and start the app, run as root after the environment file is written. */
   public readonly startCommands: string[];
+  /** The release phase's commands (`migrations`), run once per release before the app starts. */
+  public readonly migrations: string[];
+  /**
+   * What identifies this release: a hash of the start commands, the migrations, the port and the
+   * health check path. The release phase runs once per release id.
+   */
+  public readonly releaseId: string;
 
   private constructor(options: AppSourceOptions, startCommands: string[]) {
     this.port = options.port ?? 80;
@@ -168,6 +192,15 @@ export class AppSource {
       );
     }
     this.startCommands = startCommands;
+    this.migrations = options.migrations ?? [];
+    const unresolved = this.migrations.find((command) => Token.isUnresolved(command));
+    if (unresolved !== undefined) {
+      throw new ScaleStagesError(
+        `AppSource migrations must be literal commands, not deploy-time values: the release they belong to is a hash of them; got '${unresolved}'. Read deploy-time values from the environment file (${ENV_FILE}) in the commands instead.`,
+      );
+    }
+    const release = JSON.stringify([startCommands, this.migrations, this.port, this.healthCheckPath]);
+    this.releaseId = crypto.createHash('sha256').update(release).digest('hex').slice(0, 16);
   }
 }
 

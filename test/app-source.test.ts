@@ -2,8 +2,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as os from 'os';
 import { execFileSync } from 'child_process';
-import { AppSource } from '../lib';
+import { Aws, Stack, Token } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AppSource, LoadBalancedTier, SingleServer, StageNetwork } from '../lib';
 import { scriptWithoutComments } from '../lib/private/assets';
+import { flattenJoin, newApp, userDataScript } from './helpers';
 
 describe('AppSource', () => {
   /** The files a demo's start commands unpack, as `tar` itself reads the shipped tarball. */
@@ -129,3 +132,60 @@ test("the README's nginx example checks a path nginx answers: its default page a
   expect(app.healthCheckPath).toBe('/');
   expect(app.port).toBe(80);
 });
+
+describe('the release phase (migrations)', () => {
+  const migrations = ['cd /opt/app && ./migrate up'];
+
+  test('a release is its commands and options: the same AppSource twice is one release, a change is another', () => {
+    const release = (commands: string[], m?: string[]) =>
+      AppSource.fromCommands(commands, { migrations: m }).releaseId;
+    expect(release(['./start v1'], migrations)).toBe(release(['./start v1'], migrations));
+    expect(release(['./start v2'], migrations)).not.toBe(release(['./start v1'], migrations));
+    expect(release(['./start v1'], ['./migrate v2'])).not.toBe(release(['./start v1'], migrations));
+    expect(release(['./start v1'])).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  test('a deploy-time value in the migrations fails: the release id would not be stable', () => {
+    expect(() =>
+      AppSource.fromCommands(['./start'], { migrations: [`./migrate ${Token.asString(Aws.REGION)}`] }),
+    ).toThrow(/AppSource migrations must be literal commands, not deploy-time values/);
+  });
+
+  test.each([
+    ['the fleet', (stack: Stack, app: AppSource) => fleetUserData(stack, app)],
+    ['the single server', (stack: Stack, app: AppSource) => serverUserData(stack, app)],
+  ])('%s runs the release phase after the environment file and before the start commands', (_, userData) => {
+    const app = AppSource.fromCommands(['./start-the-app'], { migrations });
+    const script = userData(new Stack(newApp(), 'Test'), app);
+    const order = [
+      'cat > /etc/scale-stages/app.env',
+      'dnf install -y -q postgresql16',
+      `cat > /opt/scale-stages/release/migrate.sh <<'MIGRATE'\ncd /opt/app && ./migrate up\nMIGRATE`,
+      `export RELEASE_ID='${app.releaseId}' MIGRATE_SCRIPT='/opt/scale-stages/release/migrate.sh'`,
+      './start-the-app',
+    ].map((text) => script.indexOf(text));
+    expect(order.every((at) => at >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+  });
+
+  test('without migrations there is no release phase', () => {
+    const script = fleetUserData(new Stack(newApp(), 'Test'), AppSource.fromCommands(['./start-the-app']));
+    expect(script).not.toContain('postgresql16');
+    expect(script).not.toContain('RELEASE_ID');
+  });
+});
+
+/** The shell script of a load-balanced fleet's launch template, tokens as TOKEN. */
+function fleetUserData(stack: Stack, app: AppSource): string {
+  const vpc = new StageNetwork(stack, 'Network', { natGateways: 1 }).vpc;
+  new LoadBalancedTier(stack, 'Web', { vpc, app });
+  const [template] = Object.values(Template.fromStack(stack).findResources('AWS::EC2::LaunchTemplate'));
+  return flattenJoin(template.Properties.LaunchTemplateData.UserData);
+}
+
+/** The shell script of a single server at stage 10 (a connected database), tokens as TOKEN. */
+function serverUserData(stack: Stack, app: AppSource): string {
+  const network = new StageNetwork(stack, 'Network');
+  new SingleServer(stack, 'Server', { vpc: network.vpc, app, localDatabase: false });
+  return userDataScript(Template.fromStack(stack));
+}

@@ -1,10 +1,12 @@
+import * as path from 'path';
 import { Annotations, Validations } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { IConstruct } from 'constructs';
 import type { AppSource } from '../app-source';
-import { AppEnvironment } from './app-environment';
-import { readAsset } from './assets';
+import { AppEnvironment, ENV_FILE } from './app-environment';
+import { compressedShellScript, readAsset } from './assets';
+import { downloadRdsCaCommand, RDS_CA_FILE } from './rds-ca';
 import { ScaleStagesError } from './errors';
 
 /** Whether an instance type runs on AWS Graviton (ARM). */
@@ -108,9 +110,34 @@ export function startAppCommands(
   return [
     ...environment.writeCommands(),
     ...beforeApp,
+    ...releasePhaseCommands(app),
     ...app.startCommands,
     `export APP_HEALTH_URL='http://127.0.0.1:${app.port}${app.healthCheckPath}'`,
     readAsset('scripts/wait-for-app.sh'),
+  ];
+}
+
+/** Where a server keeps the release phase's commands (`AppSource` `migrations`). */
+export const MIGRATE_SCRIPT = '/opt/scale-stages/release/migrate.sh';
+
+/**
+ * The release phase (`AppSource` `migrations`): the PostgreSQL client, then the migrations, run once
+ * per release by whichever server of the release gets there first (assets/scripts/run-migrations.sh).
+ * Nothing without migrations.
+ */
+function releasePhaseCommands(app: AppSource): string[] {
+  if (app.migrations.length === 0) return [];
+  return [
+    'dnf install -y -q postgresql16',
+    downloadRdsCaCommand('release phase'),
+    `mkdir -p ${path.posix.dirname(MIGRATE_SCRIPT)}`,
+    `cat > ${MIGRATE_SCRIPT} <<'MIGRATE'\n${app.migrations.join('\n')}\nMIGRATE`,
+    [
+      `(set -a; . ${ENV_FILE}; set +a`,
+      `export RELEASE_ID='${app.releaseId}' MIGRATE_SCRIPT='${MIGRATE_SCRIPT}' DATABASE_CA_FILE='${RDS_CA_FILE}'`,
+      compressedShellScript('scripts/run-migrations.sh'),
+      ')',
+    ].join('\n'),
   ];
 }
 
