@@ -1,5 +1,6 @@
 import * as crypto from 'crypto';
-import { Token } from 'aws-cdk-lib/core';
+import * as fs from 'fs';
+import { FileSystem, Token } from 'aws-cdk-lib/core';
 import { compressedTarball } from './private/assets';
 import { ENV_FILE } from './private/app-environment';
 import { ScaleStagesError } from './private/errors';
@@ -42,6 +43,17 @@ export interface AppSourceOptions {
    * @default - none
    */
   readonly migrations?: string[];
+}
+
+/** Options for an app shipped as a folder (an S3 asset). */
+export interface AssetAppSourceOptions extends AppSourceOptions {
+  /**
+   * The command that installs and starts the app, run as root in the unpacked folder with the app's
+   * environment variables exported. It must be idempotent, as the commands of `fromCommands` are.
+   *
+   * @default './start.sh'
+   */
+  readonly startCommand?: string;
 }
 
 /** Options for an app that runs as a container image on the server. */
@@ -94,8 +106,41 @@ export class AppSource {
   }
 
   /**
+   * A folder of your app, shipped as an S3 asset (`cdk deploy` uploads it): each server downloads it
+   * to `/opt/app` and runs `startCommand` there. The user data then holds a few lines instead of the
+   * app, so an app of any size fits EC2's 16 KB of user data; a change to the folder is a new release.
+   */
+  public static fromAsset(directory: string, options: AssetAppSourceOptions = {}): AppSource {
+    if (!fs.existsSync(directory) || !fs.statSync(directory).isDirectory()) {
+      throw new ScaleStagesError(
+        `AppSource.fromAsset: directory must be a folder with your app and its start script; got '${directory}', which is not a folder.`,
+      );
+    }
+    const startCommand = options.startCommand ?? './start.sh';
+    return new AppSource(
+      options,
+      [
+        'set -a',
+        `. ${ENV_FILE}`,
+        'set +a',
+        'dnf install -y -q unzip',
+        'aws s3 cp --only-show-errors "$APP_ASSET_URL" /tmp/app.zip',
+        'rm -rf /opt/app.new && mkdir -p /opt/app.new && unzip -q /tmp/app.zip -d /opt/app.new && rm /tmp/app.zip',
+        'rm -rf /opt/app && mv /opt/app.new /opt/app',
+        `cd /opt/app && ${startCommand}`,
+      ],
+      { assetPath: directory },
+    );
+  }
+
+  /**
    * A container image (for example `public.ecr.aws/nginx/nginx:stable`) run with Docker on the
    * server, restarted when it stops, with the app's environment variables passed in.
+   *
+   * The servers are Graviton (arm64) unless you give an x86 instance type, so the image needs a
+   * linux/arm64 variant: a boot without one fails with a message that says so. Name the image by
+   * digest (`repo@sha256:...`) or an immutable tag: a tag such as `latest` that is pushed again
+   * changes no template, so only servers launched later get the new image (synth warns).
    */
   public static fromContainerImage(image: string, options: ContainerAppSourceOptions = {}): AppSource {
     if (!Token.isUnresolved(image) && !/^[a-z0-9][a-z0-9._\-/:@]*$/i.test(image)) {
@@ -106,13 +151,19 @@ export class AppSource {
     const port = options.port ?? 80;
     const containerPort = options.containerPort ?? port;
     checkPort('containerPort', containerPort);
-    return new AppSource(options, [
-      'dnf install -y docker',
-      'systemctl enable --now docker',
-      `docker pull ${image}`,
-      'docker rm -f app || true',
-      `docker run -d --name app --restart unless-stopped --env-file ${ENV_FILE} -p ${port}:${containerPort} ${image}`,
-    ]);
+    return new AppSource(
+      options,
+      [
+        'dnf install -y docker',
+        'systemctl enable --now docker',
+        // The server's own platform: Graviton servers (the default) run linux/arm64 images only.
+        `platform="linux/$(uname -m | sed 's/^aarch64$/arm64/; s/^x86_64$/amd64/')"`,
+        `docker pull --platform "$platform" ${image} || { echo "${image} has no $platform variant, which these servers run: build and push it for linux/arm64 too (docker buildx build --platform linux/arm64,linux/amd64), or give the tier an x86 instance type" >&2; exit 1; }`,
+        'docker rm -f app || true',
+        `docker run -d --name app --restart unless-stopped --env-file ${ENV_FILE} -p ${port}:${containerPort} ${image}`,
+      ],
+      { image },
+    );
   }
 
   /**
@@ -177,12 +228,28 @@ export class AppSource {
   /** The release phase's commands (`migrations`), run once per release before the app starts. */
   public readonly migrations: string[];
   /**
-   * What identifies this release: a hash of the start commands, the migrations, the port and the
-   * health check path. The release phase runs once per release id.
+   * What identifies this release: a hash of the start commands, the migrations, the port, the
+   * health check path and the contents of `assetPath`. The release phase runs once per release id.
    */
   public readonly releaseId: string;
+  /**
+   * The folder `fromAsset` ships as an S3 asset; the servers get its URL as APP_ASSET_URL.
+   *
+   * @default - none: the start commands hold the app
+   */
+  public readonly assetPath?: string;
+  /**
+   * The image `fromContainerImage` runs.
+   *
+   * @default - none: not a container image
+   */
+  public readonly containerImage?: string;
 
-  private constructor(options: AppSourceOptions, startCommands: string[]) {
+  private constructor(
+    options: AppSourceOptions,
+    startCommands: string[],
+    shipped: { readonly assetPath?: string; readonly image?: string } = {},
+  ) {
     this.port = options.port ?? 80;
     this.healthCheckPath = options.healthCheckPath ?? '/healthz';
     checkPort('port', this.port);
@@ -199,7 +266,16 @@ export class AppSource {
         `AppSource migrations must be literal commands, not deploy-time values: the release they belong to is a hash of them; got '${unresolved}'. Read deploy-time values from the environment file (${ENV_FILE}) in the commands instead.`,
       );
     }
-    const release = JSON.stringify([startCommands, this.migrations, this.port, this.healthCheckPath]);
+    this.assetPath = shipped.assetPath;
+    this.containerImage = shipped.image;
+    const content = this.assetPath && FileSystem.fingerprint(this.assetPath);
+    const release = JSON.stringify([
+      startCommands,
+      this.migrations,
+      this.port,
+      this.healthCheckPath,
+      content,
+    ]);
     this.releaseId = crypto.createHash('sha256').update(release).digest('hex').slice(0, 16);
   }
 }

@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as os from 'os';
 import { execFileSync } from 'child_process';
 import { Aws, Stack, Token } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AppSource, LoadBalancedTier, SingleServer, StageNetwork } from '../lib';
 import { scriptWithoutComments } from '../lib/private/assets';
 import { flattenJoin, newApp, userDataScript } from './helpers';
@@ -189,3 +189,78 @@ function serverUserData(stack: Stack, app: AppSource): string {
   new SingleServer(stack, 'Server', { vpc: network.vpc, app, localDatabase: false });
   return userDataScript(Template.fromStack(stack));
 }
+
+describe("the app against EC2's 16 KB of user data", () => {
+  const big = AppSource.fromCommands([`echo '${'x'.repeat(20_000)}' > /opt/app/big.txt`, './start']);
+  const folder = path.join(__dirname, '..', 'assets', 'web-client');
+
+  test.each([
+    ['the fleet', (stack: Stack, app: AppSource) => fleetUserData(stack, app)],
+    ['the single server', (stack: Stack, app: AppSource) => serverUserData(stack, app)],
+  ])('%s: user data over 16 KB fails synth with its size and the way out', (_, userData) => {
+    expect(() => userData(new Stack(newApp(), 'Test'), big)).toThrow(
+      /the servers' user data is about 2\d,\d{3} bytes, over the 16,384 \(16 KB\) EC2 takes before base64 encoding; ship the app as an S3 asset instead of inline commands: AppSource\.fromAsset\('<folder with start\.sh>'\)/,
+    );
+  });
+
+  test('fromAsset: the servers download the folder from the asset bucket and run its start command there', () => {
+    const app = AppSource.fromAsset(folder, { startCommand: './start.sh --port 8080', port: 8080 });
+    const stack = new Stack(newApp(), 'Test');
+    const script = fleetUserData(stack, app);
+    expect(script).toContain('aws s3 cp --only-show-errors "$APP_ASSET_URL" /tmp/app.zip');
+    expect(script).toContain('cd /opt/app && ./start.sh --port 8080');
+    // The environment file names the asset's object, whose key is the folder's hash.
+    expect(script).toMatch(/APP_ASSET_URL=/);
+    expect(JSON.stringify(Template.fromStack(stack).toJSON())).toMatch(/[0-9a-f]{64}\.zip/);
+    // The servers may read the asset, and the asset is in the cloud assembly for cdk deploy to upload.
+    const policies = JSON.stringify(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
+    expect(policies).toContain('s3:GetObject*');
+    expect(app.assetPath).toBe(folder);
+  });
+
+  test("fromAsset: a release is the folder's contents", () => {
+    expect(AppSource.fromAsset(folder).releaseId).toBe(AppSource.fromAsset(folder).releaseId);
+    const other = path.join(__dirname, '..', 'assets', 'demo-app');
+    expect(AppSource.fromAsset(other).releaseId).not.toBe(AppSource.fromAsset(folder).releaseId);
+  });
+
+  test('fromAsset: a path that is not a folder fails with the path', () => {
+    expect(() => AppSource.fromAsset('/no/such/folder')).toThrow(
+      "AppSource.fromAsset: directory must be a folder with your app and its start script; got '/no/such/folder', which is not a folder.",
+    );
+  });
+});
+
+describe('container images', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  test.each([
+    ['nginx', "'latest, by default'"],
+    ['public.ecr.aws/nginx/nginx:latest', "'latest'"],
+    ['registry.example.com:5000/shop', "'latest, by default'"],
+    ['shop:1.4.2', undefined],
+    [`shop@${digest}`, undefined],
+    [`registry.example.com:5000/shop:2@${digest}`, undefined],
+    ['registry.example.com:5000/shop:2', undefined],
+  ])('%s: a warning at synth when its tag can move (%s)', (image, tag) => {
+    const stack = new Stack(newApp(), 'Test');
+    fleetUserData(stack, AppSource.fromContainerImage(image));
+    const warnings = Annotations.fromStack(stack)
+      .findWarning('*', Match.stringLikeRegexp('container image'))
+      .map((w) => String(w.entry.data));
+    expect(warnings).toEqual(
+      tag === undefined
+        ? []
+        : [
+            `container image '${image}' is named by a tag that can move (${tag}): pushing it again changes no template, so running servers keep the old image and only servers launched later get the new one. Name it by digest ('<repository>@sha256:<digest>') or by a tag you never push again ('shop:1.4.2'). [ack: cdk-scale-stages:mutableImageTag]`,
+          ],
+    );
+  });
+
+  test('the servers pull the image for their own platform, and a missing variant fails with what to do', () => {
+    const script = AppSource.fromContainerImage('shop:1.4.2').startCommands.join('\n');
+    expect(script).toContain(`platform="linux/$(uname -m | sed 's/^aarch64$/arm64/; s/^x86_64$/amd64/')"`);
+    expect(script).toContain(
+      'docker pull --platform "$platform" shop:1.4.2 || { echo "shop:1.4.2 has no $platform variant, which these servers run: build and push it for linux/arm64 too (docker buildx build --platform linux/arm64,linux/amd64), or give the tier an x86 instance type" >&2; exit 1; }',
+    );
+  });
+});

@@ -34,7 +34,9 @@ import {
   serverImage,
   startAppCommands,
   checkInstanceType,
+  bindApp,
 } from '../private/servers';
+import { checkUserDataSize } from '../private/user-data-size';
 
 /** Where the data volume is mounted on the server. */
 const DATA_MOUNT = '/data';
@@ -321,6 +323,8 @@ export class SingleServer extends Construct implements IAppTier {
       });
     }
     this.environment.addAll(props.environment ?? {});
+    bindApp(this, this.app, this.environment, this.instance);
+    checkUserDataSize(this.instance, this.instance.userData);
     script.addCommands(
       ...startAppCommands(
         this.environment,

@@ -13,7 +13,9 @@ import {
   prepareServerCommands,
   serverImage,
   startAppCommands,
+  bindApp,
 } from './servers';
+import { checkUserDataSize } from './user-data-size';
 import { markTier } from './tiers';
 
 /** What a fleet of app servers is made of. */
@@ -101,6 +103,8 @@ export function serverFleet(scope: Construct, props: ServerFleetProps): ServerFl
   environment.add('APP_PORT', String(props.app.port));
   environment.add('AWS_REGION', Stack.of(scope).region);
   // The environment file is written lazily, so variables added later still reach it.
+  bindApp(scope, props.app, environment, role);
+  checkUserDataSize(launchTemplate, userData);
   userData.addCommands(...prepareServerCommands(), ...startAppCommands(environment, props.app));
   userData.addSignalOnExitCommand(autoScalingGroup);
   return { autoScalingGroup, launchTemplate, role, securityGroup, environment };

@@ -2,6 +2,7 @@ import * as path from 'path';
 import { Annotations, Validations } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { IConstruct } from 'constructs';
 import type { AppSource } from '../app-source';
 import { AppEnvironment, ENV_FILE } from './app-environment';
@@ -148,4 +149,40 @@ export function acknowledgeSessionManagerPolicy(role: iam.IRole): void {
     reason:
       'The AWS-maintained policy is the documented least privilege for SSM Session Manager, which replaces SSH.',
   });
+}
+
+/**
+ * What a tier does with its app before the servers boot: ships an app of `AppSource.fromAsset` as an
+ * S3 asset, readable by `grantee`, at APP_ASSET_URL in their environment; and warns of a container
+ * image named by a tag that can move (`latest`, or none), which a template cannot follow.
+ */
+export function bindApp(
+  scope: IConstruct,
+  app: AppSource,
+  environment: AppEnvironment,
+  grantee: iam.IGrantable,
+): void {
+  if (app.containerImage && mutableTag(app.containerImage)) {
+    Annotations.of(scope).addWarningV2(
+      'cdk-scale-stages:mutableImageTag',
+      `container image '${app.containerImage}' is named by a tag that can move ('${mutableTag(app.containerImage)}'): pushing it again changes no template, so running servers keep the old image and only servers launched later get the new one. Name it by digest ('<repository>@sha256:<digest>') or by a tag you never push again ('shop:1.4.2').`,
+    );
+  }
+  if (!app.assetPath) return;
+  const asset = new s3assets.Asset(scope, 'AppAsset', { path: app.assetPath });
+  asset.grantRead(grantee);
+  environment.add('APP_ASSET_URL', asset.s3ObjectUrl);
+  Validations.of(scope).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]`,
+    reason: "The servers read the app's asset; CDK's grantRead names the asset bucket's objects.",
+  });
+}
+
+/** The tag of an image reference when it can move: `latest`, or `latest` implied by no tag; no digest. */
+function mutableTag(image: string): string | undefined {
+  if (image.includes('@')) return undefined;
+  const lastPart = image.slice(image.lastIndexOf('/') + 1);
+  const tag = lastPart.includes(':') ? lastPart.slice(lastPart.indexOf(':') + 1) : undefined;
+  if (tag === undefined) return 'latest, by default';
+  return tag === 'latest' ? tag : undefined;
 }

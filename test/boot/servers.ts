@@ -62,8 +62,12 @@ export function singleServer(stage: UserStage): StageServer {
 }
 
 /** Synthesizes a stage and finds its LoadBalancedTier fleet (stage 1k on). */
-export function fleetServer(stage: UserStage, groupPrefix = 'WebFleet'): StageServer {
-  const { template } = synthStage(stage);
+export function fleetServer(
+  stage: UserStage,
+  groupPrefix = 'WebFleet',
+  props: Parameters<typeof synthStage>[1] = {},
+): StageServer {
+  const { template } = synthStage(stage, props);
   const deployment = new FakeDeployment(template);
   const resources = (template.toJSON() as { Resources: Record<string, TemplateResource> }).Resources;
   const groups = deployment.idsOfType('AWS::AutoScaling::AutoScalingGroup').filter((id) => {

@@ -145,39 +145,8 @@ function tokenMarker(value: Json): string {
  * that CDK-named resources resolve to are shorter (a secret's ARN is about 100 bytes, an RDS endpoint
  * about 70, a volume id 21); a hand-picked long physical name could exceed it.
  */
-export const TOKEN_ALLOWANCE_BYTES = 128;
-const PSEUDO_PARAMETER_BYTES: Record<string, number> = {
-  'AWS::Region': 20,
-  'AWS::AccountId': 12,
-  'AWS::Partition': 16,
-  'AWS::URLSuffix': 20,
-};
-
-/**
- * An upper estimate of the raw size in bytes of a value that CloudFormation hands to a service after
- * resolving it (user data, for example): literal text counts as UTF-8 bytes, a nested Fn::Base64 as
- * the size of its encoding (ceil(n/3)*4), a pseudo parameter as its longest value, and any other token
- * (a resource's ARN, endpoint or id) as TOKEN_ALLOWANCE_BYTES, since its real length is known only at
- * deploy time.
- */
-export function estimatedBytes(value: Json | undefined): number {
-  if (typeof value === 'string') return Buffer.byteLength(value, 'utf8');
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value).length;
-  if (isObject(value)) {
-    const join = value['Fn::Join'];
-    if (Array.isArray(join) && typeof join[0] === 'string' && Array.isArray(join[1])) {
-      const sep = Buffer.byteLength(join[0], 'utf8');
-      return (
-        join[1].reduce<number>((sum, part) => sum + estimatedBytes(part), 0) + sep * (join[1].length - 1)
-      );
-    }
-    if ('Fn::Base64' in value) return Math.ceil(estimatedBytes(value['Fn::Base64']) / 3) * 4;
-    if (typeof value.Ref === 'string' && value.Ref in PSEUDO_PARAMETER_BYTES) {
-      return PSEUDO_PARAMETER_BYTES[value.Ref];
-    }
-  }
-  return value === undefined || value === null ? 0 : TOKEN_ALLOWANCE_BYTES;
-}
+// The same estimate the library checks user data with at synth.
+export { estimatedBytes, TOKEN_ALLOWANCE_BYTES } from '../../lib/private/user-data-size';
 
 /** A Secrets Manager dynamic reference (`{{resolve:secretsmanager:...}}`) to a secret in the template. */
 export interface SecretReference {
