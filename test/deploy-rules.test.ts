@@ -300,6 +300,34 @@ describe('each rule reports a template broken on purpose', () => {
     ]);
   });
 
+  broken(
+    'wait-condition-own-handle: a release wait condition on a shared handle, too long, before its instance',
+    () => {
+      const { t, context } = copyOf(UserStage.USERS_1);
+      const [wait, w] = only(t, 'AWS::CloudFormation::WaitCondition');
+      const [handle] = only(t, 'AWS::CloudFormation::WaitConditionHandle');
+      const [instance] = only(t, 'AWS::EC2::Instance');
+      t.Resources.Second = { ...structuredClone(w), DependsOn: [] };
+      properties(w).Timeout = '86400';
+      w.DependsOn = [];
+      expect(rule('wait-condition-own-handle').check(t, context)).toEqual([
+        `${wait}: Timeout must be 1 to 43200 seconds`,
+        `${wait} does not depend on ${instance}, which signals it`,
+        `Second shares handle ${handle} with ${wait}`,
+        `Second does not depend on ${instance}, which signals it`,
+      ]);
+    },
+  );
+
+  broken('cfn-hup-hook-path-exists: the instance without the metadata its hook watches', () => {
+    const { t, context } = copyOf(UserStage.USERS_1);
+    const [instance, i] = only(t, 'AWS::EC2::Instance');
+    delete i.Metadata!.ScaleStagesRelease;
+    expect(rule('cfn-hup-hook-path-exists').check(t, context)).toEqual([
+      `${instance}: a cfn-hup hook watches Resources.${instance}.Metadata.ScaleStagesRelease, which the template does not have`,
+    ]);
+  });
+
   broken('cfn-signal-targets-resource: user data that signals another resource and another stack', () => {
     const { t, context } = copyOf(UserStage.USERS_1K);
     const [asg] = only(t, 'AWS::AutoScaling::AutoScalingGroup');

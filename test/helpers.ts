@@ -13,6 +13,7 @@ import {
   TestedFeatureFlags,
   UserStage,
 } from '../lib';
+import { RELEASE_METADATA_KEY } from '../lib/private/releases';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { Json, renderText } from './deploy-rules/template';
 
@@ -82,6 +83,16 @@ export function userDataScript(template: Template): string {
   const match = /Content-Type: text\/x-shellscript[^\n]*\n(?:[^\n]+\n)*\n([\s\S]*?)\n--/.exec(text);
   if (!match) throw new Error(`no shell script part in user data:\n${text}`);
   return match[1];
+}
+
+/**
+ * What the single server runs: the shell script of its user data, then the release in its metadata that
+ * the user data applies (the app's environment, release phase and start commands), tokens as `TOKEN`.
+ */
+export function serverScript(template: Template): string {
+  const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
+  const release = instance.Metadata?.[RELEASE_METADATA_KEY]?.script;
+  return `${userDataScript(template)}\n${release === undefined ? '' : flattenJoin(release)}`;
 }
 
 /** Renders an Fn::Join (possibly nested in Fn::Base64) with every other token as `TOKEN`. */

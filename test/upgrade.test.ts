@@ -62,6 +62,21 @@ function waitForHandlerLogGroups(stage: UserStage): string[] {
   return ['WILL_UPDATE Custom::AWS ', ...(webClient ? ['WILL_UPDATE Custom::CDKBucketDeployment '] : [])];
 }
 
+/**
+ * From 0.8.0 the single server (stages 1 to 100) takes its app as a release in its metadata, applied in
+ * place by cfn-hup: its user data changes once (stop and start, as any user data change), its role may
+ * read its own stack's resource (cfn-get-metadata), and the release's wait condition and handle are new.
+ */
+function releasesInPlace(stage: UserStage): string[] {
+  if (!hasSingleServer(stage)) return [];
+  return [
+    'MAY_REPLACE AWS::EC2::Instance UserData',
+    'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
+    'WILL_CREATE AWS::CloudFormation::WaitCondition ',
+    'WILL_CREATE AWS::CloudFormation::WaitConditionHandle ',
+  ];
+}
+
 /** `<impact> <type> <changed properties>` for each resource a release's stack changes at its own stage. */
 function sameStageChanges(release: string, stage: UserStage): string[] {
   const changed: string[] = [];
@@ -526,7 +541,7 @@ describe('upgrading stacks deployed from release 0.3.0 (no stage guard, no uploa
       // The demo app learned direct uploads (stage 1m), so its servers' user data changed: the
       // single server is stopped and started, the fleet rolls one server at a time.
       const userData = hasSingleServer(stage)
-        ? ['MAY_REPLACE AWS::EC2::Instance UserData']
+        ? releasesInPlace(stage)
         : [
             'WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData',
             ...movedToVpcOriginZones(
@@ -561,7 +576,7 @@ describe('upgrading stacks deployed from release 0.4.0 (stages 1 to 1m)', () => 
       // The demo app asks whether its database is a replica (stage 10m), so the servers' user data
       // changed: the single server is stopped and started, the fleet rolls one server at a time.
       const userData = hasSingleServer(stage)
-        ? ['MAY_REPLACE AWS::EC2::Instance UserData']
+        ? releasesInPlace(stage)
         : [
             'WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData',
             ...movedToVpcOriginZones('WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier'),
@@ -588,13 +603,15 @@ describe('upgrading stacks deployed from release 0.5.0 (stages 1 to 10m)', () =>
   upgradesFromRelease('0.5.0');
 
   test.each(releaseStages('0.5.0'))(
-    '%s, same stage: from 1k the load balancer and its fleet move to subnets named by zone ID; nothing else changes',
+    '%s, same stage: from 1k the load balancer and its fleet move to subnets named by zone ID; up to 100 the app becomes a release in place',
     (stage) => {
       const changed = sameStageChanges('0.5.0', stage);
       const moved = hasSingleServer(stage)
         ? []
         : movedToVpcOriginZones('WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier');
-      expect(changed.sort()).toEqual([...moved, ...waitForHandlerLogGroups(stage)].sort());
+      expect(changed.sort()).toEqual(
+        [...moved, ...waitForHandlerLogGroups(stage), ...releasesInPlace(stage)].sort(),
+      );
     },
   );
 });

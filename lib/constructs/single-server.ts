@@ -36,6 +36,7 @@ import {
   checkInstanceType,
   bindApp,
 } from '../private/servers';
+import { releaseInPlace } from '../private/releases';
 import { checkUserDataSize } from '../private/user-data-size';
 
 /** Where the data volume is mounted on the server. */
@@ -213,11 +214,8 @@ export class SingleServer extends Construct implements IAppTier {
 
     this.environment = new AppEnvironment(this);
     const script = ec2.UserData.forLinux();
-    script.addCommands(
-      ...prepareServerCommands(),
-      `export AWS_REGION='${Stack.of(this).region}' DATA_MOUNT='${DATA_MOUNT}' DATA_VOLUME_ID='${this.dataVolume.volumeId}'`,
-      readAsset('scripts/mount-data-volume.sh'),
-    );
+    const machineExports = `export AWS_REGION='${Stack.of(this).region}' DATA_MOUNT='${DATA_MOUNT}' DATA_VOLUME_ID='${this.dataVolume.volumeId}'`;
+    script.addCommands(...prepareServerCommands(), machineExports, readAsset('scripts/mount-data-volume.sh'));
     this.instance = new ec2.Instance(this, 'Instance', {
       vpc: props.vpc,
       vpcSubnets: { subnets: [subnet] },
@@ -325,13 +323,19 @@ export class SingleServer extends Construct implements IAppTier {
     this.environment.addAll(props.environment ?? {});
     bindApp(this, this.app, this.environment, this.instance);
     checkUserDataSize(this.instance, this.instance.userData);
-    script.addCommands(
+    // The app is a release in the instance's metadata, swapped in place: a new release restarts the
+    // app, not the machine, and the deploy waits until it is healthy.
+    const release = ec2.UserData.forLinux();
+    release.addCommands(
+      'set -euo pipefail',
+      machineExports,
       ...startAppCommands(
         this.environment,
         this.app,
         localDatabase ? [] : moveLocalDatabaseCommands(postgresMajor),
       ),
     );
+    script.addCommands(...releaseInPlace(this.instance, this.app.releaseId, release));
     // The first boot reports its result to CloudFormation, so a server whose app never becomes
     // healthy fails the deploy instead of leaving a broken stack that looks fine.
     script.addSignalOnExitCommand(this.instance);

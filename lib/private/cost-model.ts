@@ -55,6 +55,9 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'AWS::Backup::BackupSelection',
   'AWS::Backup::BackupVault',
   'AWS::CDK::Metadata',
+  // A release's wait condition: a CloudFormation resource with no charge of its own.
+  'AWS::CloudFormation::WaitCondition',
+  'AWS::CloudFormation::WaitConditionHandle',
   'AWS::CloudFront::Distribution',
   'AWS::CloudFront::Function',
   // Billed per read from a function and per API call; nothing while idle.

@@ -2,6 +2,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { RELEASE_METADATA_KEY } from '../../lib/private/releases';
 import { FakeDeployment, FAKE_REGION } from './userdata';
 
 /**
@@ -88,6 +89,8 @@ export interface CfnSignal {
   readonly resource?: string;
   readonly region?: string;
   readonly exitCode?: number;
+  /** A wait condition handle's URL, for a signal to a wait condition instead of a resource. */
+  readonly url?: string;
 }
 
 export interface BootResult {
@@ -254,7 +257,10 @@ export class Machine {
       '.harness/config/secrets',
       [...options.deployment.secrets()].map(([arn, value]) => `${arn}\t${value}\n`).join(''),
     );
-    return new Machine(root);
+    const machine = new Machine(root);
+    // The releases the servers read with cfn-get-metadata (lib/private/releases.ts).
+    machine.update(options.deployment);
+    return machine;
   }
 
   private bootCount = 0;
@@ -295,6 +301,36 @@ export class Machine {
     } else if (!fs.existsSync(part)) {
       throw new Error('the first boot needs the user data script');
     }
+    return this.start(faults);
+  }
+
+  /**
+   * Runs `command` as root on the running instance, as a daemon such as cfn-hup runs its hooks: the
+   * instance as its last boot left it (mounts and enabled services up), without running the user data.
+   * Its result counts as a boot of its own in the logs.
+   */
+  public run(command: string, faults: readonly string[] = []): BootResult {
+    if (!fs.existsSync(this.path('var/lib/cloud/instance/scripts/part-001'))) {
+      throw new Error('a command runs on a booted instance: boot it first');
+    }
+    fs.writeFileSync(this.path('.harness/exec'), command);
+    return this.start(faults);
+  }
+
+  /** A stack update to `deployment`'s template: the instance's metadata (releases) becomes its. */
+  public update(deployment: FakeDeployment): void {
+    for (const id of deployment.idsWithMetadata(RELEASE_METADATA_KEY)) {
+      this.setMetadata(id, RELEASE_METADATA_KEY, deployment.metadata(id, RELEASE_METADATA_KEY));
+    }
+  }
+
+  /** Sets a top-level key of a resource's metadata, which cfn-get-metadata reads. */
+  public setMetadata(resource: string, key: string, value: unknown): void {
+    fs.mkdirSync(this.path('.harness/config/metadata'), { recursive: true });
+    fs.writeFileSync(this.path(`.harness/config/metadata/${resource}.${key}.json`), JSON.stringify(value));
+  }
+
+  private start(faults: readonly string[]): BootResult {
     this.bootCount += 1;
     const boot = this.bootCount;
     fs.writeFileSync(this.path('.harness/boot'), `${boot}\n`);
@@ -355,12 +391,17 @@ function parseSignal(call: Call): CfnSignal {
     return index >= 0 ? call.args[index + 1] : undefined;
   };
   const exitCode = option('-e', '--exit-code');
+  // The one argument that is neither an option nor an option's value.
+  const url = call.args.find(
+    (arg, i) => !arg.startsWith('-') && (i === 0 || !call.args[i - 1].startsWith('-')),
+  );
   return {
     at: call.at,
     stack: option('--stack'),
     resource: option('--resource'),
     region: option('--region'),
     exitCode: exitCode === undefined ? undefined : Number(exitCode),
+    ...(url === undefined ? {} : { url }),
   };
 }
 

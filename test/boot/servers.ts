@@ -39,8 +39,8 @@ function refId(value: unknown): string | undefined {
 }
 
 /** Synthesizes a stage and finds its SingleServer instance (stages 1-100). */
-export function singleServer(stage: UserStage): StageServer {
-  const { template } = synthStage(stage);
+export function singleServer(stage: UserStage, props: Parameters<typeof synthStage>[1] = {}): StageServer {
+  const { template } = synthStage(stage, props);
   const deployment = new FakeDeployment(template);
   const resources = (template.toJSON() as { Resources: Record<string, TemplateResource> }).Resources;
   const instances = deployment.idsOfType('AWS::EC2::Instance');

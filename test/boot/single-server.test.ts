@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import { UserStage } from '../../lib';
 import { BootResult, commandLines, describeBoot, Machine } from './harness';
 import { bootSuite, singleServer } from './servers';
+import { RELEASE_METADATA_KEY } from '../../lib/private/releases';
 import { FAKE_REGION } from './userdata';
 
 /**
@@ -28,7 +29,16 @@ function volumeId(stage: UserStage): string {
   return id;
 }
 
-/** Asserts a boot succeeded and told CloudFormation so exactly once, as its last act. */
+/** The handle URL of the release in the server's metadata, as cfn-get-metadata prints it. */
+function releaseHandle(stage: UserStage): string {
+  const s = server(stage);
+  return s.deployment.metadata(s.signalResource, RELEASE_METADATA_KEY).waitHandle;
+}
+
+/**
+ * Asserts a boot succeeded: it told the release's wait condition that the release is healthy, and
+ * the instance's creation policy, exactly once each, the instance last.
+ */
 function expectSuccess(stage: UserStage, result: BootResult): void {
   const s = server(stage);
   expect({
@@ -41,6 +51,7 @@ function expectSuccess(stage: UserStage, result: BootResult): void {
     log: '',
   });
   expect(result.signals).toEqual([
+    { at: expect.any(Number), exitCode: 0, url: releaseHandle(stage) },
     {
       at: expect.any(Number),
       stack: 'ScaleStages',
@@ -52,16 +63,23 @@ function expectSuccess(stage: UserStage, result: BootResult): void {
   expect(result.calls[result.calls.length - 1].command).toBe('cfn-signal');
 }
 
-/** Asserts a boot failed and sent one FAILURE signal before CloudFormation's timeout. */
+/**
+ * Asserts a boot failed and sent the instance one FAILURE signal before CloudFormation's timeout, as
+ * its last act; a release that ran and failed also told its wait condition.
+ */
 function expectFailureSignal(stage: UserStage, result: BootResult): void {
   const s = server(stage);
   expect(result.status).not.toBe(0);
-  expect(result.signals).toHaveLength(1);
-  const [signal] = result.signals;
+  const toInstance = result.signals.filter((signal) => signal.resource !== undefined);
+  expect(toInstance).toHaveLength(1);
+  const [signal] = toInstance;
   expect(signal).toMatchObject({ stack: 'ScaleStages', resource: s.signalResource, region: FAKE_REGION });
   expect(signal.exitCode).toBe(result.status);
   expect(signal.exitCode).toBeGreaterThan(0);
   expect(signal.at).toBeLessThan(s.signalTimeoutSeconds);
+  for (const toRelease of result.signals.filter((r) => r.url !== undefined)) {
+    expect(toRelease).toMatchObject({ url: releaseHandle(stage), exitCode: 1 });
+  }
   expect(result.calls[result.calls.length - 1].command).toBe('cfn-signal');
 }
 
@@ -158,9 +176,11 @@ test.each(STAGES)(
 test('stage 1 -> 10 in place: the new user data keeps the volume and moves the database before the app starts; without RDS (the sandbox has none) it signals FAILURE and leaves the data', () => {
   const machine = launch(UserStage.USERS_1);
   expectSuccess(UserStage.USERS_1, machine.boot(server(UserStage.USERS_1).userData.script));
-  // CloudFormation stops the instance, changes its user data and starts it (same instance).
+  // CloudFormation changes the instance's metadata, stops it, changes its user data and starts it (same
+  // instance).
   expect(server(UserStage.USERS_10).signalResource).toBe(server(UserStage.USERS_1).signalResource);
   expect(volumeId(UserStage.USERS_10)).toBe(volumeId(UserStage.USERS_1));
+  machine.update(server(UserStage.USERS_10).deployment);
   const upgrade = machine.boot(server(UserStage.USERS_10).userData.script);
   // The migration itself is tested against two real PostgreSQL servers in test/migration.test.ts;
   // here it reads the RDS secret, which the sandbox does not have, and the boot fails so that

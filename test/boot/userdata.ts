@@ -8,6 +8,7 @@ export const FAKE_REGION = 'us-east-1';
 interface Resource {
   readonly Type: string;
   readonly Properties?: Record<string, unknown>;
+  readonly Metadata?: Record<string, unknown>;
 }
 
 /** The user data a server receives, as EC2 hands it to cloud-init, and its parts. */
@@ -68,6 +69,9 @@ export class FakeDeployment {
         return this.resolve(resource.Properties?.SecretId);
       case 'AWS::S3::Bucket':
         return `${this.stackName}-${id}-${hex(id, 12)}`.toLowerCase();
+      case 'AWS::CloudFormation::WaitConditionHandle':
+        // Ref of a handle is the presigned S3 URL that cfn-signal sends the wait condition's signals to.
+        return `https://cloudformation-waitcondition-${FAKE_REGION}.s3.amazonaws.com/${id}-${hex(id, 8)}`;
       default:
         return `${id.toLowerCase()}-${hex(id, 8)}`;
     }
@@ -178,6 +182,20 @@ export class FakeDeployment {
       secrets.set(this.ref(id), value);
     }
     return secrets;
+  }
+
+  /** The resources whose metadata has `key`. */
+  public idsWithMetadata(key: string): string[] {
+    return Object.entries(this.resources)
+      .filter(([, resource]) => resource.Metadata?.[key] !== undefined)
+      .map(([id]) => id);
+  }
+
+  /** A top-level key of a resource's metadata, its fields resolved as cfn-get-metadata prints them. */
+  public metadata(id: string, key: string): Record<string, string> {
+    const value = this.resources[id]?.Metadata?.[key] as Record<string, unknown> | undefined;
+    if (!value) throw new Error(`${id} has no metadata key ${key}`);
+    return Object.fromEntries(Object.entries(value).map(([field, v]) => [field, this.resolve(v)]));
   }
 
   /** The user data of an EC2 instance, decoded. */

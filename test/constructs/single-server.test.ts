@@ -7,7 +7,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { IConstruct } from 'constructs';
 import { AppSource, SingleServer, StageNetwork } from '../../lib';
 import { estimatedBytes } from '../deploy-rules/template';
-import { cloudFrontPrefixListRef, networkStack, newApp, userDataScript } from '../helpers';
+import { cloudFrontPrefixListRef, networkStack, newApp, serverScript } from '../helpers';
 
 function build(props: Partial<ConstructorParameters<typeof SingleServer>[2]> = {}) {
   const { stack, vpc } = networkStack();
@@ -167,7 +167,7 @@ describe('SingleServer defaults', () => {
   });
 
   test('user data runs at every boot, mounts the volume, runs PostgreSQL and writes the environment', () => {
-    const script = userDataScript(template);
+    const script = serverScript(template);
     const raw = JSON.stringify(template.findResources('AWS::EC2::Instance'));
     expect(raw).toContain('[scripts-user, always]');
     expect(script).toContain('mkfs.xfs');
@@ -183,7 +183,7 @@ describe('SingleServer defaults', () => {
     template.hasResource('AWS::EC2::Instance', {
       CreationPolicy: { ResourceSignal: { Timeout: 'PT15M' } }, // Count defaults to 1
     });
-    const script = userDataScript(template);
+    const script = serverScript(template);
     expect(script).toMatch(
       /^#!\/bin\/bash\nfunction exitTrap\(\)\{\nexitCode=\$\?\n\/opt\/aws\/bin\/cfn-signal .*-e \$exitCode/,
     );
@@ -195,7 +195,7 @@ describe('SingleServer defaults', () => {
   });
 
   test('the rendered user data is valid bash', () => {
-    const script = userDataScript(template);
+    const script = serverScript(template);
     expect(() => execFileSync('bash', ['-n'], { input: script })).not.toThrow();
   });
 
@@ -238,7 +238,7 @@ describe('SingleServer overrides', () => {
   test('postgresMajorVersion picks the package on the box and the tools that later move the data', () => {
     const { stack, vpc } = networkStack();
     new SingleServer(stack, 'Server', { vpc, postgresMajorVersion: 15 });
-    expect(userDataScript(Template.fromStack(stack))).toContain("export PG_MAJOR='15' ");
+    expect(serverScript(Template.fromStack(stack))).toContain("export PG_MAJOR='15' ");
   });
 
   test('instance type, volume size and backup retention', () => {
@@ -266,7 +266,7 @@ describe('SingleServer overrides', () => {
     expect(server.localDatabaseRotation).toBeUndefined();
     expect(server.localDatabaseRotationFunction).toBeUndefined();
     template.resourceCountIs('AWS::EC2::Volume', 1);
-    const script = userDataScript(template);
+    const script = serverScript(template);
     expect(script).toContain('systemctl disable --now postgresql');
     expect(script).not.toContain('DATABASE_HOST');
   });
@@ -291,7 +291,7 @@ describe('SingleServer overrides', () => {
     });
     server.addEnvironment('LOG_LEVEL', 'debug');
     const template = Template.fromStack(stack);
-    const script = userDataScript(template);
+    const script = serverScript(template);
     expect(script).toMatch(/APP_PORT=8080\n/);
     expect(script).toMatch(/FEATURE_FLAGS=beta\n/);
     expect(script).toMatch(/LOG_LEVEL=debug\n/);
@@ -516,7 +516,7 @@ describe('SingleServer local database rotation', () => {
   });
 
   test('the scripts are not in the user data, which keeps its size', () => {
-    const script = userDataScript(template);
+    const script = serverScript(template);
     expect(script).not.toContain('ALTER ROLE :"user" WITH PASSWORD');
     expect(script).not.toContain('AWSPENDING');
   });

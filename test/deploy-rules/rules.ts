@@ -599,6 +599,66 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
     },
   },
   {
+    id: 'wait-condition-own-handle',
+    title:
+      'A wait condition refers by Ref to a handle of its own in the template, waits at most 43200 seconds, and is created after the instance whose metadata names its handle',
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudformation-waitcondition.html',
+      title: 'AWS::CloudFormation::WaitCondition (CloudFormation Template Reference)',
+    },
+    quote:
+      "Anytime you add a WaitCondition resource during a stack update, you must associate the wait condition with a new WaitConditionHandle resource. Don't reuse an old wait condition handle that has already been defined in the template.",
+    check: (t) => {
+      const out: string[] = [];
+      const handles = new Map<string, string>();
+      for (const [id, r] of resourcesOfType(t, 'AWS::CloudFormation::WaitCondition')) {
+        const handle = refTarget(t, props(r).Handle);
+        if (!handle || t.Resources[handle]?.Type !== 'AWS::CloudFormation::WaitConditionHandle') {
+          out.push(`${id}: Handle is not a Ref to a WaitConditionHandle of this template`);
+          continue;
+        }
+        if (handles.has(handle)) out.push(`${id} shares handle ${handle} with ${handles.get(handle)}`);
+        handles.set(handle, id);
+        const timeout = Number(str(props(r).Timeout));
+        if (!(timeout > 0 && timeout <= 43200)) out.push(`${id}: Timeout must be 1 to 43200 seconds`);
+        // The signaller: a resource whose metadata hands it this handle. The wait starts after its update.
+        for (const [signaller, s] of Object.entries(t.Resources)) {
+          if (!JSON.stringify(s.Metadata ?? {}).includes(`"Ref":"${handle}"`)) continue;
+          if (!dependsOn(t, id, signaller))
+            out.push(`${id} does not depend on ${signaller}, which signals it`);
+        }
+      }
+      return out;
+    },
+  },
+  {
+    id: 'cfn-hup-hook-path-exists',
+    title: "A cfn-hup hook's path names a metadata key that its resource has",
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/cfn-hup.html',
+      title: 'cfn-hup (CloudFormation Template Reference)',
+    },
+    quote:
+      'The cfn-hup helper is a daemon that detects changes in resource metadata and runs user-specified actions when a change is detected.',
+    check: (t) => {
+      const out: string[] = [];
+      for (const [id, r] of Object.entries(t.Resources)) {
+        const text = renderText(userDataOf(t, r));
+        for (const [, resource, key] of text.matchAll(
+          /^path=Resources\.([A-Za-z0-9]+)\.Metadata\.(\S+)$/gm,
+        )) {
+          const metadata = t.Resources[resource]?.Metadata;
+          if (!metadata || metadata[key] === undefined) {
+            out.push(
+              `${id}: a cfn-hup hook watches Resources.${resource}.Metadata.${key}, which the template does not have`,
+            );
+          }
+        }
+      }
+      return out;
+    },
+  },
+  {
     id: 'cfn-signal-targets-resource',
     title:
       'A resource that waits for signals must boot user data that runs cfn-signal for its own stack and id',

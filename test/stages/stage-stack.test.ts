@@ -7,7 +7,7 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import { AppSource, StageStack, UserStage } from '../../lib';
 import { scriptWithoutComments } from '../../lib/private/assets';
 import { POSTGRES_VERSIONS } from '../../lib/stages/stage-table';
-import { CDK_JSON_CONTEXT, cloudFrontPrefixListRef, newApp, synthStage, userDataScript } from '../helpers';
+import { CDK_JSON_CONTEXT, cloudFrontPrefixListRef, newApp, synthStage, serverScript } from '../helpers';
 
 describe('stage 1', () => {
   const { stack, template } = synthStage(UserStage.USERS_1);
@@ -18,7 +18,7 @@ describe('stage 1', () => {
     template.resourceCountIs('AWS::RDS::DBInstance', 0);
     template.resourceCountIs('AWS::EC2::NatGateway', 0);
     template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 0);
-    expect(userDataScript(template)).toContain('postgresql${PG_MAJOR}-server');
+    expect(serverScript(template)).toContain('postgresql${PG_MAJOR}-server');
     expect(stack.server).toBeDefined();
     expect(stack.database).toBeUndefined();
   });
@@ -83,7 +83,7 @@ describe('stage 10', () => {
   const { stack, template } = synthStage(UserStage.USERS_10);
 
   test('the server moves the stage-1 database into RDS at boot, after writing the environment and before the app', () => {
-    const script = userDataScript(template);
+    const script = serverScript(template);
     const blob = /bash -c "\$\(echo '([A-Za-z0-9+/=]+)' \| base64 -d \| gunzip\)"/.exec(script)![1];
     expect(zlib.gunzipSync(Buffer.from(blob, 'base64')).toString()).toBe(
       scriptWithoutComments('scripts/migrate-local-database.sh'),
@@ -116,7 +116,7 @@ describe('stage 10', () => {
   test('the server stays, without its local database, and keeps its data volume for the migration', () => {
     template.resourceCountIs('AWS::EC2::Instance', 1);
     template.resourceCountIs('AWS::EC2::Volume', 1);
-    const script = userDataScript(template);
+    const script = serverScript(template);
     expect(script).toContain('systemctl disable --now postgresql');
     expect(script).not.toContain('initdb');
     expect(script).toMatch(/DATABASE_NAME=app\nDATABASE_PORT=TOKEN\nDATABASE_SECRET_ARN=TOKEN\n/);
@@ -155,7 +155,7 @@ describe('stage 100', () => {
   const { stack, template } = synthStage(UserStage.USERS_100);
 
   test('a stage-1 stack deployed straight to stage 100 moves its database the same way', () => {
-    expect(userDataScript(template)).toBe(userDataScript(synthStage(UserStage.USERS_10).template));
+    expect(serverScript(template)).toBe(serverScript(synthStage(UserStage.USERS_10).template));
   });
 
   test('the web client moves to S3 behind CloudFront; the server keeps the API behind the same distribution', () => {
@@ -624,10 +624,10 @@ test("the stage table pins both PostgreSQL majors, the server's no newer than RD
   expect(POSTGRES_VERSIONS.rds.postgresMajorVersion).toBe('17');
   expect(POSTGRES_VERSIONS.server).toBeLessThanOrEqual(Number(POSTGRES_VERSIONS.rds.postgresMajorVersion));
   const stage1 = synthStage(UserStage.USERS_1).template;
-  expect(userDataScript(stage1)).toContain("export PG_MAJOR='16' ");
+  expect(serverScript(stage1)).toContain("export PG_MAJOR='16' ");
   const stage10 = synthStage(UserStage.USERS_10).template;
   stage10.hasResourceProperties('AWS::RDS::DBInstance', { EngineVersion: '17' });
-  expect(userDataScript(stage10)).toContain("export PG_MAJOR='16' DATABASE_CA_FILE=");
+  expect(serverScript(stage10)).toContain("export PG_MAJOR='16' DATABASE_CA_FILE=");
 });
 
 describe('StageStack props', () => {
@@ -734,7 +734,7 @@ describe('StageStack props', () => {
     const { template } = synthStage(UserStage.USERS_1, {
       app: AppSource.fromCommands(['/opt/myapp/start'], { port: 8080 }),
     });
-    const script = userDataScript(template);
+    const script = serverScript(template);
     expect(script).toContain('/opt/myapp/start');
     template.hasResourceProperties('AWS::CloudFront::Distribution', {
       DistributionConfig: Match.objectLike({

@@ -37,4 +37,10 @@ done
 unset HARNESS_SYSTEM
 
 script=/var/lib/cloud/instance/scripts/part-001
+# Machine.run: a command on the running instance instead of the user data.
+if [ -f "$H/exec" ]; then
+  command=$(< "$H/exec")
+  rm -f "$H/exec"
+  exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin LANG=C.UTF-8 bash -c "$command"
+fi
 exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin LANG=C.UTF-8 "$script"
