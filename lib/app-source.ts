@@ -93,8 +93,8 @@ export class AppSource {
    * Shell commands that install and start the app; they run as root with the app's environment
    * variables exported.
    *
-   * The commands must be idempotent: a `SingleServer` runs them at every boot so that an in-place
-   * upgrade (which stops the server, changes its user data and starts it) takes effect.
+   * The commands must be idempotent: a `SingleServer` runs them at every boot and again for each
+   * release, on the running machine (docs/releases.md).
    */
   public static fromCommands(commands: string[], options: AppSourceOptions = {}): AppSource {
     if (commands.length === 0) {

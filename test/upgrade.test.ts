@@ -615,3 +615,14 @@ describe('upgrading stacks deployed from release 0.5.0 (stages 1 to 10m)', () =>
     },
   );
 });
+
+describe('upgrading stacks deployed from release 0.7.0 (stages 1 to 10m)', () => {
+  upgradesFromRelease('0.7.0');
+
+  test.each(releaseStages('0.7.0'))(
+    '%s, same stage: up to 100 the app becomes a release in place; from 1k nothing changes',
+    (stage) => {
+      expect(sameStageChanges('0.7.0', stage).sort()).toEqual(releasesInPlace(stage).sort());
+    },
+  );
+});
