@@ -328,6 +328,20 @@ describe('each rule reports a template broken on purpose', () => {
     ]);
   });
 
+  broken('rolling-update-pause-time: a 2-hour pause, and one shorter than the boot and bake', () => {
+    const { t, context } = copyOf(UserStage.USERS_1K);
+    const [asg, a] = only(t, 'AWS::AutoScaling::AutoScalingGroup');
+    const rolling = a.UpdatePolicy!.AutoScalingRollingUpdate as JsonObject;
+    rolling.PauseTime = 'PT2H';
+    expect(rule('rolling-update-pause-time').check(t, context)).toEqual([
+      `${asg}: PauseTime PT2H is over an hour`,
+    ]);
+    rolling.PauseTime = 'PT20M';
+    expect(rule('rolling-update-pause-time').check(t, context)).toEqual([
+      `${asg}: PauseTime 20 minutes is less than 15 minutes of boot and the 10-minute bake`,
+    ]);
+  });
+
   broken('cfn-signal-targets-resource: user data that signals another resource and another stack', () => {
     const { t, context } = copyOf(UserStage.USERS_1K);
     const [asg] = only(t, 'AWS::AutoScaling::AutoScalingGroup');

@@ -1,6 +1,6 @@
 import { fullDiff, ResourceImpact } from '@aws-cdk/cloudformation-diff';
 import { UserStage } from '../lib';
-import { BUILT_STAGES } from '../lib/stages/stage-table';
+import { atLeast, BUILT_STAGES } from '../lib/stages/stage-table';
 import { releaseFixture as fixtureOf, releaseStages, synthStage } from './helpers';
 import { dataLossOnUpgrade, vpcOriginsUpdatedInPlace } from './upgrade-check';
 
@@ -63,18 +63,35 @@ function waitForHandlerLogGroups(stage: UserStage): string[] {
 }
 
 /**
- * From 0.8.0 the single server (stages 1 to 100) takes its app as a release in its metadata, applied in
- * place by cfn-hup: its user data changes once (stop and start, as any user data change), its role may
- * read its own stack's resource (cfn-get-metadata), and the release's wait condition and handle are new.
+ * What release 0.8.0 changes in a stack of an earlier release. The single server (stages 1 to 100) takes
+ * its app as a release in its metadata, applied in place by cfn-hup: its user data changes once (stop and
+ * start, as any user data change), its role may read its own stack's resource (cfn-get-metadata), and the
+ * release's wait condition and handle are new. The fleet bakes each release before its servers signal:
+ * new launch template user data (the workers' too, from 1m: the health wait runs in a subshell now), and
+ * its role may read the two alarms it watches.
  */
 function releasesInPlace(stage: UserStage): string[] {
-  if (!hasSingleServer(stage)) return [];
+  if (!hasSingleServer(stage)) {
+    const workers = atLeast(stage, UserStage.USERS_1M) ? 2 : 1;
+    return [
+      'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
+      ...Array<string>(workers).fill('WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData'),
+    ];
+  }
   return [
     'MAY_REPLACE AWS::EC2::Instance UserData',
     'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
     'WILL_CREATE AWS::CloudFormation::WaitCondition ',
     'WILL_CREATE AWS::CloudFormation::WaitConditionHandle ',
   ];
+}
+
+/** Two lists of changes as one: a resource that both change counts once (the most either lists). */
+function union(a: string[], b: string[]): string[] {
+  const count = (list: string[], line: string) => list.filter((l) => l === line).length;
+  return [...new Set([...a, ...b])].flatMap((line) =>
+    Array<string>(Math.max(count(a, line), count(b, line))).fill(line),
+  );
 }
 
 /** `<impact> <type> <changed properties>` for each resource a release's stack changes at its own stage. */
@@ -540,14 +557,14 @@ describe('upgrading stacks deployed from release 0.3.0 (no stage guard, no uploa
       });
       // The demo app learned direct uploads (stage 1m), so its servers' user data changed: the
       // single server is stopped and started, the fleet rolls one server at a time.
-      const userData = hasSingleServer(stage)
-        ? releasesInPlace(stage)
-        : [
-            'WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData',
-            ...movedToVpcOriginZones(
+      const userData = union(releasesInPlace(stage), [
+        ...(hasSingleServer(stage) ? [] : ['WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData']),
+        ...(hasSingleServer(stage)
+          ? []
+          : movedToVpcOriginZones(
               'WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier,MetricsCollection',
-            ),
-          ];
+            )),
+      ]);
       // Deploys of the web client (from stage 100) leave the pre-rendered pages alone, and wait for
       // their handler's log group (one change of the resource, listed here).
       if (stage !== UserStage.USERS_1 && stage !== UserStage.USERS_10) {
@@ -575,12 +592,12 @@ describe('upgrading stacks deployed from release 0.4.0 (stages 1 to 1m)', () => 
       const changed = sameStageChanges('0.4.0', stage);
       // The demo app asks whether its database is a replica (stage 10m), so the servers' user data
       // changed: the single server is stopped and started, the fleet rolls one server at a time.
-      const userData = hasSingleServer(stage)
-        ? releasesInPlace(stage)
-        : [
-            'WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData',
-            ...movedToVpcOriginZones('WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier'),
-          ];
+      const userData = union(releasesInPlace(stage), [
+        ...(hasSingleServer(stage) ? [] : ['WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData']),
+        ...(hasSingleServer(stage)
+          ? []
+          : movedToVpcOriginZones('WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier')),
+      ]);
       // At 1m the "at capacity" alarm becomes "time for stage 10m": a new name, so a new alarm.
       const advice =
         stage === UserStage.USERS_1M
@@ -603,7 +620,7 @@ describe('upgrading stacks deployed from release 0.5.0 (stages 1 to 10m)', () =>
   upgradesFromRelease('0.5.0');
 
   test.each(releaseStages('0.5.0'))(
-    '%s, same stage: from 1k the load balancer and its fleet move to subnets named by zone ID; up to 100 the app becomes a release in place',
+    '%s, same stage: from 1k the load balancer and its fleet move to subnets named by zone ID; the app becomes a release',
     (stage) => {
       const changed = sameStageChanges('0.5.0', stage);
       const moved = hasSingleServer(stage)
@@ -620,9 +637,11 @@ describe('upgrading stacks deployed from release 0.7.0 (stages 1 to 10m)', () =>
   upgradesFromRelease('0.7.0');
 
   test.each(releaseStages('0.7.0'))(
-    '%s, same stage: up to 100 the app becomes a release in place; from 1k nothing changes',
+    '%s, same stage: up to 100 the app becomes a release in place; from 1k the fleet bakes each release',
     (stage) => {
-      expect(sameStageChanges('0.7.0', stage).sort()).toEqual(releasesInPlace(stage).sort());
+      // The bake lengthens the fleet's signal timeout: its UpdatePolicy and CreationPolicy, no property.
+      const group = hasSingleServer(stage) ? [] : ['WILL_UPDATE AWS::AutoScaling::AutoScalingGroup '];
+      expect(sameStageChanges('0.7.0', stage).sort()).toEqual([...releasesInPlace(stage), ...group].sort());
     },
   );
 });

@@ -1,4 +1,5 @@
-import { Annotations, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib/core';
+import { Annotations, Duration, Lazy, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib/core';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -10,6 +11,7 @@ import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
+import { compressedShellScript } from '../private/assets';
 import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { logBucket } from '../private/buckets';
 import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
@@ -102,6 +104,16 @@ export interface LoadBalancedTierProps {
    */
   readonly healthCheckGracePeriod?: Duration;
   /**
+   * How long each new server of a release keeps watching before it tells CloudFormation the release
+   * is good: its app's health check, and the alarms given to `watchDuringReleases` (`StageOperations`
+   * gives the fleet's 5xx and unhealthy-host alarms). A miss, or one of them going into ALARM, rolls the
+   * release back. Each batch of a rolling update takes this much longer, and so does the first deploy.
+   * `Duration.minutes(0)` signals as soon as the app is healthy.
+   *
+   * @default Duration.minutes(10): long enough for the 5xx alarm's two 5-minute periods
+   */
+  readonly releaseBakeTime?: Duration;
+  /**
    * The load balancer's certificate. With one, the load balancer serves HTTPS on 443 (and, when
    * internet-facing, redirects HTTP to it); without one it serves plain HTTP on 80 and warns.
    *
@@ -169,6 +181,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
   public readonly grantPrincipal: iam.IPrincipal;
 
   private readonly environment: AppEnvironment;
+  private readonly releaseAlarms: cloudwatch.IAlarm[] = [];
   private readonly lbSecurityGroup: ec2.SecurityGroup;
   private readonly lbPeer: ec2.IPeer;
   private readonly https: boolean;
@@ -215,6 +228,16 @@ export class LoadBalancedTier extends Construct implements IAppTier {
     if (gracePeriod.toSeconds() < 60 || gracePeriod.toSeconds() > 3600) {
       throw new ScaleStagesError(
         `healthCheckGracePeriod must be from 1 to 60 minutes (time to boot and start the app); got ${gracePeriod.toHumanString()}.`,
+        this,
+      );
+    }
+    const bake = props.releaseBakeTime ?? Duration.minutes(10);
+    if (
+      !Token.isUnresolved(bake.toSeconds()) &&
+      (bake.toSeconds() < 0 || bake.toMinutes({ integral: false }) > 45)
+    ) {
+      throw new ScaleStagesError(
+        `releaseBakeTime must be from 0 to 45 minutes (a server's boot and bake must fit the rolling update's one-hour signal timeout); got ${bake.toHumanString()}.`,
         this,
       );
     }
@@ -274,6 +297,11 @@ export class LoadBalancedTier extends Construct implements IAppTier {
         gracePeriod,
       }),
       minInstancesInService: this.minCapacity,
+      afterApp: [
+        `export RELEASE_BAKE_SECONDS='${bake.toSeconds()}' AWS_REGION='${Stack.of(this).region}' RELEASE_ALARMS="${Lazy.string({ produce: () => this.releaseAlarms.map((a) => a.alarmName).join(' ') })}"`,
+        compressedShellScript('scripts/release-bake.sh'),
+      ],
+      signalTimeout: Duration.minutes(15).plus(bake),
       // StageOperations reads how many servers the group wants, to tell when the fleet is at its maximum.
       groupMetrics: [
         new autoscaling.GroupMetrics(
@@ -336,6 +364,20 @@ export class LoadBalancedTier extends Construct implements IAppTier {
     this.autoScalingGroup.scaleOnRequestCount('Requests', { targetRequestsPerMinute: targetRequests });
 
     this.environment.addAll(props.environment ?? {});
+  }
+
+  /**
+   * Alarms that each new server of a release watches during `releaseBakeTime`: one going into ALARM
+   * rolls the release back. The servers may read these alarms' states, and nothing else.
+   */
+  public watchDuringReleases(...alarms: cloudwatch.IAlarm[]): void {
+    this.releaseAlarms.push(...alarms);
+    this.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['cloudwatch:DescribeAlarms'],
+        resources: alarms.map((a) => a.alarmArn),
+      }),
+    );
   }
 
   /** Hands one environment variable to the app on every server. */

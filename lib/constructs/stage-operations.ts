@@ -267,7 +267,7 @@ export class StageOperations extends Construct {
       statistic: 'Maximum',
       period: five,
     });
-    this.addHealthAlarm('Fleet5xx', {
+    const fiveXx = this.addHealthAlarm('Fleet5xx', {
       metric: errors,
       threshold: 10,
       evaluationPeriods: 2,
@@ -280,12 +280,14 @@ export class StageOperations extends Construct {
       evaluationPeriods: 3,
       description: 'The slowest 1% of requests have taken 2 seconds or more for 15 minutes.',
     });
-    this.addHealthAlarm('FleetUnhealthy', {
+    const unhealthyHosts = this.addHealthAlarm('FleetUnhealthy', {
       metric: unhealthy,
       threshold: 1,
       evaluationPeriods: 5,
       description: 'A server has failed its load balancer health check for 5 minutes.',
     });
+    // A release whose new servers make either go off rolls back (LoadBalancedTier releaseBakeTime).
+    web.watchDuringReleases(fiveXx, unhealthyHosts);
     this.addOutgrowSignal('FleetAtMax', {
       metric: servers,
       threshold: maxCapacity,

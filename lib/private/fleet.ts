@@ -34,6 +34,15 @@ export interface ServerFleetProps {
   readonly minInstancesInService: number;
   /** Metrics of the group that CloudWatch collects, for scaling on them. */
   readonly groupMetrics?: autoscaling.GroupMetrics[];
+  /** Commands a new server runs once its app is healthy, before it signals CloudFormation. */
+  readonly afterApp?: string[];
+  /**
+   * How long creation and each batch of a rolling update wait for a new server's signal: its boot and
+   * `afterApp`. At most an hour (AutoScalingRollingUpdate `PauseTime`).
+   *
+   * @default Duration.minutes(15)
+   */
+  readonly signalTimeout?: Duration;
 }
 
 /** A fleet of app servers, and where to add to its environment. */
@@ -84,12 +93,12 @@ export function serverFleet(scope: Construct, props: ServerFleetProps): ServerFl
     maxCapacity: props.maxCapacity,
     healthChecks: props.healthChecks,
     groupMetrics: props.groupMetrics,
-    signals: autoscaling.Signals.waitForMinCapacity({ timeout: Duration.minutes(15) }),
+    signals: autoscaling.Signals.waitForMinCapacity({ timeout: props.signalTimeout ?? Duration.minutes(15) }),
     updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
       maxBatchSize: 1,
       minInstancesInService: props.minInstancesInService,
       waitOnResourceSignals: true,
-      pauseTime: Duration.minutes(15),
+      pauseTime: props.signalTimeout ?? Duration.minutes(15),
     }),
   });
   // The launch template is drawn in the fleet: it holds the servers' type, security group and role.
@@ -105,7 +114,11 @@ export function serverFleet(scope: Construct, props: ServerFleetProps): ServerFl
   // The environment file is written lazily, so variables added later still reach it.
   bindApp(scope, props.app, environment, role);
   checkUserDataSize(launchTemplate, userData);
-  userData.addCommands(...prepareServerCommands(), ...startAppCommands(environment, props.app));
+  userData.addCommands(
+    ...prepareServerCommands(),
+    ...startAppCommands(environment, props.app),
+    ...(props.afterApp ?? []),
+  );
   userData.addSignalOnExitCommand(autoScalingGroup);
   return { autoScalingGroup, launchTemplate, role, securityGroup, environment };
 }

@@ -114,7 +114,8 @@ export function startAppCommands(
     ...releasePhaseCommands(app),
     ...app.startCommands,
     `export APP_HEALTH_URL='http://127.0.0.1:${app.port}${app.healthCheckPath}'`,
-    readAsset('scripts/wait-for-app.sh'),
+    // In a subshell: its `exit` ends the wait, not the commands that follow.
+    `(\n${readAsset('scripts/wait-for-app.sh')})`,
   ];
 }
 

@@ -20,9 +20,10 @@ function expectSignal(stage: UserStage, result: BootResult, success: boolean): v
   expectFleetSignal(server(stage), result, success);
 }
 
-test.each(STAGES)('stage %s: the fleet signals its Auto Scaling group, within 15 minutes', (stage) => {
+test.each(STAGES)('stage %s: the fleet signals its Auto Scaling group, within 25 minutes', (stage) => {
   expect(server(stage).signalResource).toMatch(/ASG/);
-  expect(server(stage).signalTimeoutSeconds).toBe(15 * 60);
+  // 15 minutes to boot and start the app, and the release's 10-minute bake.
+  expect(server(stage).signalTimeoutSeconds).toBe(25 * 60);
   expect(server(stage).userData.script.startsWith('#!/bin/bash\n')).toBe(true);
 });
 
@@ -50,7 +51,7 @@ test.each(STAGES)('stage %s: running the user data again changes nothing and sig
 test('stage 100k: the cache AUTH token reaches the app as a root-only credential file', () => {
   const { machine, result } = bootNew(UserStage.USERS_100K);
   expectSignal(UserStage.USERS_100K, result, true);
-  expect(commandLines(result, 'aws')).toEqual([
+  expect(commandLines(result, 'aws').filter((line) => line.includes('secretsmanager'))).toEqual([
     expect.stringMatching(
       /^aws secretsmanager get-secret-value --secret-id arn:aws:secretsmanager:\S+ --query SecretString --output text$/,
     ),
@@ -78,3 +79,43 @@ test('stage 100k: signals FAILURE when the cache secret cannot be read', () => {
   expectSignal(UserStage.USERS_100K, result, false);
   expect(commandLines(result, 'systemctl')).not.toContain('systemctl restart scale-stages-app');
 });
+
+/** The name CloudFormation gives the stage's alarm `id` (Fleet5xx, FleetUnhealthy). */
+function alarmName(stage: UserStage, id: string): string {
+  const { deployment } = server(stage);
+  const [alarm] = deployment
+    .idsOfType('AWS::CloudWatch::Alarm')
+    .filter((a) => a.startsWith(`Operations${id}`));
+  return deployment.ref(alarm);
+}
+
+test.each(STAGES)(
+  'stage %s: a new server bakes its release for 10 minutes, watching the fleet alarms, before it signals success',
+  (stage) => {
+    const { result } = bootNew(stage);
+    expectSignal(stage, result, true);
+    const watched = commandLines(result, 'aws').filter((line) =>
+      line.startsWith('aws cloudwatch describe-alarms'),
+    );
+    expect(watched).toHaveLength(20);
+    expect(watched[0]).toContain(
+      `--alarm-names ${alarmName(stage, 'Fleet5xx')} ${alarmName(stage, 'FleetUnhealthy')} --state-value ALARM`,
+    );
+    expect(result.signals[0].at).toBeGreaterThanOrEqual(600);
+    expect(result.stdout).toContain('release bake: the release stayed healthy for 600 s');
+  },
+);
+
+test.each(STAGES)(
+  'stage %s: a fleet alarm going off during the bake fails the new server, so the release rolls back',
+  (stage) => {
+    const { result } = bootNew(stage, [`alarm-fired:${alarmName(stage, 'Fleet5xx')}`]);
+    expectSignal(stage, result, false);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `release bake: alarm ${alarmName(stage, 'Fleet5xx')} went into ALARM at \\S+, during the bake; the release rolls back`,
+      ),
+    );
+    expect(commandLines(result, 'aws').filter((line) => line.startsWith('aws cloudwatch'))).toHaveLength(1);
+  },
+);

@@ -3,7 +3,9 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import { AppSource, LoadBalancedTier, StageNetwork } from '../../lib';
 import { cloudFrontPrefixListRef, flattenJoin, newApp } from '../helpers';
 
@@ -94,19 +96,21 @@ describe('LoadBalancedTier defaults', () => {
     });
   });
 
-  test('rolling updates one server at a time that keep the minimum and wait for healthy signals', () => {
+  test('rolling updates one server at a time that keep the minimum and wait for healthy signals, after the bake', () => {
+    // 15 minutes to boot and start the app, and the 10-minute bake of a release.
     template.hasResource('AWS::AutoScaling::AutoScalingGroup', {
       UpdatePolicy: {
         AutoScalingRollingUpdate: {
           MaxBatchSize: 1,
           MinInstancesInService: 2,
           WaitOnResourceSignals: true,
-          PauseTime: 'PT15M',
+          PauseTime: 'PT25M',
         },
         AutoScalingScheduledAction: Match.anyValue(),
       },
-      CreationPolicy: { ResourceSignal: { Count: 2, Timeout: 'PT15M' } },
+      CreationPolicy: { ResourceSignal: { Count: 2, Timeout: 'PT25M' } },
     });
+    expect(launchScript(template)).toContain(`export RELEASE_BAKE_SECONDS='600'`);
   });
 
   test('servers: Graviton t4g.small from a launch template with IMDSv2, an encrypted root and Session Manager', () => {
@@ -331,6 +335,42 @@ describe('LoadBalancedTier overrides', () => {
   });
 });
 
+describe('LoadBalancedTier releases', () => {
+  test('releaseBakeTime 0 signals as soon as the app is healthy', () => {
+    const { template } = build({ releaseBakeTime: Duration.minutes(0) });
+    template.hasResource('AWS::AutoScaling::AutoScalingGroup', {
+      UpdatePolicy: { AutoScalingRollingUpdate: Match.objectLike({ PauseTime: 'PT15M' }) },
+    });
+    expect(launchScript(template)).toContain(`export RELEASE_BAKE_SECONDS='0'`);
+  });
+
+  test('the servers watch the alarms given to watchDuringReleases, and may read those alarms only', () => {
+    const { stack, vpc } = stackWithNetwork();
+    const web = new LoadBalancedTier(stack, 'Web', { vpc });
+    const alarm = new cloudwatch.Alarm(stack, 'Errors', {
+      metric: web.loadBalancer.metrics.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT),
+      threshold: 10,
+      evaluationPeriods: 2,
+    });
+    web.watchDuringReleases(alarm);
+    const template = Template.fromStack(stack);
+    expect(launchScript(template)).toContain('RELEASE_ALARMS="TOKEN"');
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Action: 'cloudwatch:DescribeAlarms',
+            Effect: 'Allow',
+            Resource: {
+              'Fn::GetAtt': [stack.getLogicalId(alarm.node.defaultChild as cloudwatch.CfnAlarm), 'Arn'],
+            },
+          },
+        ]),
+      },
+    });
+  });
+});
+
 describe('LoadBalancedTier origin header', () => {
   const { stack, vpc } = stackWithNetwork();
   const web = new LoadBalancedTier(stack, 'Web', { vpc });
@@ -444,6 +484,10 @@ describe('LoadBalancedTier validation', () => {
     [
       { healthCheckGracePeriod: Duration.seconds(30) },
       /healthCheckGracePeriod must be from 1 to 60 minutes.*got 30 seconds/,
+    ],
+    [
+      { releaseBakeTime: Duration.minutes(46) },
+      /releaseBakeTime must be from 0 to 45 minutes \(a server's boot and bake must fit the rolling update's one-hour signal timeout\); got 46 minutes/,
     ],
     [
       { logRetention: Duration.days(0) },

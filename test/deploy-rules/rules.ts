@@ -659,6 +659,36 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
     },
   },
   {
+    id: 'rolling-update-pause-time',
+    title:
+      "An Auto Scaling rolling update that waits for signals gives each batch at most an hour, and no less than the servers' boot and bake",
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-updatepolicy.html',
+      title: 'UpdatePolicy attribute (CloudFormation Template Reference)',
+    },
+    quote:
+      'If the PauseTime is exceeded before the Auto Scaling group receives the required number of signals, the update fails. The maximum PauseTime is one hour (PT1H).',
+    // The boot takes up to 15 minutes (wait-for-app.sh's 5, packages and the app's start), then the bake.
+    check: (t) => {
+      const out: string[] = [];
+      for (const [id, r] of resourcesOfType(t, 'AWS::AutoScaling::AutoScalingGroup')) {
+        const rolling = r.UpdatePolicy?.AutoScalingRollingUpdate;
+        if (!isObject(rolling ?? null) || bool((rolling as JsonObject).WaitOnResourceSignals) !== true)
+          continue;
+        const match = /^PT(?:(\d+)H)?(?:(\d+)M)?$/.exec(str((rolling as JsonObject).PauseTime) ?? '');
+        const minutes = match ? Number(match[1] ?? 0) * 60 + Number(match[2] ?? 0) : NaN;
+        const bake = Number(/RELEASE_BAKE_SECONDS='(\d+)'/.exec(renderText(userDataOf(t, r)))?.[1] ?? 0) / 60;
+        if (!(minutes <= 60))
+          out.push(`${id}: PauseTime ${str((rolling as JsonObject).PauseTime)} is over an hour`);
+        else if (minutes < 15 + bake)
+          out.push(
+            `${id}: PauseTime ${minutes} minutes is less than 15 minutes of boot and the ${bake}-minute bake`,
+          );
+      }
+      return out;
+    },
+  },
+  {
     id: 'cfn-signal-targets-resource',
     title:
       'A resource that waits for signals must boot user data that runs cfn-signal for its own stack and id',
