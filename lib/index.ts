@@ -21,3 +21,4 @@ export * from './stages/secondary-region-stack';
 export { ScaleStagesError, ScaleStagesErrors } from './private/errors';
 export * from './feature-flags';
 export * from './cost-estimate';
+export * from './composition/stage-pipeline';

@@ -240,7 +240,8 @@ describe('an app of your own, with the library installed from its packed tarball
     expect(manifest.dependencies[pkg.name]).toMatch(/^file:.*\.tgz$/);
   });
 
-  test("the app's stacks: the stage's two, the stage in its own VPC, stage 10m's three, and constructs used alone", () => {
+  test("the app's stacks: the stage's two, its pipeline, the stage in its own VPC, stage 10m's three, and constructs used alone", () => {
+    // The pipeline's stack, and the support stack in us-east-1 where its edge stack deploys.
     expect(stackNames(consumer)).toEqual([
       'Global',
       'Global-Edge',
@@ -251,7 +252,10 @@ describe('an app of your own, with the library installed from its packed tarball
       'Reports',
       'Shop',
       'Shop-Edge',
+      'ShopPipeline',
+      'cross-region-stack-111111111111_us-east-1',
     ]);
+    expect(resourceTypes(consumer, 'ShopPipeline')['AWS::CodePipeline::Pipeline']).toBe(1);
     expect(resourceTypes(consumer, 'Reports')).toMatchObject({
       'AWS::EC2::VPC': 1,
       'AWS::RDS::DBInstance': 1,

@@ -6,6 +6,7 @@ import {
   QueueWorkers,
   SeparatedDb,
   StageNetwork,
+  StagePipeline,
   StageStacks,
   TestedFeatureFlags,
   UserStage,
@@ -17,6 +18,19 @@ const app = new App({ context: TestedFeatureFlags.CONTEXT });
 // The whole blueprint of one stage: the `Shop` stack and, from stage 1k, `Shop-Edge` in us-east-1.
 // Move up one stage at a time: each deploy updates the same stacks in place.
 new StageStacks(app, 'Shop', { stage: UserStage.USERS_1K });
+
+// Stage 1k deployed on every push to your repository by a pipeline (CDK Pipelines), after a person
+// approves the release, into stacks of its own (ShopPipeline-Shop, ShopPipeline-Shop-Edge). The connection
+// is an AWS CodeConnections connection to your repository's host, created once in the console.
+new StagePipeline(app, 'ShopPipeline', {
+  env: { account: '111111111111', region: 'eu-west-1' },
+  repository: 'example/shop',
+  connectionArn:
+    'arn:aws:codeconnections:eu-west-1:111111111111:connection/abcd1234-ab12-cd34-ef56-abcdef123456',
+  deploy: { stage: UserStage.USERS_1K },
+  appName: 'Shop',
+  manualApproval: true,
+});
 
 // The same stage in a VPC your team already has: here one of your own stacks (ec2.Vpc.fromLookup finds
 // a deployed one). The tiers take its subnets by type; synth says what is missing if it lacks any.
