@@ -107,3 +107,27 @@ export async function startPostgres(options: PostgresOptions): Promise<PostgresS
   });
   return { child, port, socketDir: dir, caFile, log: () => log, stop: () => stop(child, 'SIGINT') };
 }
+
+/**
+ * Runs `sql` with psql as the superuser over the server's Unix socket, in `database`, and returns its
+ * unaligned, tuples-only output; a failure throws with psql's error (kept out of the test log).
+ */
+export function psqlAsAdmin(server: PostgresServer, sql: string, database = 'postgres'): string {
+  return execFileSync(
+    'psql',
+    [
+      '-XqAt',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      server.socketDir,
+      '-p',
+      String(server.port),
+      '-U',
+      'postgres',
+      '-d',
+      database,
+    ],
+    { input: sql, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+}

@@ -9,8 +9,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { removeTempDirs, stubAwsCli, tempDir } from './demo-app-helpers';
-import { PostgresServer, startPostgres } from './postgres-server';
-import { execFileSync } from 'child_process';
+import { PostgresServer, psqlAsAdmin, startPostgres } from './postgres-server';
 
 const SCRIPT = path.join(__dirname, '..', 'assets', 'scripts', 'run-migrations.sh');
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:DatabaseSecret-AbCdEf';
@@ -40,25 +39,9 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-/** psql as the admin over the Unix socket, in the app's database once it exists. */
+/** psql as the admin, in the app's database once it exists. */
 function admin(sql: string, database = 'postgres'): string {
-  return execFileSync(
-    'psql',
-    [
-      '-XqAt',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-h',
-      db.socketDir,
-      '-p',
-      String(db.port),
-      '-U',
-      'postgres',
-      '-d',
-      database,
-    ],
-    { input: sql, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] },
-  ).trim();
+  return psqlAsAdmin(db, sql, database).trim();
 }
 
 interface Run {

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import { createRequire } from 'module';
 import * as path from 'path';
 import { removeTempDirs, tempDir } from '../demo-app-helpers';
-import { PostgresServer, startPostgres } from '../postgres-server';
+import { PostgresServer, psqlAsAdmin, startPostgres } from '../postgres-server';
 import { AwsError, FakeSecretsManager } from './fake-secrets-manager';
 
 // Real servers start and answer here: a timeout that fits a busy 2-core machine, not jest's 5 s.
@@ -426,26 +426,7 @@ describe('set-password.sh and test-password.sh against a real PostgreSQL', () =>
   const adminPsql = () => `psql -h ${db.socketDir} -p ${db.port} -U postgres`;
 
   function admin(sql: string): string {
-    return execFileSync(
-      'psql',
-      [
-        '-X',
-        '-q',
-        '-At',
-        '-h',
-        db.socketDir,
-        '-p',
-        String(db.port),
-        '-U',
-        'postgres',
-        '-d',
-        'postgres',
-        '-c',
-        sql,
-      ],
-      // psql's error goes into the thrown error, not the test log.
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    return psqlAsAdmin(db, sql);
   }
 
   /** Runs one command line as the SSM agent would (a shell), with the stub aws first on PATH. */
