@@ -1,7 +1,9 @@
-import { Stack, StackProps, Stage, Token } from 'aws-cdk-lib/core';
+import { Stack, StackProps, Stage, Token, Validations } from 'aws-cdk-lib/core';
 import * as pipelines from 'aws-cdk-lib/pipelines';
 import { Construct } from 'constructs';
+import { contentBucket, logBucket } from '../private/buckets';
 import { ScaleStagesError } from '../private/errors';
+import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { StageStacks } from './stage-stacks';
 import { StageStacksProps } from './stage-stacks-props';
 
@@ -77,6 +79,12 @@ export class StagePipeline extends Stack {
         input: source,
         commands: props.synthCommands ?? ['npm ci', 'npx cdk synth'],
       }),
+      // Versioned, encrypted, TLS only, with access logs, as the stages' buckets are.
+      artifactBucket: contentBucket(this, 'Artifacts', {
+        logs: logBucket(this, 90),
+        logPrefix: 'artifacts/',
+        noncurrentVersionDays: 30,
+      }),
     });
     // No environment of its own: the stage's primary stays environment-agnostic, as the CLI deploys it
     // (an explicit region would name zones literally, and look them up with credentials at synth).
@@ -86,5 +94,19 @@ export class StagePipeline extends Stack {
     this.pipeline.addStage(deployment, {
       pre: props.manualApproval ? [new pipelines.ManualApprovalStep('Approve')] : [],
     });
+    acknowledgeNist80053R5(this);
+    acknowledgePipelineBuilds(this.pipeline);
   }
+}
+
+/**
+ * CDK Pipelines' builds keep nothing but the synthesized app, in the artifact bucket, which encrypts it;
+ * cdk-nag asks each CodeBuild project for a KMS key of its own (AwsSolutions-CB4).
+ */
+function acknowledgePipelineBuilds(pipeline: pipelines.CodePipeline): void {
+  Validations.of(pipeline).acknowledge({
+    id: 'AwsSolutions-CB4',
+    reason:
+      'The builds keep nothing but the synthesized app, in the artifact bucket, which encrypts it (S3-managed keys).',
+  });
 }

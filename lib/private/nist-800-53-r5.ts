@@ -232,7 +232,8 @@ function hasEdgeWebAcl(stack: Stack): boolean {
  */
 export function acknowledgeNist80053R5(stack: Stack): void {
   for (const construct of stack.node.findAll()) {
-    if (!CfnResource.isCfnResource(construct)) continue;
+    // A stack's own resources: not those of stacks nested in it (a pipeline's stage), which acknowledge theirs.
+    if (!CfnResource.isCfnResource(construct) || Stack.of(construct) !== stack) continue;
     for (const { rule, reason, appliesTo } of NIST_800_53_R5_ACKNOWLEDGEMENTS) {
       if (appliesTo(construct, stack)) {
         Validations.of(construct).acknowledge({ id: `NIST.800.53.R5-${rule}`, reason });

@@ -5,7 +5,7 @@
  * stack names the CLI gives them.
  */
 import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { StagePipeline, StagePipelineProps, UserStage } from '../../lib';
 import { newApp } from '../helpers';
 
@@ -99,6 +99,14 @@ test("the pipeline's stacks are its own: none takes a name the CLI gives", () =>
     'ShopPipeline-ScaleStages-Edge',
     'ShopPipeline-ScaleStages-us-west-2',
   ]);
+});
+
+test('the artifact bucket is versioned, encrypted, TLS only, with access logs, as the stages buckets are', () => {
+  Template.fromStack(stage1k.stack).hasResourceProperties('AWS::S3::Bucket', {
+    VersioningConfiguration: { Status: 'Enabled' },
+    LoggingConfiguration: { LogFilePrefix: 'artifacts/', DestinationBucketName: Match.anyValue() },
+    BucketEncryption: Match.anyValue(),
+  });
 });
 
 test('the stage guard goes with the primary: the pipeline refuses what the CLI would refuse', () => {
