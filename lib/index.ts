@@ -22,3 +22,4 @@ export { ScaleStagesError, ScaleStagesErrors } from './private/errors';
 export * from './feature-flags';
 export * from './cost-estimate';
 export * from './composition/stage-pipeline';
+export * from './constructs/denormalized-store';

@@ -1,5 +1,6 @@
 import { Duration, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib/core';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -9,6 +10,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { CachedTier } from './cached-tier';
+import { DenormalizedStore } from './denormalized-store';
 import { CrossRegionReplica } from './cross-region-replica';
 import { LoadBalancedTier } from './load-balanced-tier';
 import { QueueWorkers } from './queue-workers';
@@ -389,6 +391,52 @@ export class StageOperations extends Construct {
       graph('Cache memory (%)', [memory]),
       graph('Cache engine CPU (%)', [metric('EngineCPUUtilization', 'Average')]),
     );
+  }
+
+  /**
+   * The denormalized store: requests DynamoDB throttled, and its own errors (HTTP 500), each a health
+   * alarm; on demand, throttles mean traffic outgrew the table's partitions or a hot key.
+   */
+  public monitorStore(store: DenormalizedStore): void {
+    const five = Duration.minutes(5);
+    const throttles = new cloudwatch.MathExpression({
+      expression: 'reads + writes',
+      usingMetrics: {
+        reads: store.table.metric('ReadThrottleEvents', { statistic: 'Sum', period: five }),
+        writes: store.table.metric('WriteThrottleEvents', { statistic: 'Sum', period: five }),
+      },
+      label: 'Throttled reads and writes',
+      period: five,
+    });
+    // The operations an app uses: an alarm's math expression takes at most 10 metrics.
+    const { Operation } = dynamodb;
+    const errors = store.table.metricSystemErrorsForOperations({
+      operations: [
+        Operation.GET_ITEM,
+        Operation.BATCH_GET_ITEM,
+        Operation.QUERY,
+        Operation.PUT_ITEM,
+        Operation.UPDATE_ITEM,
+        Operation.DELETE_ITEM,
+        Operation.BATCH_WRITE_ITEM,
+      ],
+      period: five,
+      statistic: 'Sum',
+    });
+    this.addHealthAlarm('StoreThrottles', {
+      metric: throttles,
+      threshold: 10,
+      evaluationPeriods: 2,
+      description:
+        'DynamoDB throttled 10 or more reads and writes of the store in each of two 5-minute periods.',
+    });
+    this.addHealthAlarm('StoreErrors', {
+      metric: errors,
+      threshold: 1,
+      evaluationPeriods: 1,
+      description: 'DynamoDB answered a request to the store with an internal error (HTTP 500).',
+    });
+    this.dashboard.addWidgets(graph('Store throttles and errors', [throttles, errors]));
   }
 
   /** The job queue: oldest job's age, jobs waiting, failed jobs in the dead-letter queue. */
