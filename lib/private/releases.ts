@@ -12,7 +12,7 @@ export const RELEASE_DIR = '/opt/scale-stages/release';
  * How long a deploy waits for a release to become healthy: cfn-hup's one-minute poll, the release phase,
  * the start commands and wait-for-app.sh's five minutes, and the previous release's restart on failure.
  */
-export const RELEASE_TIMEOUT = Duration.minutes(20);
+const RELEASE_TIMEOUT = Duration.minutes(20);
 
 /**
  * Makes the app of `instance` a release that a deploy swaps in place, without stopping the machine. The

@@ -1,4 +1,3 @@
-import * as path from 'path';
 import { Annotations, Validations } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,6 +7,7 @@ import type { AppSource } from '../app-source';
 import { AppEnvironment, ENV_FILE } from './app-environment';
 import { compressedShellScript, readAsset } from './assets';
 import { downloadRdsCaCommand, RDS_CA_FILE } from './rds-ca';
+import { RELEASE_DIR } from './releases';
 import { ScaleStagesError } from './errors';
 
 /** Whether an instance type runs on AWS Graviton (ARM). */
@@ -119,8 +119,8 @@ export function startAppCommands(
   ];
 }
 
-/** Where a server keeps the release phase's commands (`AppSource` `migrations`). */
-export const MIGRATE_SCRIPT = '/opt/scale-stages/release/migrate.sh';
+/** Where a server keeps the release phase's commands (`AppSource` `migrations`), beside its releases. */
+export const MIGRATE_SCRIPT = `${RELEASE_DIR}/migrate.sh`;
 
 /**
  * The release phase (`AppSource` `migrations`): the PostgreSQL client, then the migrations, run once
@@ -132,7 +132,7 @@ function releasePhaseCommands(app: AppSource): string[] {
   return [
     'dnf install -y -q postgresql16',
     downloadRdsCaCommand('release phase'),
-    `mkdir -p ${path.posix.dirname(MIGRATE_SCRIPT)}`,
+    `mkdir -p ${RELEASE_DIR}`,
     `cat > ${MIGRATE_SCRIPT} <<'MIGRATE'\n${app.migrations.join('\n')}\nMIGRATE`,
     [
       `(set -a; . ${ENV_FILE}; set +a`,
@@ -163,10 +163,11 @@ export function bindApp(
   environment: AppEnvironment,
   grantee: iam.IGrantable,
 ): void {
-  if (app.containerImage && mutableTag(app.containerImage)) {
+  const movingTag = app.containerImage && mutableTag(app.containerImage);
+  if (movingTag) {
     Annotations.of(scope).addWarningV2(
       'cdk-scale-stages:mutableImageTag',
-      `container image '${app.containerImage}' is named by a tag that can move ('${mutableTag(app.containerImage)}'): pushing it again changes no template, so running servers keep the old image and only servers launched later get the new one. Name it by digest ('<repository>@sha256:<digest>') or by a tag you never push again ('shop:1.4.2').`,
+      `container image '${app.containerImage}' is named by a tag that can move ('${movingTag}'): pushing it again changes no template, so running servers keep the old image and only servers launched later get the new one. Name it by digest ('<repository>@sha256:<digest>') or by a tag you never push again ('shop:1.4.2').`,
     );
   }
   if (!app.assetPath) return;
