@@ -70,6 +70,7 @@ export class StagePipeline extends Stack {
         `StagePipeline env must name an account and a region, such as { account: '111111111111', region: 'eu-west-1' }: the pipeline deploys across regions (us-east-1 for the edge stack), which CodePipeline does only from a stack with an explicit account; got ${JSON.stringify(props.env ?? {})}.`,
       );
     }
+    checkSource(props);
     super(scope, id, props);
     const source = pipelines.CodePipelineSource.connection(props.repository, props.branch ?? 'main', {
       connectionArn: props.connectionArn,
@@ -109,4 +110,29 @@ function acknowledgePipelineBuilds(pipeline: pipelines.CodePipeline): void {
     reason:
       'The builds keep nothing but the synthesized app, in the artifact bucket, which encrypts it (S3-managed keys).',
   });
+}
+
+/** The repository, branch and connection name something CodeConnections can reach. */
+function checkSource(props: StagePipelineProps): void {
+  const literal = (value: string) => !Token.isUnresolved(value);
+  if (literal(props.repository) && !/^[\w.-]+\/[\w.-]+$/.test(props.repository)) {
+    throw new ScaleStagesError(
+      `StagePipeline repository must be 'owner/name', such as 'example/shop'; got '${props.repository}'.`,
+    );
+  }
+  if (
+    literal(props.connectionArn) &&
+    !/^arn:aws[\w-]*:(codeconnections|codestar-connections):[\w-]+:\d{12}:connection\/[\w-]+$/.test(
+      props.connectionArn,
+    )
+  ) {
+    throw new ScaleStagesError(
+      `StagePipeline connectionArn must be the ARN of an AWS CodeConnections connection, such as 'arn:aws:codeconnections:eu-west-1:111111111111:connection/<id>'; got '${props.connectionArn}'.`,
+    );
+  }
+  if (props.branch !== undefined && literal(props.branch) && !/^[^\s~^:?*[\\]+$/.test(props.branch)) {
+    throw new ScaleStagesError(
+      `StagePipeline branch must be a git branch name such as 'main'; got '${props.branch}'.`,
+    );
+  }
 }

@@ -1,8 +1,8 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib/core';
+import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib/core';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
-import { checkDays } from '../private/errors';
+import { checkDays, ScaleStagesError } from '../private/errors';
 import { markTier } from '../private/tiers';
 
 /** Properties of a `DenormalizedStore`. */
@@ -43,6 +43,14 @@ export class DenormalizedStore extends Construct {
     super(scope, id);
     const recoveryPeriod = props.recoveryPeriod ?? Duration.days(35);
     const recoveryDays = checkDays(this, 'recoveryPeriod', recoveryPeriod, 1, 35);
+    const ttl = props.timeToLiveAttribute ?? 'expiresAt';
+    // The keys are strings, and DynamoDB expires an item by a Number attribute only.
+    if (!Token.isUnresolved(ttl) && (ttl.length < 1 || ttl.length > 255 || ttl === 'pk' || ttl === 'sk')) {
+      throw new ScaleStagesError(
+        `timeToLiveAttribute must be a name of 1 to 255 characters other than the keys pk and sk (a TTL attribute holds a number); got '${ttl}'.`,
+        this,
+      );
+    }
     this.table = new dynamodb.TableV2(this, 'Table', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
@@ -53,7 +61,7 @@ export class DenormalizedStore extends Construct {
         recoveryPeriodInDays: recoveryDays,
       },
       deletionProtection: props.deletionProtection ?? true,
-      timeToLiveAttribute: props.timeToLiveAttribute ?? 'expiresAt',
+      timeToLiveAttribute: ttl,
       removalPolicy: RemovalPolicy.RETAIN,
     });
     markTier(this.table, 'database');

@@ -127,3 +127,29 @@ test.each([undefined, { region: 'eu-west-1' }, { account: '111111111111' }])(
     ).toThrow(/StagePipeline env must name an account and a region/);
   },
 );
+
+test.each([
+  [
+    { repository: 'shop' },
+    "StagePipeline repository must be 'owner/name', such as 'example/shop'; got 'shop'.",
+  ],
+  [
+    { connectionArn: 'arn:aws:iam::111111111111:role/x' },
+    "StagePipeline connectionArn must be the ARN of an AWS CodeConnections connection, such as 'arn:aws:codeconnections:eu-west-1:111111111111:connection/<id>'; got 'arn:aws:iam::111111111111:role/x'.",
+  ],
+  [
+    { branch: 'my branch' },
+    "StagePipeline branch must be a git branch name such as 'main'; got 'my branch'.",
+  ],
+])('%o fails with what it needs', (bad, message) => {
+  expect(
+    () =>
+      new StagePipeline(newApp(), 'ShopPipeline', {
+        env: ENV,
+        repository: 'example/shop',
+        connectionArn: CONNECTION,
+        deploy: { stage: UserStage.USERS_1 },
+        ...bad,
+      }),
+  ).toThrow(message);
+});

@@ -75,6 +75,11 @@ test.each([
     { recoveryPeriod: Duration.hours(12) },
     /recoveryPeriod \(days\) must be a whole number from 1 to 35; got 0.5/,
   ],
+  [
+    { timeToLiveAttribute: 'sk' },
+    /timeToLiveAttribute must be a name of 1 to 255 characters other than the keys pk and sk .*got 'sk'/,
+  ],
+  [{ timeToLiveAttribute: '' }, /timeToLiveAttribute must be a name of 1 to 255 characters/],
 ])('%o fails', (props, message) => {
   expect(() => build(props)).toThrow(message);
 });
