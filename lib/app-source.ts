@@ -178,7 +178,7 @@ export class AppSource {
    * CLI and reconnects, once per refused command.
    */
   public static demo(options: DemoAppSourceOptions = {}): AppSource {
-    const files = options.directUploads === false ? ['server.js'] : ['server.js', 'aws.js'];
+    const files = options.directUploads === false ? ['server.js'] : ['server.js', 'aws.js', 'feed.js'];
     return new AppSource(options, [
       ...installDemoFiles(files),
       `(umask 077; : > ${CACHE_TOKEN_FILE})`,
@@ -287,7 +287,11 @@ function checkPort(prop: string, port: number): void {
 }
 
 /** The demo worker's files in assets/demo-app. */
-const DEMO_WORKER_FILES = ['worker.js', 'aws.js', 'aws-api.js', 'png.js'];
+const DEMO_WORKER_FILES = ['worker.js', 'aws.js', 'aws-api.js', 'feed.js', 'png.js'];
+
+/** Node.js's Brotli decompression of standard input to standard output (the tarball's compression). */
+const BROTLI_DECOMPRESS =
+  'process.stdout.write(require("zlib").brotliDecompressSync(require("fs").readFileSync(0)))';
 
 /** Writes demo files to /opt/scale-stages/demo-app, compressed: EC2 user data holds 16 KB at most. */
 function installDemoFiles(files: string[]): string[] {
@@ -295,7 +299,7 @@ function installDemoFiles(files: string[]): string[] {
   return [
     'dnf install -y nodejs',
     'mkdir -p /opt/scale-stages/demo-app',
-    `echo '${tarball}' | base64 -d | tar -xz --no-same-owner -C /opt/scale-stages/demo-app`,
+    `echo '${tarball}' | base64 -d | node -e '${BROTLI_DECOMPRESS}' | tar -x --no-same-owner -C /opt/scale-stages/demo-app`,
   ];
 }
 

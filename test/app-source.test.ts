@@ -9,16 +9,15 @@ import { scriptWithoutComments } from '../lib/private/assets';
 import { flattenJoin, newApp, serverScript } from './helpers';
 
 describe('AppSource', () => {
-  /** The files a demo's start commands unpack, as `tar` itself reads the shipped tarball. */
+  /** The files a demo's start commands unpack, running their own unpack line (Node.js and tar). */
   function shippedFiles(app: AppSource): Map<string, string> {
-    const script = app.startCommands.join('\n');
-    const shipped =
-      /echo '([A-Za-z0-9+/=]+)' \| base64 -d \| tar -xz --no-same-owner -C \/opt\/scale-stages\/demo-app/.exec(
-        script,
-      )![1];
+    const unpack = app.startCommands.find((line) =>
+      line.includes('| tar -x --no-same-owner -C /opt/scale-stages/demo-app'),
+    )!;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-files-'));
-    execFileSync('tar', ['-xz', '-C', dir], { input: Buffer.from(shipped, 'base64') });
-    const listed = execFileSync('tar', ['-tvz'], { input: Buffer.from(shipped, 'base64') }).toString();
+    execFileSync('bash', ['-euo', 'pipefail', '-c', unpack.replace('/opt/scale-stages/demo-app', dir)]);
+    const list = unpack.replace(/tar -x --no-same-owner -C \S+$/, 'tar -tv');
+    const listed = execFileSync('bash', ['-euo', 'pipefail', '-c', list]).toString();
     expect(
       listed
         .trim()
@@ -28,7 +27,7 @@ describe('AppSource', () => {
     return new Map(fs.readdirSync(dir).map((file) => [file, fs.readFileSync(path.join(dir, file), 'utf8')]));
   }
 
-  test('demo: installs Node.js, ships the server and its AWS module and runs it under systemd with the environment file', () => {
+  test('demo: installs Node.js, ships the server with its AWS and feed modules and runs it under systemd with the environment file', () => {
     const app = AppSource.demo();
     expect(app.port).toBe(80);
     expect(app.healthCheckPath).toBe('/healthz');
@@ -38,7 +37,7 @@ describe('AppSource', () => {
     expect(script).toContain('DynamicUser=yes');
     expect(script).toContain('ExecStart=/usr/bin/node /opt/scale-stages/demo-app/server.js');
     const files = shippedFiles(app);
-    expect([...files.keys()].sort()).toEqual(['aws.js', 'server.js']);
+    expect([...files.keys()].sort()).toEqual(['aws.js', 'feed.js', 'server.js']);
     // The demo app without its comments (they cost user data bytes); the demo app tests run this form.
     const original = fs.readFileSync(path.join(__dirname, '..', 'assets', 'demo-app', 'server.js'), 'utf8');
     const server = files.get('server.js')!;
@@ -58,7 +57,7 @@ describe('AppSource', () => {
   test('demoWorker: ships the worker and its modules, runs it with 5 minutes to finish a job on stop, and learns its group', () => {
     const app = AppSource.demoWorker();
     const files = shippedFiles(app);
-    expect([...files.keys()].sort()).toEqual(['aws-api.js', 'aws.js', 'png.js', 'worker.js']);
+    expect([...files.keys()].sort()).toEqual(['aws-api.js', 'aws.js', 'feed.js', 'png.js', 'worker.js']);
     for (const [file, text] of files) expect(text).toBe(scriptWithoutComments(`demo-app/${file}`));
     const script = app.startCommands.join('\n');
     expect(script).toContain('ExecStart=/usr/bin/node /opt/scale-stages/demo-app/worker.js');

@@ -132,7 +132,13 @@ class Front {
   private server!: http.Server;
   url = '';
 
-  constructor(private readonly emulator: string) {}
+  /** When set, the next DynamoDB request gets an internal server error (HTTP 500), as a failed call. */
+  failNextDynamo = false;
+
+  constructor(
+    private readonly emulator: string,
+    private readonly dynamo: string,
+  ) {}
 
   async start(): Promise<void> {
     this.server = http.createServer((req, res) =>
@@ -166,11 +172,14 @@ class Front {
     if (req.method === 'POST' && contentType.startsWith('multipart/form-data')) {
       return this.postUpload(url, contentType, body, res);
     }
-    const service = req.headers['x-amz-target']
-      ? 'sqs'
-      : contentType.startsWith('application/x-www-form-urlencoded')
-        ? 'autoscaling'
-        : 's3';
+    const target = String(req.headers['x-amz-target'] ?? '');
+    const service = target.startsWith('DynamoDB_20120810.')
+      ? 'dynamodb'
+      : target
+        ? 'sqs'
+        : contentType.startsWith('application/x-www-form-urlencoded')
+          ? 'autoscaling'
+          : 's3';
     const problem = await this.checkSignature(req, url, body, service);
     if (problem) {
       this.rejected.push(`${req.method} ${url.pathname}: ${problem}`);
@@ -178,8 +187,8 @@ class Front {
       return void res.writeHead(403, { 'content-type': 'application/xml' }).end(xml);
     }
     const action =
-      service === 'sqs'
-        ? String(req.headers['x-amz-target']).replace('AmazonSQS.', '')
+      service === 'sqs' || service === 'dynamodb'
+        ? target.replace(/^(AmazonSQS|DynamoDB_20120810)\./, '')
         : service === 'autoscaling'
           ? String(new URLSearchParams(body.toString()).get('Action'))
           : `${req.method} ${decodeURIComponent(url.pathname)}`;
@@ -193,6 +202,16 @@ class Front {
       at: Date.now(),
     });
     if (service === 'autoscaling') return this.autoScaling(body, res);
+    if (service === 'dynamodb' && this.failNextDynamo) {
+      this.failNextDynamo = false;
+      const error = {
+        __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError',
+        message: 'Internal server error',
+      };
+      return void res
+        .writeHead(500, { 'content-type': 'application/x-amz-json-1.0' })
+        .end(JSON.stringify(error));
+    }
     const delay = this.delays.get(decodeURIComponent(url.pathname));
     if (delay) {
       this.delays.delete(decodeURIComponent(url.pathname));
@@ -203,7 +222,7 @@ class Front {
       if (res.destroyed) return;
     }
     const answer = await emulatorRequest(
-      this.emulator,
+      service === 'dynamodb' ? this.dynamo : this.emulator,
       req.method!,
       url.pathname + url.search,
       req.headers,
@@ -467,6 +486,45 @@ async function startFauxqs(): Promise<Fauxqs> {
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
+interface Dynalite {
+  readonly url: string;
+  readonly stop: () => Promise<void>;
+}
+
+/**
+ * dynalite (npm), a DynamoDB-compatible server on an in-memory LevelDB, in this process: tables are
+ * ACTIVE at once. It speaks the DynamoDB JSON protocol 1.0 the demo app sends, and does not check
+ * signatures (the front does).
+ */
+async function startDynalite(): Promise<Dynalite> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- dynalite has no types
+  const server = require('dynalite')({ createTableMs: 0, deleteTableMs: 0 }) as http.Server;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A DynamoDB call straight to dynalite (the test's own setup and checks, unsigned). */
+async function dynamodb(base: string, action: string, input: object): Promise<Record<string, unknown>> {
+  const res = await emulatorRequest(
+    base,
+    'POST',
+    '/',
+    {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': `DynamoDB_20120810.${action}`,
+      // dynalite wants an Authorization header of SigV4's shape; it does not check the signature.
+      authorization: `AWS4-HMAC-SHA256 Credential=${KEY_ID}/20260101/${REGION}/dynamodb/aws4_request, SignedHeaders=host, Signature=0`,
+      'x-amz-date': '20260101T000000Z',
+    },
+    JSON.stringify(input),
+  );
+  if (res.status !== 200) throw new Error(`${action}: ${res.status} ${res.body}`);
+  return JSON.parse(res.body.toString()) as Record<string, unknown>;
+}
+
 interface Imds {
   readonly url: string;
   readonly credentialFetches: () => number;
@@ -618,15 +676,17 @@ const pixel = (image: Image, x: number, y: number) => [
 
 // ---------------------------------------------------------------------------------------------
 
-describe('demo worker and uploads (stage 1m) against an SQS and S3 emulator', () => {
+describe('demo worker and uploads (stage 1m) against an SQS and S3 emulator and a DynamoDB server', () => {
   let emulator: Fauxqs;
+  let dynamo: Dynalite;
   let front: Front;
   let imds: Imds;
   const running: DemoProcess[] = [];
 
   beforeAll(async () => {
     emulator = await startFauxqs();
-    front = new Front(emulator.url);
+    dynamo = await startDynalite();
+    front = new Front(emulator.url, dynamo.url);
     await front.start();
     imds = await startImds();
   });
@@ -639,6 +699,7 @@ describe('demo worker and uploads (stage 1m) against an SQS and S3 emulator', ()
     await front.stop();
     await imds.stop();
     await stop(emulator.child);
+    await dynamo.stop();
   });
 
   let queueCount = 0;
@@ -706,6 +767,7 @@ describe('demo worker and uploads (stage 1m) against an SQS and S3 emulator', ()
       AWS_ENDPOINT_URL_SQS: front.url,
       AWS_ENDPOINT_URL_S3: front.url,
       AWS_ENDPOINT_URL_AUTO_SCALING: front.url,
+      AWS_ENDPOINT_URL_DYNAMODB: front.url,
       AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
       MEDIA_BUCKET: MEDIA,
       WEB_BUCKET: WEB,
@@ -906,6 +968,164 @@ describe('demo worker and uploads (stage 1m) against an SQS and S3 emulator', ()
     expect(await terminate(worker)).toBe(0);
     expect(worker.output()).toMatch(/media\/thumbnails\/photo.jpg copied as it is \(not a PNG\)/);
     expect(worker.output()).toMatch(/done: S3 test event/);
+  });
+
+  let tableCount = 0;
+  /** A new store table for one test, keyed as DenormalizedStore keys it: its name. */
+  async function createStore(): Promise<string> {
+    const name = `store-${++tableCount}`;
+    await dynamodb(dynamo.url, 'CreateTable', {
+      TableName: name,
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+    });
+    return name;
+  }
+
+  /** Every item of a store table. */
+  async function itemsOf(table: string): Promise<Record<string, Record<string, string>>[]> {
+    const out = await dynamodb(dynamo.url, 'Scan', { TableName: table });
+    return out.Items as Record<string, Record<string, string>>[];
+  }
+
+  describe('with the store (STORE_TABLE_NAME, stage 1m)', () => {
+    test("a thumbnail's feed item is written to the store at the upload's time; the pre-render and /api/feed read the feed from it", async () => {
+      const table = await createStore();
+      const queue = await createQueue();
+      await putObject(
+        MEDIA,
+        'uploads/store-cat.png',
+        rgbPng(30, 30, () => [1, 2, 3]),
+        'image/png',
+      );
+      const event = s3Event(MEDIA, 'uploads/store-cat.png', 100);
+      const eventTime = (JSON.parse(event) as { Records: { eventTime: string }[] }).Records[0].eventTime;
+      await sendMessage(emulator.url, queue.url, event);
+      const worker = await startWorker(queue.url, { STORE_TABLE_NAME: table });
+      await waitFor('the feed item', async () => (await itemsOf(table)).length === 1);
+      const [item] = await itemsOf(table);
+      const thumbnail = await getObject(MEDIA, 'media/thumbnails/store-cat.png');
+      expect(item).toEqual({
+        pk: { S: `feed#${eventTime.slice(0, 10)}` },
+        sk: { S: `${eventTime}#media/thumbnails/store-cat.png` },
+        key: { S: 'media/thumbnails/store-cat.png' },
+        size: { N: String(thumbnail!.body.length) },
+        lastModified: { S: eventTime },
+        region: { S: REGION },
+        expiresAt: { N: String(Math.floor(Date.parse(eventTime) / 1000) + 30 * 24 * 3600) },
+      });
+      await waitFor('the message to be deleted', () => isEmpty(queue.name));
+
+      // The pre-render lists no bucket: it reads the feed's items from the store.
+      const lists = front.seen.filter((c) => c.method === 'GET' && c.path === `/${MEDIA}/`).length;
+      await sendMessage(emulator.url, queue.url, JSON.stringify({ type: 'prerender' }));
+      await waitFor('the pre-render', () =>
+        /done: prerendered\/feed.json with 1 thumbnails/.test(worker.output()),
+      );
+      const rendered = JSON.parse((await getObject(WEB, 'prerendered/feed.json'))!.body.toString()) as {
+        items: object[];
+      };
+      expect(rendered.items).toEqual([
+        {
+          url: '/media/thumbnails/store-cat.png',
+          key: 'media/thumbnails/store-cat.png',
+          size: thumbnail!.body.length,
+          lastModified: eventTime,
+          region: REGION,
+        },
+      ]);
+      expect(front.seen.filter((c) => c.method === 'GET' && c.path === `/${MEDIA}/`)).toHaveLength(lists);
+      expect(front.calls('Query').length).toBeGreaterThanOrEqual(1);
+
+      const web = await spawnDemo(awsEnv({ STORE_TABLE_NAME: table }));
+      running.push(web);
+      const feed = await (await fetch(`http://127.0.0.1:${web.port}/api/feed`)).json();
+      expect(feed).toEqual({ region: REGION, consistency: 'eventual', items: rendered.items });
+      await stop(web.child);
+      expect(await terminate(worker)).toBe(0);
+    });
+
+    test('/api/feed reads newest first across the days of the feed, at most 20 items, and answers 503 without the store', async () => {
+      const table = await createStore();
+      const day = (daysAgo: number, minute: number) =>
+        new Date(Date.now() - daysAgo * 86400000 - minute * 60000).toISOString();
+      const times = [...[1, 2, 3].map((m) => day(0, m)), ...Array.from({ length: 25 }, (_, m) => day(1, m))];
+      for (const [i, time] of times.entries()) {
+        await dynamodb(dynamo.url, 'PutItem', {
+          TableName: table,
+          Item: {
+            pk: { S: `feed#${time.slice(0, 10)}` },
+            sk: { S: `${time}#media/thumbnails/${i}.png` },
+            key: { S: `media/thumbnails/${i}.png` },
+            size: { N: '1' },
+            lastModified: { S: time },
+            region: { S: i % 2 ? 'us-west-2' : REGION },
+          },
+        });
+      }
+      const web = await spawnDemo(awsEnv({ STORE_TABLE_NAME: table }));
+      running.push(web);
+      const feed = (await (await fetch(`http://127.0.0.1:${web.port}/api/feed`)).json()) as {
+        items: { lastModified: string; region: string }[];
+      };
+      const newest = [...times].sort().reverse().slice(0, 20);
+      expect(feed.items.map((i) => i.lastModified)).toEqual(newest);
+      expect(new Set(feed.items.map((i) => i.region))).toEqual(new Set([REGION, 'us-west-2']));
+      await stop(web.child);
+
+      const without = await spawnDemo(awsEnv());
+      running.push(without);
+      const res = await fetch(`http://127.0.0.1:${without.port}/api/feed`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toEqual({
+        error: 'the feed needs the store (STORE_TABLE_NAME), which stage 1m adds',
+      });
+      await stop(without.child);
+    });
+
+    test('a region whose replica is not there yet keeps the thumbnail without a feed item; any other store error fails the job, which runs again', async () => {
+      const queue = await createQueue();
+      await putObject(
+        MEDIA,
+        'uploads/early.png',
+        rgbPng(8, 8, () => [9, 9, 9]),
+        'image/png',
+      );
+      await sendMessage(emulator.url, queue.url, s3Event(MEDIA, 'uploads/early.png', 10));
+      const early = await startWorker(queue.url, { STORE_TABLE_NAME: 'not-replicated-here-yet' });
+      await waitFor('the message to be deleted', () => isEmpty(queue.name));
+      expect(await getObject(MEDIA, 'media/thumbnails/early.png')).toBeDefined();
+      expect(early.output()).toMatch(
+        /media\/thumbnails\/early.png: not in the feed, the store has no replica in eu-west-1 yet \(DynamoDB PutItem: HTTP 400 ResourceNotFoundException/,
+      );
+      expect(await terminate(early)).toBe(0);
+
+      const table = await createStore();
+      const retried = await createQueue({ VisibilityTimeout: '1' });
+      await putObject(
+        MEDIA,
+        'uploads/later.png',
+        rgbPng(8, 8, () => [7, 7, 7]),
+        'image/png',
+      );
+      front.failNextDynamo = true;
+      await sendMessage(emulator.url, retried.url, s3Event(MEDIA, 'uploads/later.png', 10));
+      const worker = await startWorker(retried.url, {
+        STORE_TABLE_NAME: table,
+        JOB_VISIBILITY_TIMEOUT_SECONDS: '1',
+      });
+      await waitFor('the item, on the second try', async () => (await itemsOf(table)).length === 1, 15000);
+      await waitFor('the message to be deleted', () => isEmpty(retried.name));
+      expect(worker.output()).toMatch(/failed \(receive 1\): DynamoDB PutItem: HTTP 500 InternalServerError/);
+      expect(await terminate(worker)).toBe(0);
+    });
   });
 
   test('a job that always fails is received maxReceiveCount times, then SQS moves it to the dead-letter queue', async () => {

@@ -7,7 +7,7 @@ import { Token } from 'aws-cdk-lib';
 import { UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { synthStage } from './helpers';
-import { DEPLOY_RULES, DeployRule } from './deploy-rules/rules';
+import { DEPLOY_RULES, DeployRule, UPDATE_RULES } from './deploy-rules/rules';
 import {
   CfnResource,
   CfnTemplate,
@@ -984,6 +984,74 @@ describe('the rules behind issue 22 report templates broken on purpose', () => {
   );
 });
 
+/** The properties of a template's only global table (the store). */
+function globalTable(t: CfnTemplate): JsonObject {
+  return properties(only(t, 'AWS::DynamoDB::GlobalTable')[1]);
+}
+
+describe('the store', () => {
+  broken('dynamodb-global-table-stream-with-replicas: two replicas and no stream', () => {
+    const { t, context } = copyOf(UserStage.USERS_10M);
+    delete globalTable(t).StreamSpecification;
+    expect(rule('dynamodb-global-table-stream-with-replicas').check(t, context)).toEqual([
+      expect.stringMatching(/^StoreTable\w+ has 2 replicas and no StreamSpecification$/),
+    ]);
+  });
+
+  broken("dynamodb-global-table-home-replica: a replica list without the deploy's region", () => {
+    const { t, context } = copyOf(UserStage.USERS_10M);
+    (list(globalTable(t).Replicas)[0] as JsonObject).Region = 'eu-central-1';
+    expect(rule('dynamodb-global-table-home-replica').check(t, context)).toEqual([
+      expect.stringMatching(/^StoreTable\w+ has replicas in eu-central-1, us-west-2, none of them/),
+    ]);
+  });
+
+  test('the home replica may be written as the region a rule holds the deploy to, or as AWS::Region', () => {
+    const { t, context } = copyOf(UserStage.USERS_10M);
+    expect(list(globalTable(t).Replicas)[0]).toMatchObject({ Region: 'us-east-1' });
+    expect(rule('dynamodb-global-table-home-replica').check(t, context)).toEqual([]);
+    delete t.Rules;
+    expect(rule('dynamodb-global-table-home-replica').check(t, context)).toHaveLength(1);
+    (list(globalTable(t).Replicas)[0] as JsonObject).Region = { Ref: 'AWS::Region' };
+    expect(rule('dynamodb-global-table-home-replica').check(t, context)).toEqual([]);
+  });
+});
+
+/** Stage 10m in three regions: the primary's template. */
+const threeRegions = (): CfnTemplate =>
+  synthStage(UserStage.USERS_10M, {
+    regions: ['us-east-1', 'us-west-2', 'eu-west-1'],
+  }).template.toJSON() as CfnTemplate;
+
+describe('the update rules', () => {
+  const pairs = BUILT_STAGES.slice(1).map((stage, i) => [BUILT_STAGES[i], stage] as const);
+  describe.each(UPDATE_RULES.map((r) => [r.id, r] as const))('%s', (_id, r) => {
+    test.each(pairs)('holds from %s to %s', (from, to) => {
+      expect(r.check(STAGES.get(from)!.template, STAGES.get(to)!.template)).toEqual([]);
+    });
+    test('holds from stage 10m in two regions to three (one more region per deploy)', () => {
+      expect(r.check(STAGES.get(UserStage.USERS_10M)!.template, threeRegions())).toEqual([]);
+    });
+  });
+
+  broken('dynamodb-global-table-one-replica-per-update: from stage 1m straight to three regions', () => {
+    const update = UPDATE_RULES.find((r) => r.id === 'dynamodb-global-table-one-replica-per-update')!;
+    expect(update.check(STAGES.get(UserStage.USERS_1M)!.template, threeRegions())).toEqual([
+      expect.stringMatching(/^StoreTable\w+ adds or removes 2 replicas in one update: us-west-2, eu-west-1$/),
+    ]);
+  });
+
+  broken('dynamodb-global-table-stream-fixed-with-replicas: a new stream view on a replicated table', () => {
+    const update = UPDATE_RULES.find((r) => r.id === 'dynamodb-global-table-stream-fixed-with-replicas')!;
+    const { t } = copyOf(UserStage.USERS_10M);
+    globalTable(t).StreamSpecification = { StreamViewType: 'NEW_IMAGE' };
+    expect(update.check(STAGES.get(UserStage.USERS_10M)!.template, t)).toEqual([
+      expect.stringMatching(/^StoreTable\w+ changes its StreamSpecification while it has 2 replicas$/),
+    ]);
+  });
+});
+
 test('every rule has a broken-template test', () => {
-  expect(DEPLOY_RULES.map((r) => r.id).filter((id) => !BROKEN.has(id))).toEqual([]);
+  const rules = [...DEPLOY_RULES, ...UPDATE_RULES];
+  expect(rules.map((r) => r.id).filter((id) => !BROKEN.has(id))).toEqual([]);
 });

@@ -15,6 +15,7 @@ export const STATEFUL_TYPES = new Set([
   'AWS::Logs::LogGroup',
   'AWS::KMS::Key',
   'AWS::DynamoDB::Table',
+  'AWS::DynamoDB::GlobalTable',
   'AWS::EFS::FileSystem',
 ]);
 

@@ -86,6 +86,23 @@ function releasesInPlace(stage: UserStage): string[] {
   ];
 }
 
+/**
+ * What release 0.9.0 adds to a stack of an earlier release at stage 1m or 10m: the store (a new table),
+ * its two alarms and dashboard widget, and the grants of the fleet and the workers to it (their launch
+ * templates change for the new demo app anyway).
+ */
+function storeJoins(stage: UserStage): string[] {
+  if (!atLeast(stage, UserStage.USERS_1M)) return [];
+  return [
+    'WILL_CREATE AWS::DynamoDB::GlobalTable ',
+    'WILL_CREATE AWS::CloudWatch::Alarm ',
+    'WILL_CREATE AWS::CloudWatch::Alarm ',
+    'WILL_UPDATE AWS::CloudWatch::Dashboard DashboardBody',
+    'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
+    'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
+  ];
+}
+
 /** Two lists of changes as one: a resource that both change counts once (the most either lists). */
 function union(a: string[], b: string[]): string[] {
   const count = (list: string[], line: string) => list.filter((l) => l === line).length;
@@ -592,7 +609,7 @@ describe('upgrading stacks deployed from release 0.4.0 (stages 1 to 1m)', () => 
       const changed = sameStageChanges('0.4.0', stage);
       // The demo app asks whether its database is a replica (stage 10m), so the servers' user data
       // changed: the single server is stopped and started, the fleet rolls one server at a time.
-      const userData = union(releasesInPlace(stage), [
+      const userData = union(union(releasesInPlace(stage), storeJoins(stage)), [
         ...(hasSingleServer(stage) ? [] : ['WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData']),
         ...(hasSingleServer(stage)
           ? []
@@ -627,7 +644,11 @@ describe('upgrading stacks deployed from release 0.5.0 (stages 1 to 10m)', () =>
         ? []
         : movedToVpcOriginZones('WILL_UPDATE AWS::AutoScaling::AutoScalingGroup VPCZoneIdentifier');
       expect(changed.sort()).toEqual(
-        [...moved, ...waitForHandlerLogGroups(stage), ...releasesInPlace(stage)].sort(),
+        [
+          ...moved,
+          ...waitForHandlerLogGroups(stage),
+          ...union(releasesInPlace(stage), storeJoins(stage)),
+        ].sort(),
       );
     },
   );
@@ -641,7 +662,9 @@ describe('upgrading stacks deployed from release 0.7.0 (stages 1 to 10m)', () =>
     (stage) => {
       // The bake lengthens the fleet's signal timeout: its UpdatePolicy and CreationPolicy, no property.
       const group = hasSingleServer(stage) ? [] : ['WILL_UPDATE AWS::AutoScaling::AutoScalingGroup '];
-      expect(sameStageChanges('0.7.0', stage).sort()).toEqual([...releasesInPlace(stage), ...group].sort());
+      expect(sameStageChanges('0.7.0', stage).sort()).toEqual(
+        [...union(releasesInPlace(stage), storeJoins(stage)), ...group].sort(),
+      );
     },
   );
 });

@@ -1,89 +1,13 @@
-// The signed AWS API calls of the demo worker, with no dependencies: Signature Version 4 in the
-// Authorization header, and the calls the worker makes to SQS (AWS JSON protocol), S3 (REST) and
-// Auto Scaling (Query API). Endpoints come from AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_S3 and
-// AWS_ENDPOINT_URL_AUTO_SCALING when set (as in the SDKs: "Service-specific endpoints", AWS SDKs and
-// Tools Reference Guide), else AWS's regional endpoints.
-// Errors name the call and what the service answered (code and message), never the request.
+// The AWS API calls of the demo worker, with no dependencies, signed by aws.js: SQS (AWS JSON
+// protocol), S3 (REST) and Auto Scaling (Query API). Endpoints come from AWS_ENDPOINT_URL_SQS,
+// AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL_AUTO_SCALING when set (as in the SDKs: "Service-specific
+// endpoints", AWS SDKs and Tools Reference Guide), else AWS's regional endpoints.
 'use strict';
-const crypto = require('crypto');
 const { URLSearchParams } = require('url');
-const { region, amzDate, request, credentials, signingKey, bucketUrl } = require('./aws');
+const { region, signedRequest, endpoint, uriEncode, tag, bucketUrl } = require('./aws');
 
-const env = process.env;
-const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex');
-/** UriEncode of SigV4: RFC 3986, where only A-Z a-z 0-9 - _ . ~ stay as they are. */
-const uriEncode = (s) =>
-  encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-const endpoint = (service, host) =>
-  (env[`AWS_ENDPOINT_URL_${service}`] || `https://${host}`).replace(/\/$/, '');
-const tag = (xml, name) => (new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml) || [])[1];
 const unescapeXml = (s) =>
   s.replace(/&(lt|gt|quot|apos|amp);/g, (_, e) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]);
-
-/** A service's error: its code and message (S3 and Query XML, or SQS JSON), not the request. */
-function serviceError(what, res) {
-  const text = res.body.toString('utf8', 0, 4000);
-  let code = tag(text, 'Code');
-  let message = tag(text, 'Message');
-  if (!code && /^\s*\{/.test(text)) {
-    try {
-      const json = JSON.parse(text);
-      code = String(json.__type).split('#').pop();
-      message = json.message;
-    } catch {
-      // The status says enough.
-    }
-  }
-  const detail = `${code ? ` ${code}` : ''}${message ? `: ${String(message).slice(0, 300)}` : ''}`;
-  return Object.assign(new Error(`${what}: HTTP ${res.status}${detail}`), { status: res.status, code });
-}
-
-/**
- * Sends a request signed with Signature Version 4 in the Authorization header, as the IAM User
- * Guide's "Create a signed AWS API request" describes: a canonical request (method, URI, sorted
- * query, signed headers, payload hash), the string to sign with the credential scope, and its HMAC
- * with the derived signing key. Signed headers: host, content-type and every x-amz-* header; S3
- * also needs x-amz-content-sha256 (S3 API Reference, "Signature Calculations for the Authorization
- * Header"). The query is sent exactly as it was canonicalized. Rejects on HTTP >= 300.
- */
-async function signedRequest(service, url, { method = 'POST', headers = {}, body = '', what, ...options }) {
-  const creds = await credentials();
-  const u = new URL(url);
-  u.search = [...u.searchParams]
-    .map(([k, v]) => [uriEncode(k), uriEncode(v)])
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join('&');
-  const date = amzDate();
-  const payloadHash = sha256(body);
-  const all = { ...headers, host: u.host, 'x-amz-date': date };
-  if (service === 's3') all['x-amz-content-sha256'] = payloadHash;
-  if (creds.token) all['x-amz-security-token'] = creds.token;
-  if (method !== 'GET') all['content-length'] = Buffer.byteLength(body);
-  const signed = Object.keys(all)
-    .filter((name) => name === 'host' || name === 'content-type' || name.startsWith('x-amz-'))
-    .sort();
-  // S3's path is the key encoded once; other services encode each path segment twice.
-  const path = service === 's3' ? u.pathname : u.pathname.split('/').map(uriEncode).join('/');
-  const canonical = [
-    method,
-    path,
-    u.search.slice(1),
-    signed.map((name) => `${name}:${String(all[name]).trim().replace(/\s+/g, ' ')}\n`).join(''),
-    signed.join(';'),
-    payloadHash,
-  ].join('\n');
-  const scope = `${date.slice(0, 8)}/${region()}/${service}/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', date, scope, sha256(canonical)].join('\n');
-  const signature = crypto
-    .createHmac('sha256', signingKey(creds.secret, date, service))
-    .update(toSign)
-    .digest('hex');
-  all.authorization = `AWS4-HMAC-SHA256 Credential=${creds.id}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${signature}`;
-  const res = await request(u.href, { method, headers: all, body, ...options });
-  if (res.status >= 300) throw serviceError(what, res);
-  return res;
-}
 
 /**
  * An SQS action in the AWS JSON protocol: POST / with `X-Amz-Target: AmazonSQS.<Action>` and a JSON

@@ -1,7 +1,8 @@
 // The AWS basics of the demo app, with no dependencies: credentials (from the environment or the
-// instance's role through IMDSv2), the Signature Version 4 signing key, and S3 presigned POST forms
-// for uploads straight from the browser. This is all the web server loads (its user data is capped
-// at 16 KB); the worker adds the signed API calls of aws-api.js. Errors never quote a credential.
+// instance's role through IMDSv2), requests signed with Signature Version 4, DynamoDB calls, and S3
+// presigned POST forms for uploads straight from the browser. This is all the web server loads (its
+// user data is capped at 16 KB); the worker adds the calls of aws-api.js. Errors name the call and
+// what the service answered (code and message), never the request or a credential.
 'use strict';
 const crypto = require('crypto');
 const http = require('http');
@@ -86,6 +87,100 @@ function credentials() {
 const signingKey = (secret, date, service) =>
   [date.slice(0, 8), region(), service, 'aws4_request'].reduce(hmac, 'AWS4' + secret);
 
+const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex');
+/** UriEncode of SigV4: RFC 3986, where only A-Z a-z 0-9 - _ . ~ stay as they are. */
+const uriEncode = (s) =>
+  encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+const endpoint = (service, host) =>
+  (env[`AWS_ENDPOINT_URL_${service}`] || `https://${host}`).replace(/\/$/, '');
+const tag = (xml, name) => (new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml) || [])[1];
+
+/** A service's error: its code and message (S3 and Query XML, or SQS JSON), not the request. */
+function serviceError(what, res) {
+  const text = res.body.toString('utf8', 0, 4000);
+  let code = tag(text, 'Code');
+  let message = tag(text, 'Message');
+  if (!code && /^\s*\{/.test(text)) {
+    try {
+      const json = JSON.parse(text);
+      code = String(json.__type).split('#').pop();
+      message = json.message;
+    } catch {
+      // The status says enough.
+    }
+  }
+  const detail = `${code ? ` ${code}` : ''}${message ? `: ${String(message).slice(0, 300)}` : ''}`;
+  return Object.assign(new Error(`${what}: HTTP ${res.status}${detail}`), { status: res.status, code });
+}
+
+/**
+ * Sends a request signed with Signature Version 4 in the Authorization header, as the IAM User
+ * Guide's "Create a signed AWS API request" describes: a canonical request (method, URI, sorted
+ * query, signed headers, payload hash), the string to sign with the credential scope, and its HMAC
+ * with the derived signing key. Signed headers: host, content-type and every x-amz-* header; S3
+ * also needs x-amz-content-sha256 (S3 API Reference, "Signature Calculations for the Authorization
+ * Header"). The query is sent exactly as it was canonicalized. Rejects on HTTP >= 300.
+ */
+async function signedRequest(service, url, { method = 'POST', headers = {}, body = '', what, ...options }) {
+  const creds = await credentials();
+  const u = new URL(url);
+  u.search = [...u.searchParams]
+    .map(([k, v]) => [uriEncode(k), uriEncode(v)])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+  const date = amzDate();
+  const payloadHash = sha256(body);
+  const all = { ...headers, host: u.host, 'x-amz-date': date };
+  if (service === 's3') all['x-amz-content-sha256'] = payloadHash;
+  if (creds.token) all['x-amz-security-token'] = creds.token;
+  if (method !== 'GET') all['content-length'] = Buffer.byteLength(body);
+  const signed = Object.keys(all)
+    .filter((name) => name === 'host' || name === 'content-type' || name.startsWith('x-amz-'))
+    .sort();
+  // S3's path is the key encoded once; other services encode each path segment twice.
+  const path = service === 's3' ? u.pathname : u.pathname.split('/').map(uriEncode).join('/');
+  const canonical = [
+    method,
+    path,
+    u.search.slice(1),
+    signed.map((name) => `${name}:${String(all[name]).trim().replace(/\s+/g, ' ')}\n`).join(''),
+    signed.join(';'),
+    payloadHash,
+  ].join('\n');
+  const scope = `${date.slice(0, 8)}/${region()}/${service}/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', date, scope, sha256(canonical)].join('\n');
+  const signature = crypto
+    .createHmac('sha256', signingKey(creds.secret, date, service))
+    .update(toSign)
+    .digest('hex');
+  all.authorization = `AWS4-HMAC-SHA256 Credential=${creds.id}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${signature}`;
+  const res = await request(u.href, { method, headers: all, body, ...options });
+  if (res.status >= 300) throw serviceError(what, res);
+  return res;
+}
+
+/**
+ * A DynamoDB action in the AWS JSON protocol 1.0: POST / with `X-Amz-Target:
+ * DynamoDB_20120810.<Action>` (DynamoDB Developer Guide, "DynamoDB low-level API"), to the table's
+ * replica in this region (AWS_ENDPOINT_URL_DYNAMODB when set).
+ */
+async function dynamodb(action, input) {
+  const res = await signedRequest(
+    'dynamodb',
+    endpoint('DYNAMODB', `dynamodb.${region()}.amazonaws.com`) + '/',
+    {
+      headers: {
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amz-target': `DynamoDB_20120810.${action}`,
+      },
+      body: JSON.stringify(input),
+      what: `DynamoDB ${action}`,
+    },
+  );
+  return JSON.parse(res.body);
+}
+
 /** A bucket's URL: path-style under AWS_ENDPOINT_URL_S3 when it is set (emulators), else virtual-hosted. */
 const bucketUrl = (bucket) =>
   env.AWS_ENDPOINT_URL_S3
@@ -128,4 +223,16 @@ async function presignedPost(
   return { url: bucketUrl(bucket), fields };
 }
 
-module.exports = { region, amzDate, request, imds, credentials, signingKey, bucketUrl, presignedPost };
+module.exports = {
+  region,
+  request,
+  imds,
+  credentials,
+  signedRequest,
+  endpoint,
+  uriEncode,
+  tag,
+  dynamodb,
+  bucketUrl,
+  presignedPost,
+};

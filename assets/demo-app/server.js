@@ -2,7 +2,8 @@
 // web client calls through CloudFront) and reports whether it can log in to its PostgreSQL
 // database, and whether that is the primary or a replica (stage 10m's other regions). From stage 100k it keeps its sessions in the cache (`/api/session`) and caches its
 // status object with a TTL (cache-aside), so any server can answer any request. From stage 1m
-// `/api/uploads` signs browser uploads to the media bucket (with aws.js beside it). Plain Node.js
+// `/api/uploads` signs browser uploads to the media bucket and `/api/feed` reads the feed from the
+// DynamoDB store (with aws.js and feed.js beside it). Plain Node.js
 // with no dependencies, so it runs on a fresh server with only `node`.
 'use strict';
 const crypto = require('crypto');
@@ -497,6 +498,24 @@ async function uploads(req, res) {
   }
 }
 
+/**
+ * Stage 1m: the newest items of the feed, read from this region's replica of the store (feed.js).
+ * At stage 10m each region's workers write their own items and DynamoDB replicates them to every
+ * region, usually within a second or two: a reader sees its own region's items at once and the
+ * others' after that (eventual consistency).
+ */
+async function feed(res) {
+  if (!env.STORE_TABLE_NAME) {
+    return send(res, 503, { error: 'the feed needs the store (STORE_TABLE_NAME), which stage 1m adds' });
+  }
+  try {
+    const items = await require('./feed').newestFeedItems(20);
+    send(res, 200, { region: env.AWS_REGION, consistency: 'eventual', items });
+  } catch (error) {
+    send(res, 503, { error: `the store is unavailable: ${error.message}` });
+  }
+}
+
 function send(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
 }
@@ -537,6 +556,7 @@ const server = http.createServer(async (req, res) => {
   }
   if (route === '/api/session') return session(req, res);
   if (route === '/api/uploads') return uploads(req, res);
+  if (route === '/api/feed') return feed(res);
   res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
 });
 

@@ -2,7 +2,8 @@
 // a time and answers `/healthz`. Jobs: S3 event notifications of browser uploads under `uploads/`
 // in the media bucket (each gets a thumbnail under `media/thumbnails/`, served at /media/...), and
 // `{"type":"prerender"}` from the pre-render schedule (writes `prerendered/feed.json` to the web
-// bucket). A message is deleted only after its job succeeded: a failed job, or a worker that dies
+// bucket), both reading and writing the feed's items in the DynamoDB store when STORE_TABLE_NAME is
+// set (feed.js). A message is deleted only after its job succeeded: a failed job, or a worker that dies
 // mid-job, leaves it to come back after the visibility timeout, and after maxReceiveCount receives
 // SQS moves it to the dead-letter queue. So every job must be safe to run twice (these are: they
 // overwrite the same keys). Plain Node.js with no dependencies.
@@ -10,11 +11,13 @@
 const http = require('http');
 const aws = { ...require('./aws'), ...require('./aws-api') };
 const png = require('./png');
+const feed = require('./feed');
 
 const env = process.env;
 const queueUrl = env.JOB_QUEUE_URL;
 const mediaBucket = env.MEDIA_BUCKET;
 const webBucket = env.WEB_BUCKET;
+const storeTable = env.STORE_TABLE_NAME;
 const groupName = env.WORKER_AUTO_SCALING_GROUP;
 /** The queue's visibility timeout: a job running longer than half of it has it extended. */
 const visibilitySeconds = Number(env.JOB_VISIBILITY_TIMEOUT_SECONDS || 300);
@@ -85,7 +88,9 @@ async function makeThumbnail(record) {
   try {
     const image = png.thumbnail(png.decode(upload.body), THUMBNAIL_PX);
     const target = `media/thumbnails/${name.replace(/\.png$/i, '')}.png`;
-    await aws.putObject(mediaBucket, target, png.encode(image), { contentType: 'image/png', cacheControl });
+    const body = png.encode(image);
+    await aws.putObject(mediaBucket, target, body, { contentType: 'image/png', cacheControl });
+    await addToFeed(target, body.length, record.eventTime);
     return `thumbnail ${target} (${image.width}x${image.height})`;
   } catch (e) {
     if (!(e instanceof png.PngUnsupported)) throw e;
@@ -101,8 +106,38 @@ async function makeThumbnail(record) {
       cacheControl,
       metadata: { thumbnail: 'original' },
     });
+    await addToFeed(target, upload.body.length, record.eventTime);
     return `${target} copied as it is (${e.message})`;
   }
+}
+
+/**
+ * With the store (STORE_TABLE_NAME), the thumbnail's item in the feed, written to this region's
+ * replica at the upload's time (the S3 event's eventTime), so that the feed is read without listing
+ * the bucket. A failed write fails the job, which runs again; but a region whose replica the primary's
+ * deploy has not added yet (stage 10m deploys the regions first) keeps its thumbnail without an item.
+ */
+async function addToFeed(key, size, eventTime) {
+  if (!storeTable) return;
+  try {
+    await feed.putFeedItem({ key, size, createdAt: eventTime || new Date().toISOString() });
+  } catch (e) {
+    if (e.code !== 'ResourceNotFoundException') throw e;
+    console.error(`${key}: not in the feed, the store has no replica in ${aws.region()} yet (${e.message})`);
+  }
+}
+
+/** The newest thumbnails: from the store when there is one, else by listing the media bucket. */
+async function newestThumbnails() {
+  if (storeTable) return feed.newestFeedItems(FEED_ITEMS);
+  const objects = await aws.listObjectsV2(mediaBucket, 'media/thumbnails/');
+  objects.sort((a, b) => (a.lastModified < b.lastModified ? 1 : a.lastModified > b.lastModified ? -1 : 0));
+  return objects.slice(0, FEED_ITEMS).map(({ key, size, lastModified }) => ({
+    url: '/' + key.split('/').map(encodeURIComponent).join('/'),
+    key,
+    size,
+    lastModified,
+  }));
 }
 
 /**
@@ -114,16 +149,9 @@ async function makeThumbnail(record) {
  */
 async function prerender() {
   if (!webBucket || !mediaBucket) throw new Error('pre-rendering needs WEB_BUCKET and MEDIA_BUCKET');
-  const objects = await aws.listObjectsV2(mediaBucket, 'media/thumbnails/');
-  objects.sort((a, b) => (a.lastModified < b.lastModified ? 1 : a.lastModified > b.lastModified ? -1 : 0));
-  const items = objects.slice(0, FEED_ITEMS).map(({ key, size, lastModified }) => ({
-    url: '/' + key.split('/').map(encodeURIComponent).join('/'),
-    key,
-    size,
-    lastModified,
-  }));
-  const feed = { renderedAt: new Date().toISOString(), maxAgeSeconds: feedTtlSeconds, items };
-  await aws.putObject(webBucket, 'prerendered/feed.json', JSON.stringify(feed), {
+  const items = await newestThumbnails();
+  const rendered = { renderedAt: new Date().toISOString(), maxAgeSeconds: feedTtlSeconds, items };
+  await aws.putObject(webBucket, 'prerendered/feed.json', JSON.stringify(rendered), {
     contentType: 'application/json',
     cacheControl: `public, max-age=${feedTtlSeconds}`,
   });

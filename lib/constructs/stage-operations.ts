@@ -10,7 +10,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { CachedTier } from './cached-tier';
-import { DenormalizedStore } from './denormalized-store';
+import { IDenormalizedStore } from './denormalized-store';
 import { CrossRegionReplica } from './cross-region-replica';
 import { LoadBalancedTier } from './load-balanced-tier';
 import { QueueWorkers } from './queue-workers';
@@ -397,20 +397,20 @@ export class StageOperations extends Construct {
    * The denormalized store: requests DynamoDB throttled, and its own errors (HTTP 500), each a health
    * alarm; on demand, throttles mean traffic outgrew the table's partitions or a hot key.
    */
-  public monitorStore(store: DenormalizedStore): void {
+  public monitorStore(store: IDenormalizedStore): void {
     const five = Duration.minutes(5);
     const throttles = new cloudwatch.MathExpression({
       expression: 'reads + writes',
       usingMetrics: {
-        reads: store.table.metric('ReadThrottleEvents', { statistic: 'Sum', period: five }),
-        writes: store.table.metric('WriteThrottleEvents', { statistic: 'Sum', period: five }),
+        reads: store.localTable.metric('ReadThrottleEvents', { statistic: 'Sum', period: five }),
+        writes: store.localTable.metric('WriteThrottleEvents', { statistic: 'Sum', period: five }),
       },
       label: 'Throttled reads and writes',
       period: five,
     });
     // The operations an app uses: an alarm's math expression takes at most 10 metrics.
     const { Operation } = dynamodb;
-    const errors = store.table.metricSystemErrorsForOperations({
+    const errors = store.localTable.metricSystemErrorsForOperations({
       operations: [
         Operation.GET_ITEM,
         Operation.BATCH_GET_ITEM,

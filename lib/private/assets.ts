@@ -33,10 +33,11 @@ export function compressedScript(relativePath: string): string {
 }
 
 /**
- * Scripts of `assets/` without comments, as one gzipped tar (POSIX ustar), base64-encoded: one
- * compressed stream shares its dictionary across the files, about a tenth smaller than each file
- * compressed alone, which matters in 16 KB of EC2 user data. Entries are regular files (mode 644,
- * owner root, time 0), so the same files always give the same bytes.
+ * Scripts of `assets/` without comments, as one tar (POSIX ustar) compressed with Brotli, base64-encoded:
+ * one compressed stream shares its dictionary across the files, about a tenth smaller than each file
+ * compressed alone, and Brotli's is a tenth smaller than gzip's, which matters in 16 KB of EC2 user
+ * data. Node.js unpacks it. Entries are regular files (mode 644, owner root, time 0),
+ * so the same files always give the same bytes.
  *
  * @param files the scripts, relative to `assets/`; each is stored under its base name
  */
@@ -63,7 +64,8 @@ export function compressedTarball(files: string[]): string {
     blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
   }
   blocks.push(Buffer.alloc(1024)); // two zero blocks end the archive
-  return zlib.gzipSync(Buffer.concat(blocks), { level: 9 }).toString('base64');
+  const quality = { [zlib.constants.BROTLI_PARAM_QUALITY]: zlib.constants.BROTLI_MAX_QUALITY };
+  return zlib.brotliCompressSync(Buffer.concat(blocks), { params: quality }).toString('base64');
 }
 
 /**

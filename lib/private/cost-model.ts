@@ -65,6 +65,8 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'AWS::CloudFront::OriginAccessControl',
   'AWS::CloudFront::VpcOrigin',
   'AWS::CloudWatch::Dashboard',
+  // On demand: billed per request, per GB stored and per GB of point-in-time backup; nothing while empty.
+  'AWS::DynamoDB::GlobalTable',
   'AWS::EC2::FlowLog',
   'AWS::EC2::InternetGateway',
   'AWS::EC2::LaunchTemplate',

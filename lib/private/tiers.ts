@@ -12,6 +12,7 @@ export type Tier =
   | 'database'
   | 'replica'
   | 'cache'
+  | 'store'
   | 'queue'
   | 'schedule';
 

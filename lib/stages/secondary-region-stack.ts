@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { CachedTier } from '../constructs/cached-tier';
 import { CrossRegionReplica } from '../constructs/cross-region-replica';
+import { IDenormalizedStore } from '../constructs/denormalized-store';
 import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { QueueWorkers } from '../constructs/queue-workers';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
@@ -26,6 +27,7 @@ import {
 import { PRIMARY_DISTRIBUTION_ID_OUTPUT } from './layers/edge';
 import { operationsLayer } from './layers/operations';
 import { regionMediaLayer, SECONDARY_OUTPUTS } from './layers/regions';
+import { regionStoreLayer } from './layers/store';
 import { workersLayer } from './layers/workers';
 import { sizingOf, STAGES } from './stage-table';
 import { UserStage } from './user-stage';
@@ -182,6 +184,8 @@ export class SecondaryRegionStack extends Stack {
   public readonly cache: CachedTier;
   /** The region's job queue and workers. */
   public readonly workers: QueueWorkers;
+  /** This region's replica of the primary's store, which the primary's global table keeps. */
+  public readonly store: IDenormalizedStore;
   /** The copy of the primary's media (`media/`), and uploads once this region takes the writes. */
   public readonly mediaBucket: s3.Bucket;
   /** The region's alarms and dashboard. */
@@ -237,10 +241,17 @@ export class SecondaryRegionStack extends Stack {
       database: this.databaseReplica,
       media: this.mediaBucket,
     });
+    this.store = regionStoreLayer(this, props.primaryStackName, [this.web, this.workers]);
     this.operations = operationsLayer(
       this,
       props,
-      { web: this.web, crossRegionReplica: this.databaseReplica, cache: this.cache, workers: this.workers },
+      {
+        web: this.web,
+        crossRegionReplica: this.databaseReplica,
+        cache: this.cache,
+        workers: this.workers,
+        store: this.store,
+      },
       {
         alarmName: `${this.stackName}-stage-10m-at-capacity`,
         description:

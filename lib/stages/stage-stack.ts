@@ -11,6 +11,7 @@ import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { ReplicatedDb } from '../constructs/replicated-db';
 import { SeparatedDb } from '../constructs/separated-db';
 import { QueueWorkers } from '../constructs/queue-workers';
+import { DenormalizedStore } from '../constructs/denormalized-store';
 import { SingleServer } from '../constructs/single-server';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
@@ -24,6 +25,7 @@ import { networkLayer } from './layers/network';
 import { appOutputs, cdnLayer, mediaLayer } from './layers/edge';
 import { operationsLayer } from './layers/operations';
 import { PrimaryRegions } from './layers/regions';
+import { storeLayer } from './layers/store';
 import { prerenderLayer, workersLayer } from './layers/workers';
 import { SecondaryRegionStack } from './secondary-region-stack';
 import { StageGuard } from './stage-guard';
@@ -269,6 +271,11 @@ export class StageStack extends Stack {
   public readonly cache?: CachedTier;
   /** The job queue and its workers: uploads and pre-renders (stage 1m onwards). */
   public readonly workers?: QueueWorkers;
+  /**
+   * The DynamoDB store of denormalized read models, the feed (stage 1m onwards); at stage 10m a global
+   * table with a replica in each secondary region.
+   */
+  public readonly store?: DenormalizedStore;
   /** The alarm topic, the dashboard, the health alarms and the "time for the next stage" alarm. */
   public readonly operations: StageOperations;
   /**
@@ -335,7 +342,8 @@ export class StageStack extends Stack {
       });
       prerenderLayer(this, this.workers, cdn, props);
     }
-    regions?.pinAndReplicate(cdn, this.database!);
+    if (layers.has('store')) this.store = storeLayer(this, [appTier, this.workers!], regions?.primaryRegion);
+    regions?.pinAndReplicate(cdn, this.database!, this.store!);
     this.operations = this.addOperations(props);
     appOutputs(this, cdn, layers.has('webClient'));
     acknowledgeNist80053R5(this);
@@ -380,6 +388,7 @@ export class StageStack extends Stack {
         readReplicas: this.readReplicas,
         cache: this.cache,
         workers: this.workers,
+        store: this.store,
         distributionId: this.cdn.distribution.distributionId,
       },
       nextStageAdvice(this.stackName, this.stage),

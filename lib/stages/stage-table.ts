@@ -67,6 +67,8 @@ export type StageLayer =
   | 'media'
   /** The job queue, its workers and the pre-render schedule. */
   | 'workers'
+  /** The DynamoDB store of denormalized read models (the feed); a global table at stage 10m. */
+  | 'store'
   /** Secondary regions with routing at the edge, replicated secrets and media. */
   | 'regions'
   /** Alarms, the dashboard and the "time for the next stage" alarm. */
@@ -156,7 +158,7 @@ export const STAGES: readonly StageDefinition[] = [
       cache: { nodeType: 't4g.medium', replicas: 1 },
     },
   },
-  { stage: UserStage.USERS_1M, users: 1_000_000, adds: ['workers'], sizing: STAGE_1M },
+  { stage: UserStage.USERS_1M, users: 1_000_000, adds: ['workers', 'store'], sizing: STAGE_1M },
   {
     stage: UserStage.USERS_10M,
     users: 10_000_000,

@@ -188,12 +188,18 @@ function serversByRole(region: Region): Map<string, string> {
   return serverOf;
 }
 
-/** A server's grant on a queue: to take jobs from it, or else to put jobs on it. */
+/**
+ * A server's grant on a queue: to take jobs from it, or else to put jobs on it; or on the store: to
+ * read and write its items.
+ */
 function queueGrant(region: Region, server: string, statement: Props): void {
   if (statement.Effect !== 'Allow') return;
   const actions = list(statement.Action).map(String);
   for (const target of refs(statement.Resource)) {
     const queue = region.nodeOf(target);
+    if (queue && region.nodes.get(queue)?.kind === 'store' && actions.includes('dynamodb:PutItem')) {
+      region.connect(server, queue, { style: 'request', label: 'items' });
+    }
     if (!queue || region.nodes.get(queue)?.kind !== 'queue') continue;
     if (actions.some((a) => a.startsWith('sqs:ReceiveMessage'))) {
       region.connect(queue, server, { style: 'async', label: 'jobs' });
@@ -203,7 +209,7 @@ function queueGrant(region: Region, server: string, statement: Props): void {
   }
 }
 
-/** What the servers' IAM roles let them do with queues. */
+/** What the servers' IAM roles let them do with queues and the store. */
 function queueGrants(region: Region): void {
   const serverOf = serversByRole(region);
   for (const [, policy] of region.byType('AWS::IAM::Policy')) {

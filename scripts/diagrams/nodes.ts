@@ -84,6 +84,17 @@ const LABELS: Record<Tier, (box: Box) => Label> = {
       ],
     };
   },
+  // A global table lists every replica's region, its own (the stack's) first.
+  store: (box) => {
+    const replicas = list(props(box).Replicas).length;
+    return {
+      title: 'DynamoDB store',
+      details: [
+        'on demand, point-in-time recovery',
+        replicas > 1 ? `global table, ${replicas} regions` : 'one region',
+      ],
+    };
+  },
   // The queue's parts: the queue, then the dead-letter queue it hands failed jobs to.
   queue: (box) => {
     const redrive = props(box).RedrivePolicy as Props | undefined;

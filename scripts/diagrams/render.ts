@@ -25,6 +25,7 @@ const STYLE: Record<TierKind, { fill: string; line: string; shape?: string }> = 
   database: { fill: '#e3ecfb', line: '#2e73b8', shape: 'cylinder' },
   replica: { fill: '#e3ecfb', line: '#2e73b8', shape: 'cylinder' },
   cache: { fill: '#fde2e2', line: '#c7131f', shape: 'cylinder' },
+  store: { fill: '#e3ecfb', line: '#2e73b8', shape: 'cylinder' },
   queue: { fill: '#fbe3ef', line: '#e7157b' },
   schedule: { fill: '#fbe3ef', line: '#e7157b' },
 };

@@ -155,6 +155,8 @@ function harnessImage(): string {
   copy('/usr/bin/mount', path.join(harness, 'bin', 'mount'));
   copy('/usr/bin/mountpoint', path.join(harness, 'bin', 'mountpoint'));
   fs.writeFileSync(path.join(harness, 'repo-packages'), `${REPO_PACKAGES.join('\n')}\n`);
+  // Where sandbox.sh mounts the host's node binary, for the node stub.
+  fs.writeFileSync(path.join(harness, 'node'), '');
   image = dir;
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;

@@ -27,7 +27,7 @@ test('the workers signal their own Auto Scaling group, within 15 minutes', () =>
 test('a new worker unpacks the demo worker, learns its group, starts and signals success once', () => {
   const { machine, result } = boot();
   expectSignal(result, true);
-  for (const file of ['worker.js', 'aws.js', 'aws-api.js', 'png.js']) {
+  for (const file of ['worker.js', 'aws.js', 'aws-api.js', 'feed.js', 'png.js']) {
     expect(machine.exists(`opt/scale-stages/demo-app/${file}`)).toBe(true);
   }
   const env = machine.read('etc/scale-stages/app.env');

@@ -44,6 +44,12 @@ export interface DeployRule {
   check(template: CfnTemplate, context: RuleContext): string[];
 }
 
+/** The CloudFormation reference of AWS::DynamoDB::GlobalTable, source of its deploy rules. */
+const GLOBAL_TABLE_SOURCE = {
+  url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-dynamodb-globaltable.html',
+  title: 'AWS::DynamoDB::GlobalTable',
+};
+
 /** What a read replica takes from its source and must not set (CloudFormation DBInstance docs). */
 const REPLICA_FORBIDDEN = [
   'BackupRetentionPeriod',
@@ -1681,7 +1687,124 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
           });
       }),
   },
+  {
+    id: 'dynamodb-global-table-stream-with-replicas',
+    title: 'A global table with more than one replica has a stream',
+    source: GLOBAL_TABLE_SOURCE,
+    quote:
+      'StreamSpecification: Specifies the streams settings on your global table. You must provide a value ' +
+      'for this property if your global table contains more than one replica.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::DynamoDB::GlobalTable')
+        .filter(([, table]) => list(props(table).Replicas).length > 1 && !props(table).StreamSpecification)
+        .map(
+          ([id, table]) =>
+            `${id} has ${list(props(table).Replicas).length} replicas and no StreamSpecification`,
+        ),
+  },
+  {
+    id: 'dynamodb-global-table-home-replica',
+    title: "A global table's replicas include the region its stack deploys to",
+    source: GLOBAL_TABLE_SOURCE,
+    quote:
+      'Replicas: Specifies the list of replicas for your global table. The list must contain at least one ' +
+      'element, the region where the stack defining the global table is deployed.',
+    check: (t, context) =>
+      resourcesOfType(t, 'AWS::DynamoDB::GlobalTable').flatMap(([id, table]) => {
+        const regions = list(props(table).Replicas).map((r) => (isObject(r) ? r.Region : undefined));
+        const home = regions.some(
+          (region) =>
+            (isObject(region) && region.Ref === 'AWS::Region') ||
+            (typeof region === 'string' &&
+              (region === context.region || deployRegionsAsserted(t).includes(region))),
+        );
+        return home
+          ? []
+          : [
+              `${id} has replicas in ${regions.map((r) => renderText(r)).join(', ')}, none of them the stack's region (AWS::Region, or a region a rule holds the deploy to)`,
+            ];
+      }),
+  },
 ];
+
+/**
+ * Deploy rules of a stack update: what CloudFormation refuses to change from one template to the next.
+ * Each checks the update from `before` (deployed) to `after`.
+ */
+export interface UpdateRule extends Omit<DeployRule, 'check'> {
+  check(before: CfnTemplate, after: CfnTemplate): string[];
+}
+
+/** The replica regions of each global table in a template, by logical id. */
+function globalTableReplicas(t: CfnTemplate): Map<string, string[]> {
+  return new Map(
+    resourcesOfType(t, 'AWS::DynamoDB::GlobalTable').map(([id, table]) => [
+      id,
+      list(props(table).Replicas).map((r) => {
+        const region = isObject(r) ? r.Region : undefined;
+        // The stack's own region, written as the pseudo parameter or as the region a rule holds it to.
+        if (isObject(region) && region.Ref === 'AWS::Region') return 'AWS::Region';
+        const name = renderText(region);
+        return deployRegionsAsserted(t).includes(name) ? 'AWS::Region' : name;
+      }),
+    ]),
+  );
+}
+
+export const UPDATE_RULES: readonly UpdateRule[] = [
+  {
+    id: 'dynamodb-global-table-one-replica-per-update',
+    title: 'A stack update adds or removes at most one replica of a global table',
+    source: GLOBAL_TABLE_SOURCE,
+    quote:
+      'You can create a new global table with as many replicas as needed. You can add or remove replicas ' +
+      'after table creation, but you can only add or remove a single replica in each update.',
+    check: (before, after) => {
+      const old = globalTableReplicas(before);
+      return [...globalTableReplicas(after)].flatMap(([id, regions]) => {
+        const previous = old.get(id);
+        if (!previous) return [];
+        const changed = [
+          ...regions.filter((r) => !previous.includes(r)),
+          ...previous.filter((r) => !regions.includes(r)),
+        ];
+        return changed.length > 1
+          ? [`${id} adds or removes ${changed.length} replicas in one update: ${changed.join(', ')}`]
+          : [];
+      });
+    },
+  },
+  {
+    id: 'dynamodb-global-table-stream-fixed-with-replicas',
+    title: "A global table's stream settings change only while it has one replica",
+    source: GLOBAL_TABLE_SOURCE,
+    quote: 'You can only change the streams settings if your global table has only one replica.',
+    check: (before, after) => {
+      const stream = (t: CfnTemplate, id: string) =>
+        JSON.stringify(props(t.Resources[id]).StreamSpecification ?? null);
+      const old = globalTableReplicas(before);
+      return resourcesOfType(after, 'AWS::DynamoDB::GlobalTable')
+        .filter(([id]) => (old.get(id)?.length ?? 0) > 1 && stream(before, id) !== stream(after, id))
+        .map(([id]) => `${id} changes its StreamSpecification while it has ${old.get(id)!.length} replicas`);
+    },
+  },
+];
+
+/**
+ * The regions a template's rules hold its deploy to: each literal of an assertion
+ * `Fn::Equals [{Ref: AWS::Region}, <region>]` in its Rules section.
+ */
+function deployRegionsAsserted(t: CfnTemplate): string[] {
+  const rules = isObject(t.Rules as Json) ? (t.Rules as JsonObject) : {};
+  return Object.values(rules).flatMap((rule) =>
+    list(isObject(rule) ? rule.Assertions : undefined).flatMap((assertion) => {
+      const equals =
+        isObject(assertion) && isObject(assertion.Assert) ? assertion.Assert['Fn::Equals'] : undefined;
+      const [a, b] = list(equals);
+      return isObject(a) && a.Ref === 'AWS::Region' && typeof b === 'string' ? [b] : [];
+    }),
+  );
+}
 
 /** Each Fn::GetStackOutput in a value, with the intrinsic functions around it (outermost first). */
 function stackOutputsIn(value: Json, functions: string[] = []): { functions: string[]; output: string }[] {

@@ -23,7 +23,7 @@ test('each stage is the previous stage plus the layers its row adds', () => {
     '1k: +fleet +edgeFirewall -server',
     '10k: +media',
     '100k: +readReplicas +cache',
-    '1m: +workers',
+    '1m: +workers +store',
     '10m: +regions',
   ]);
   expect([...layersAt(UserStage.USERS_10K)]).toEqual([...layersAt(UserStage.USERS_1K), 'media']);

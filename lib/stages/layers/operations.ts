@@ -4,6 +4,7 @@
  */
 import { Construct } from 'constructs';
 import { CachedTier } from '../../constructs/cached-tier';
+import { IDenormalizedStore } from '../../constructs/denormalized-store';
 import { LoadBalancedTier } from '../../constructs/load-balanced-tier';
 import { QueueWorkers } from '../../constructs/queue-workers';
 import { NextStageAdvice, OutgrowThresholds, StageOperations } from '../../constructs/stage-operations';
@@ -18,6 +19,7 @@ export interface MonitoredTiers {
   readonly crossRegionReplica?: Parameters<StageOperations['monitorCrossRegionReplica']>[0];
   readonly cache?: CachedTier;
   readonly workers?: QueueWorkers;
+  readonly store?: IDenormalizedStore;
   readonly distributionId?: string;
 }
 
@@ -43,6 +45,7 @@ export function operationsLayer(
   if (tiers.crossRegionReplica) operations.monitorCrossRegionReplica(tiers.crossRegionReplica);
   if (tiers.cache) operations.monitorCache(tiers.cache);
   if (tiers.workers) operations.monitorQueue(tiers.workers);
+  if (tiers.store) operations.monitorStore(tiers.store);
   if (tiers.distributionId) operations.monitorDistribution(tiers.distributionId);
   operations.adviseNextStage(advice);
   return operations;

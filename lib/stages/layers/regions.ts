@@ -12,6 +12,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { IConstruct } from 'constructs';
 import { IAppTier } from '../../app-tier';
 import { CdnStatic } from '../../constructs/cdn-static';
+import { DenormalizedStore } from '../../constructs/denormalized-store';
 import { SeparatedDb } from '../../constructs/separated-db';
 import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../../private/buckets';
 import { ScaleStagesError } from '../../private/errors';
@@ -54,9 +55,14 @@ export class PrimaryRegions {
     private readonly secondaries: readonly SecondaryRegion[],
   ) {}
 
+  /** The primary region: the first of the app's regions, where this stack deploys. */
+  public get primaryRegion(): string {
+    return this.secondaries[0].primaryRegion;
+  }
+
   /** The primary region's app origin id, which the routing function selects by. */
   public get appOriginId(): string {
-    return regionalOriginId(this.secondaries[0].primaryRegion);
+    return regionalOriginId(this.primaryRegion);
   }
 
   /**
@@ -83,11 +89,12 @@ export class PrimaryRegions {
    * `/_region/<region>/*` for each region, after the media behavior (so that the origins of earlier
    * stages keep their construct ids), and the database secret and the media replicated to each region.
    */
-  public pinAndReplicate(cdn: CdnStatic, database: SeparatedDb): void {
+  public pinAndReplicate(cdn: CdnStatic, database: SeparatedDb, store: DenormalizedStore): void {
     pinRegions(cdn, this.apps, this.routing!);
     for (const secondary of this.secondaries) {
       database.replicateSecretTo(secondary.region);
       cdn.replicateMediaTo(this.secondaryMedia(secondary));
+      store.addReplica(secondary.region);
     }
     new CfnOutput(this.stack, 'RoutingStoreArn', {
       description: `The key value store whose ${WRITER_REGION_KEY} key names the region that takes the writes (promotion runbook)`,
