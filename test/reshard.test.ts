@@ -86,7 +86,19 @@ function sqlAsync(shard: number, db: string, text: string): Promise<string[]> {
   const server = servers[shard];
   const child = spawn(
     'psql',
-    ['-XqAt', '-v', 'ON_ERROR_STOP=1', '-h', server.socketDir, '-p', String(server.port), '-U', 'postgres', '-d', db],
+    [
+      '-XqAt',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      server.socketDir,
+      '-p',
+      String(server.port),
+      '-U',
+      'postgres',
+      '-d',
+      db,
+    ],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let stdout = '';
@@ -191,6 +203,16 @@ function expectRoutedExactlyOnce(db: string, where = 'true'): string[] {
   return everything;
 }
 
+/** The rows the app sees: those on the shard the map names for their user, sorted. */
+function visibleRows(db: string): string[] {
+  const map = shardMap(db);
+  return [...allRows(db)]
+    .flatMap(([shard, rows]) =>
+      rows.filter((row) => map[shards.bucketOf(row.slice(0, row.indexOf('|')))] === shard),
+    )
+    .sort();
+}
+
 /** Users, some with non-ASCII ids and quotes. */
 const userIds = (count: number, prefix = 'user') =>
   Array.from({ length: count }, (_, i) =>
@@ -227,7 +249,7 @@ describe('shards.js', () => {
     const run = await reshard(['init'], { SHARDS: shardsOf('buckets', 1) });
     expect(run).toMatchObject({ status: 0, stderr: '' });
     const next = random(25);
-    const alphabet = [..."abcXYZ019 '\\\"%_-éüßøñ日本語中文한국어🙂🚀Ωж\u00a0\u2028"];
+    const alphabet = [...'abcXYZ019 \'\\"%_-éüßøñ日本語中文한국어🙂🚀Ωж\u00a0\u2028'];
     const ids = ['', 'a', 'user-1', "o'neil", ...userIds(500)];
     while (ids.length < 3000) {
       const length = 1 + Math.floor(next() * 40);
@@ -297,7 +319,8 @@ describe('resharding a database while the app serves', () => {
     expect(first.stdout).toContain('shard 0: 1024 buckets');
     expect(shardMap(DB)).toEqual(Array(1024).fill(0));
     expect(await reshard(['init'], env)).toMatchObject({ status: 0, stderr: '' });
-    for (const shard of [0, 1, 2]) expect(sql(shard, DB, "SELECT scale_stages_bucket('alice')")).toHaveLength(1);
+    for (const shard of [0, 1, 2])
+      expect(sql(shard, DB, "SELECT scale_stages_bucket('alice')")).toHaveLength(1);
   });
 
   test('apply --shards 2 moves half of the buckets and their rows from the one database to a new shard', async () => {
@@ -305,7 +328,10 @@ describe('resharding a database while the app serves', () => {
     const before = expectRoutedExactlyOnce(DB);
     const plan = parsePlan((await reshard(['plan', '--shards', '2'], env)).stdout);
     expect(plan.size).toBe(512);
-    const run = await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], env);
+    const run = await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], {
+      ...env,
+      RESHARD_BATCH_BUCKETS: '512',
+    });
     expect(run).toMatchObject({ status: 0, stderr: '' });
     const map = shardMap(DB);
     expect(map.filter((shard) => shard === 1)).toHaveLength(512);
@@ -326,7 +352,8 @@ describe('resharding a database while the app serves', () => {
     expect(run.stdout).toContain('move 171 buckets from shard 1 to shard 2');
     expect(run.stdout).toContain('plan: 341 buckets move');
     const map = shardMap(DB);
-    for (const [bucket, [source, target]] of plan) expect([bucket, source, target]).toEqual([bucket, map[bucket], 2]);
+    for (const [bucket, [source, target]] of plan)
+      expect([bucket, source, target]).toEqual([bucket, map[bucket], 2]);
     // Deterministic: the same plan again.
     expect((await reshard(['plan', '--shards', '3'], env)).stdout).toBe(run.stdout);
   });
@@ -343,37 +370,43 @@ describe('resharding a database while the app serves', () => {
     // The app: writes posts of random live users and reads them back, and reads seeded users,
     // routed by a ShardMap with the TTL the script waits for; a moving bucket is "retry later".
     const map = new shards.ShardMap({ ttlSeconds: TTL });
+    /** Per bucket, when this server's map first showed it moving; how long each stayed so, as seen here. */
+    const movingSince = new Map<number, number>();
+    const pauses: number[] = [];
     const load = () =>
-      map.load(async () =>
-        (await sqlAsync(0, DB, 'SELECT bucket, shard, moving FROM scale_stages_shard_map')).map((line) => {
-          const [bucket, shard, moving] = line.split('|');
-          return { bucket: Number(bucket), shard: Number(shard), moving };
-        }),
-      );
+      map.load(async () => {
+        const rows = (await sqlAsync(0, DB, 'SELECT bucket, shard, moving FROM scale_stages_shard_map')).map(
+          (line) => {
+            const [bucket, shard, moving] = line.split('|');
+            return { bucket: Number(bucket), shard: Number(shard), moving };
+          },
+        );
+        for (const row of rows) {
+          const since = movingSince.get(row.bucket);
+          if (row.moving === 't' && since === undefined) movingSince.set(row.bucket, Date.now());
+          if (row.moving === 'f' && since !== undefined) {
+            pauses.push((Date.now() - since) / 1000);
+            movingSince.delete(row.bucket);
+          }
+        }
+        return rows;
+      });
     const acknowledged = new Map<string, number[]>();
     const problems: string[] = [];
     const stats = { writes: 0, retries: 0, reads: 0 };
-    /** Per bucket: when the app first saw it moving, and how long writes to it had to wait. */
-    const pausedSince = new Map<number, number>();
-    const pauses: number[] = [];
     let applying = true;
-    const app = (async () => {
-      const next = (n: number) => Math.floor(Math.random() * n);
-      let id = 1;
+    let id = 1;
+    const next = (n: number) => Math.floor(Math.random() * n);
+    /** One of the app's request loops; several run at once, each with its own users. */
+    const serve = async (loop: number) => {
       while (applying) {
-        const user = `live-${next(300)}`;
+        const user = `live-${loop}-${next(100)}`;
         await load();
         const route = map.route(user);
         if (route.moving) {
-          if (!pausedSince.has(route.bucket)) pausedSince.set(route.bucket, Date.now());
           stats.retries++;
           await new Promise((resolve) => setTimeout(resolve, 50));
           continue;
-        }
-        const since = pausedSince.get(route.bucket);
-        if (since !== undefined) {
-          pauses.push((Date.now() - since) / 1000);
-          pausedSince.delete(route.bucket);
         }
         const postId = id++;
         await sqlAsync(route.shard, DB, `INSERT INTO posts VALUES (${literal(user)}, ${postId}, 'live')`);
@@ -394,14 +427,15 @@ describe('resharding a database while the app serves', () => {
           if (Number(found[0]) !== expected) problems.push(`${reader}: ${found[0]} rows, not ${expected}`);
         }
       }
-    })();
+    };
+    const app = Promise.all([0, 1, 2].map(serve));
 
     const run = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], env);
     applying = false;
     await app;
     expect(run).toMatchObject({ status: 0, stderr: '' });
     expect(problems).toEqual([]);
-    expect(stats.writes).toBeGreaterThan(20);
+    expect(stats.writes).toBeGreaterThan(50);
     expect(stats.retries).toBeGreaterThan(0);
 
     // Exactly the planned buckets moved, to shard 2.
@@ -417,7 +451,8 @@ describe('resharding a database while the app serves', () => {
     const afterRows = allRows(DB, "user_id NOT LIKE 'live-%'");
     const unmoved = (rows: string[]) =>
       rows.filter((row) => !plan.has(shards.bucketOf(row.slice(0, row.indexOf('|')))));
-    for (const shard of [0, 1]) expect(unmoved(afterRows.get(shard)!)).toEqual(unmoved(beforeRows.get(shard)!));
+    for (const shard of [0, 1])
+      expect(unmoved(afterRows.get(shard)!)).toEqual(unmoved(beforeRows.get(shard)!));
     expect(afterRows.get(2)!.length).toBeGreaterThan(2000);
 
     // Every acknowledged write is there, once, on the map's shard.
@@ -430,9 +465,247 @@ describe('resharding a database while the app serves', () => {
     expect(measured).toHaveLength(4);
     // RESHARD_TIMINGS=<file> keeps the numbers (docs/resharding.md quotes them).
     if (process.env.RESHARD_TIMINGS) {
-      const timings = { applySeconds: run.seconds, markToSwitch: measured, appPauses: pauses, stats };
+      const seen = [...new Set(pauses.map((p) => p.toFixed(1)))];
+      const timings = { applySeconds: run.seconds, markToSwitch: measured, pausesSeenByTheApp: seen, stats };
       fs.writeFileSync(process.env.RESHARD_TIMINGS, `${JSON.stringify(timings)}\n`);
     }
     expect(Math.max(...measured)).toBeLessThan(TTL + MARGIN + 10);
+    expect(pauses).toHaveLength(341);
+  });
+});
+
+// --- Crashes, verification, errors, the app environment -------------------------------------------
+
+describe('an interrupted apply', () => {
+  const DB = 'crash';
+  let env: Record<string, string>;
+  let before: string[];
+
+  beforeAll(async () => {
+    createDatabase(DB);
+    env = { SHARDS: shardsOf(DB), RESHARD_BATCH_BUCKETS: '512' };
+    expect(await reshard(['init'], env)).toMatchObject({ status: 0 });
+    seed(DB, userIds(300, 'crash'), () => 0);
+    before = expectRoutedExactlyOnce(DB);
+  });
+
+  test('killed after the copy, before the switch: the app still sees every row; the next apply finishes the move', async () => {
+    const crashed = await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], {
+      ...env,
+      RESHARD_TEST_CRASH_AT: 'switch',
+    });
+    expect(crashed.signal).toBe('SIGKILL');
+    expect(
+      sql(0, DB, 'SELECT shard, count(*) FILTER (WHERE moving) FROM scale_stages_shard_map GROUP BY 1'),
+    ).toEqual(['0|512']);
+    expect((await reshard(['status'], env)).stdout).toContain(
+      'moves under way: 512 buckets copying from shard 0 to shard 1',
+    );
+    expect(visibleRows(DB)).toEqual(before);
+    expect(Number(sql(1, DB, 'SELECT count(*) FROM posts')[0])).toBeGreaterThan(0);
+
+    const resumed = await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], env);
+    expect(resumed).toMatchObject({ status: 0, stderr: '' });
+    expect(resumed.stdout).toContain('resuming the moves an interrupted run started');
+    expect(expectRoutedExactlyOnce(DB)).toEqual(before);
+    expect(shardMap(DB).filter((shard) => shard === 1)).toHaveLength(512);
+    expect(resumed.stdout).toContain('moves under way: none');
+  });
+
+  test('killed after a switch, before deleting the source rows: the next apply deletes them, and finishes', async () => {
+    const crashed = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], {
+      ...env,
+      RESHARD_TEST_CRASH_AT: 'cleanup',
+    });
+    expect(crashed.signal).toBe('SIGKILL');
+    // The first batch (shard 0 to 2) switched, its rows still on shard 0; the second is being copied.
+    expect(
+      sql(
+        0,
+        DB,
+        'SELECT source, target, step, count(*) FROM scale_stages_reshard_moves GROUP BY 1, 2, 3 ORDER BY 1',
+      ),
+    ).toEqual(['0|2|switched|170', '1|2|copying|171']);
+    expect(visibleRows(DB)).toEqual(before);
+
+    const resumed = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], env);
+    expect(resumed).toMatchObject({ status: 0, stderr: '' });
+    expect(expectRoutedExactlyOnce(DB)).toEqual(before);
+    expect([0, 1, 2].map((shard) => shardMap(DB).filter((s) => s === shard).length)).toEqual([342, 341, 341]);
+    // Nothing left to do.
+    const again = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], env);
+    expect(again).toMatchObject({ status: 0, stderr: '' });
+    expect(again.stdout).not.toContain('moved');
+  });
+});
+
+describe('verification', () => {
+  const DB = 'tamper';
+  const users = userIds(300, 'tamper');
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    createDatabase(DB);
+    env = { SHARDS: shardsOf(DB), RESHARD_BATCH_BUCKETS: '64' };
+    expect(await reshard(['init'], env)).toMatchObject({ status: 0 });
+    seed(DB, users, () => 0);
+  });
+
+  test('a copy that differs from the source is caught, deleted, and named; the buckets stay on the source', async () => {
+    const before = expectRoutedExactlyOnce(DB);
+    // A trigger on the target changes one user's posts (of the second batch) as they arrive.
+    const victim = users.find((user) => shards.bucketOf(user) >= 576 && shards.bucketOf(user) < 640)!;
+    const batch = Math.floor((shards.bucketOf(victim) - 512) / 64) + 1;
+    sql(
+      1,
+      DB,
+      `CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN IF NEW.user_id = ${literal(victim)} THEN NEW.body := 'tampered'; END IF; RETURN NEW; END $$;
+       CREATE TRIGGER tamper BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION tamper();`,
+    );
+    const run = await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], env);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^reshard: table posts differs after the copy of batch ${batch} \\(buckets ${512 + (batch - 1) * 64}-${511 + batch * 64}, shard 0 to shard 1\\): source \\d+ rows, target \\d+ rows, checksums -?\\d+ and -?\\d+; deleted the copies, the buckets stay on shard 0\n$`,
+      ),
+    );
+    // The earlier batches moved; the failed one and the later ones did not; no copy is left behind.
+    const map = shardMap(DB);
+    expect(map.filter((shard) => shard === 1)).toHaveLength((batch - 1) * 64);
+    expect(map[shards.bucketOf(victim)]).toBe(0);
+    expect(sql(0, DB, 'SELECT count(*) FROM scale_stages_shard_map WHERE moving')).toEqual(['0']);
+    expect(sql(0, DB, 'SELECT count(*) FROM scale_stages_reshard_moves')).toEqual(['0']);
+    expect(expectRoutedExactlyOnce(DB)).toEqual(before);
+
+    sql(1, DB, 'DROP TRIGGER tamper ON posts');
+    const again = { ...env, RESHARD_BATCH_BUCKETS: '512' };
+    expect(await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], again)).toMatchObject({
+      status: 0,
+      stderr: '',
+    });
+    expect(expectRoutedExactlyOnce(DB)).toEqual(before);
+  });
+
+  const errors: { args: string[]; shards?: 'two' | 'unmapped'; error: string }[] = [
+    {
+      args: ['plan', '--shards', '1'],
+      error: '--shards 1 is below the current shard count 2: shrinking is not supported',
+    },
+    { args: ['plan', '--shards', 'three'], error: "--shards must be a number from 1 to 1024, not 'three'" },
+    {
+      args: ['plan', '--shards', '3'],
+      shards: 'two',
+      error:
+        '--shards 3 needs 3 connection strings, but there are 2 (SHARDS or DATABASE_SHARDS, shard 0 first)',
+    },
+    {
+      args: ['apply', '--shards', '3', '--tables', 'posts:user_id,likes:user_id'],
+      error: "table likes does not exist on shard 2: run the app's migrations there first",
+    },
+    {
+      args: ['apply', '--shards', '3', '--tables', 'posts'],
+      error: "--tables takes table:column pairs (plain lowercase names), not 'posts'",
+    },
+    {
+      args: ['apply', '--shards', '3'],
+      error: 'apply needs --tables "table:user_id_column,..." (every sharded table)',
+    },
+    { args: ['status'], shards: 'unmapped', error: 'there is no shard map on shard 0: run init first' },
+    {
+      args: ['resize'],
+      error:
+        'usage: reshard.sh init | plan --shards N | apply --shards N --tables "table:user_id,..." | status',
+    },
+  ];
+  const named = errors.map((e) => ({
+    ...e,
+    name: `${e.args.join(' ')}${e.shards ? ` (${e.shards} shards)` : ''}`,
+  }));
+  test.each(named)('a one-line error: $name', async ({ args, shards: which, error }) => {
+    for (const shard of [0, 1])
+      sql(shard, DB, 'CREATE TABLE IF NOT EXISTS likes (user_id text, post_id bigint)');
+    let shardList = shardsOf(DB);
+    if (which === 'two') shardList = shardsOf(DB, 2);
+    if (which === 'unmapped') {
+      if (!sql(0, 'postgres', "SELECT 1 FROM pg_database WHERE datname = 'nomap'").length)
+        createDatabase('nomap');
+      shardList = shardsOf('nomap');
+    }
+    const run = await reshard(args, { SHARDS: shardList });
+    expect(run).toMatchObject({ status: 1, stdout: '', stderr: `reshard: ${error}\n` });
+    // Nothing changed.
+    expect(shardMap(DB).filter((shard) => shard === 1)).toHaveLength(512);
+  });
+
+  test('one apply at a time', async () => {
+    const holder = sqlAsync(
+      0,
+      DB,
+      "SELECT pg_advisory_lock(hashtext('scale_stages_reshard')); SELECT pg_sleep(1.5);",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const run = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], env);
+    await holder;
+    expect(run).toMatchObject({
+      status: 1,
+      stderr:
+        'reshard: another reshard apply is running (it holds the lock on shard 0), or shard 0 is unreachable\n',
+    });
+  });
+});
+
+describe('the app environment (DATABASE_SHARDS) instead of SHARDS', () => {
+  const DB = 'envdb';
+  let aws: ReturnType<typeof stubAwsCli>;
+  let env: Record<string, string>;
+
+  beforeAll(() => {
+    createDatabase(DB, 'app');
+    aws = stubAwsCli();
+    fs.writeFileSync(aws.secretFile, JSON.stringify({ username: 'app', password: PASSWORD }));
+    const caFile = path.join(work, 'shards-ca.pem');
+    fs.writeFileSync(caFile, servers.map((server) => fs.readFileSync(server.caFile!, 'utf8')).join(''));
+    env = {
+      PATH: `${aws.binDir}:${process.env.PATH ?? ''}`,
+      AWS_REGION: 'eu-west-1',
+      DATABASE_CA_FILE: caFile,
+      DATABASE_SHARDS: JSON.stringify(
+        servers.map((server, i) => ({
+          host: '127.0.0.1',
+          port: server.port,
+          name: DB,
+          secretArn: `${SECRET_ARN}-${i}`,
+        })),
+      ),
+      RESHARD_BATCH_BUCKETS: '1024',
+    };
+  });
+
+  test('connects as the app user with the password of each shard secret, verifying the servers certificates', async () => {
+    expect(await reshard(['init'], env)).toMatchObject({ status: 0, stderr: '' });
+    seed(DB, userIds(100, 'env'), () => 0);
+    const before = expectRoutedExactlyOnce(DB);
+    const run = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], env);
+    expect(run).toMatchObject({ status: 0, stderr: '' });
+    expect(run.stdout).toContain('shard 2: 341 buckets');
+    expect(expectRoutedExactlyOnce(DB)).toEqual(before);
+    expect(sql(0, DB, "SELECT tableowner FROM pg_tables WHERE tablename = 'scale_stages_shard_map'")).toEqual(
+      ['app'],
+    );
+    expect(aws.calls()).toContain(
+      `secretsmanager get-secret-value --region eu-west-1 --secret-id ${SECRET_ARN}-2 --query SecretString --output text`,
+    );
+    // verify-full: a CA file that does not hold shard 1's certificate fails.
+    const wrongCa = path.join(work, 'wrong-ca.pem');
+    fs.copyFileSync(servers[0].caFile!, wrongCa);
+    const refused = await reshard(['plan', '--shards', '3'], { ...env, DATABASE_CA_FILE: wrongCa });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/certificate verify failed/);
+    // Without a CA file: TLS without verification (sslmode=require).
+    expect(await reshard(['status'], { ...env, DATABASE_CA_FILE: '' })).toMatchObject({
+      status: 0,
+      stderr: '',
+    });
   });
 });

@@ -145,6 +145,10 @@ check_target() { # check_target N: a valid shard count for this map and these co
   now="$(current_shards)"
   [ "$1" -ge "$now" ] || die "--shards $1 is below the current shard count $now: shrinking is not supported"
   require_shards "$1"
+  local shard
+  for ((shard = 1; shard < $1; shard++)); do
+    q "$shard" <<<"SELECT 1" >/dev/null || die "cannot connect to shard $shard (see psql's error above)"
+  done
 }
 
 # --- The plan -----------------------------------------------------------------------------------
@@ -171,7 +175,8 @@ given AS (
 slots AS (
   SELECT r.shard AS target, row_number() OVER (ORDER BY r.emptiest, g) AS k
   FROM ranked r, generate_series(1, greatest(r.want - r.have, 0)) g)
-SELECT g.bucket, g.source, s.target FROM given g JOIN slots s USING (k) ORDER BY g.k;
+SELECT g.bucket, g.source, s.target FROM given g JOIN slots s USING (k)
+ORDER BY min(g.k) OVER (PARTITION BY g.source, s.target), g.bucket;
 SQL
 }
 
@@ -328,6 +333,7 @@ UPDATE scale_stages_shard_map SET moving = false WHERE bucket = ANY (:'b'::int[]
 DELETE FROM scale_stages_reshard_moves WHERE bucket = ANY (:'b'::int[]);
 COMMIT;
 SQL
+      clean_up wait
       die "table ${tables[$i]} differs after the copy of $label: source ${a%%|*} rows, target ${b%%|*} rows, checksums ${a#*|} and ${b#*|}; deleted the copies, the buckets stay on shard $source"
     fi
   done
