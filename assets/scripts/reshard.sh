@@ -97,11 +97,17 @@ require_shards() { # require_shards N
 }
 
 # --- Schema ---------------------------------------------------------------------------------------
+# The bucket of a user id, as shards.js computes it: the first 4 bytes of sha256(utf8(id)), read as a
+# big-endian unsigned integer, modulo 1024. IMMUTABLE, so tables can index it. Created when missing
+# (an existing one may belong to another role, and indexes may use it).
 create_function() { # on one shard
   q "$1" <<'SQL'
-CREATE OR REPLACE FUNCTION scale_stages_bucket(user_id text) RETURNS int
+SELECT to_regprocedure('scale_stages_bucket(text)') IS NULL AS missing \gset
+\if :missing
+CREATE FUNCTION scale_stages_bucket(user_id text) RETURNS int
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN (('x' || substr(encode(sha256(convert_to(user_id, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint % 1024)::int;
+\endif
 SQL
 }
 
@@ -200,6 +206,9 @@ SELECT 'plan: ' || 1024 || ' buckets over ' || :n || ' shards; now ' ||
   string_agg('shard ' || s || ' ' || (SELECT count(*) FROM scale_stages_shard_map WHERE shard = s), ', ' ORDER BY s)
 FROM generate_series(0, :n - 1) s;
 SQL
+  if [ -n "$(journal copying)$(journal switched)" ]; then
+    log "an interrupted apply left moves under way (see status); the next apply finishes them first"
+  fi
   if [ -z "$moves" ]; then
     log "plan: nothing to move"
     return
@@ -216,7 +225,7 @@ SQL
 tables=()
 keys=()
 parse_tables() { # "posts:user_id,likes:user_id"
-  local spec table key ident='^[A-Za-z_][A-Za-z0-9_]*$'
+  local spec table key ident='^[a-z_][a-z0-9_]*$'
   [ -n "$1" ] || die "apply needs --tables \"table:user_id_column,...\" (every sharded table)"
   IFS=, read -ra specs <<<"$1"
   for spec in "${specs[@]}"; do
