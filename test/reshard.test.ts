@@ -172,12 +172,18 @@ function seed(db: string, users: string[], shardOf: (user: string) => number, po
   for (const [shard, rows] of byShard) sql(shard, db, `INSERT INTO posts VALUES ${rows.join(',\n')}`);
 }
 
-/** Every post of `db` on every shard: "user|id|body" lines by shard. */
-function allRows(db: string, where = 'true'): Map<number, string[]> {
+/** A row of each table as text, user id first. */
+const ROW_TEXT: Record<string, string> = {
+  posts: "user_id || '|' || id || '|' || body",
+  likes: "user_id || '|' || post_id || '|' || liker",
+};
+
+/** Every row of `table` in `db` on every shard: "user|id|body" lines (for posts) by shard. */
+function allRows(db: string, where = 'true', table = 'posts'): Map<number, string[]> {
   return new Map(
     [0, 1, 2].map((shard) => [
       shard,
-      sql(shard, db, `SELECT user_id || '|' || id || '|' || body FROM posts WHERE ${where} ORDER BY 1`),
+      sql(shard, db, `SELECT ${ROW_TEXT[table]} FROM ${table} WHERE ${where} ORDER BY 1`),
     ]),
   );
 }
@@ -186,11 +192,11 @@ function allRows(db: string, where = 'true'): Map<number, string[]> {
  * Checks that each user's rows are on exactly one shard, the one the map names, and returns the
  * rows of all shards together, sorted (a checksum of everything).
  */
-function expectRoutedExactlyOnce(db: string, where = 'true'): string[] {
+function expectRoutedExactlyOnce(db: string, where = 'true', table = 'posts'): string[] {
   const map = shardMap(db);
   const misplaced: string[] = [];
   const everything: string[] = [];
-  for (const [shard, rows] of allRows(db, where)) {
+  for (const [shard, rows] of allRows(db, where, table)) {
     for (const row of rows) {
       const user = row.slice(0, row.indexOf('|'));
       if (map[shards.bucketOf(user)] !== shard) misplaced.push(`${row} on shard ${shard}`);
@@ -204,9 +210,9 @@ function expectRoutedExactlyOnce(db: string, where = 'true'): string[] {
 }
 
 /** The rows the app sees: those on the shard the map names for their user, sorted. */
-function visibleRows(db: string): string[] {
+function visibleRows(db: string, table = 'posts'): string[] {
   const map = shardMap(db);
-  return [...allRows(db)]
+  return [...allRows(db, 'true', table)]
     .flatMap(([shard, rows]) =>
       rows.filter((row) => map[shards.bucketOf(row.slice(0, row.indexOf('|')))] === shard),
     )
@@ -476,21 +482,37 @@ describe('resharding a database while the app serves', () => {
 
 // --- Crashes, verification, errors, the app environment -------------------------------------------
 
-describe('an interrupted apply', () => {
+describe('an interrupted apply (two tables, one referencing the other)', () => {
   const DB = 'crash';
+  const TABLES = ['--tables', 'posts:user_id,likes:user_id'];
   let env: Record<string, string>;
   let before: string[];
+  let likesBefore: string[];
+  const expectAllRoutedOnce = () => {
+    expect(expectRoutedExactlyOnce(DB)).toEqual(before);
+    expect(expectRoutedExactlyOnce(DB, 'true', 'likes')).toEqual(likesBefore);
+  };
 
   beforeAll(async () => {
     createDatabase(DB);
+    for (const shard of [0, 1, 2]) {
+      sql(
+        shard,
+        DB,
+        'CREATE TABLE likes (user_id text, post_id bigint, liker text, FOREIGN KEY (user_id, post_id) REFERENCES posts)',
+      );
+    }
     env = { SHARDS: shardsOf(DB), RESHARD_BATCH_BUCKETS: '512' };
     expect(await reshard(['init'], env)).toMatchObject({ status: 0 });
     seed(DB, userIds(300, 'crash'), () => 0);
+    sql(0, DB, "INSERT INTO likes SELECT user_id, id, 'fan-' || id FROM posts");
     before = expectRoutedExactlyOnce(DB);
+    likesBefore = expectRoutedExactlyOnce(DB, 'true', 'likes');
+    expect(likesBefore).toHaveLength(900);
   });
 
   test('killed after the copy, before the switch: the app still sees every row; the next apply finishes the move', async () => {
-    const crashed = await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], {
+    const crashed = await reshard(['apply', '--shards', '2', ...TABLES], {
       ...env,
       RESHARD_TEST_CRASH_AT: 'switch',
     });
@@ -502,18 +524,19 @@ describe('an interrupted apply', () => {
       'moves under way: 512 buckets copying from shard 0 to shard 1',
     );
     expect(visibleRows(DB)).toEqual(before);
+    expect(visibleRows(DB, 'likes')).toEqual(likesBefore);
     expect(Number(sql(1, DB, 'SELECT count(*) FROM posts')[0])).toBeGreaterThan(0);
 
-    const resumed = await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], env);
+    const resumed = await reshard(['apply', '--shards', '2', ...TABLES], env);
     expect(resumed).toMatchObject({ status: 0, stderr: '' });
     expect(resumed.stdout).toContain('resuming the moves an interrupted run started');
-    expect(expectRoutedExactlyOnce(DB)).toEqual(before);
+    expectAllRoutedOnce();
     expect(shardMap(DB).filter((shard) => shard === 1)).toHaveLength(512);
     expect(resumed.stdout).toContain('moves under way: none');
   });
 
   test('killed after a switch, before deleting the source rows: the next apply deletes them, and finishes', async () => {
-    const crashed = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], {
+    const crashed = await reshard(['apply', '--shards', '3', ...TABLES], {
       ...env,
       RESHARD_TEST_CRASH_AT: 'cleanup',
     });
@@ -527,13 +550,14 @@ describe('an interrupted apply', () => {
       ),
     ).toEqual(['0|2|switched|170', '1|2|copying|171']);
     expect(visibleRows(DB)).toEqual(before);
+    expect(visibleRows(DB, 'likes')).toEqual(likesBefore);
 
-    const resumed = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], env);
+    const resumed = await reshard(['apply', '--shards', '3', ...TABLES], env);
     expect(resumed).toMatchObject({ status: 0, stderr: '' });
-    expect(expectRoutedExactlyOnce(DB)).toEqual(before);
+    expectAllRoutedOnce();
     expect([0, 1, 2].map((shard) => shardMap(DB).filter((s) => s === shard).length)).toEqual([342, 341, 341]);
     // Nothing left to do.
-    const again = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], env);
+    const again = await reshard(['apply', '--shards', '3', ...TABLES], env);
     expect(again).toMatchObject({ status: 0, stderr: '' });
     expect(again.stdout).not.toContain('moved');
   });

@@ -238,10 +238,10 @@ parse_tables() { # "posts:user_id,likes:user_id"
   done
 }
 
-columns() { # columns SHARD TABLE: its column names, quoted, comma-separated, by name
+columns() { # columns SHARD TABLE: its column names (not generated ones), quoted, comma-separated, by name
   q "$1" -v t="$2" <<'SQL'
 SELECT string_agg(quote_ident(attname), ',' ORDER BY attname) FROM pg_attribute
-WHERE attrelid = to_regclass(:'t') AND attnum > 0 AND NOT attisdropped;
+WHERE attrelid = to_regclass(:'t') AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
 SQL
 }
 
@@ -261,7 +261,8 @@ check_tables() { # check_tables N: every table, with the same columns, on shards
 
 delete_rows() { # delete_rows SHARD BUCKETS(csv): that shard's rows of those buckets, in every table
   local i
-  for i in "${!tables[@]}"; do
+  # In reverse order: --tables lists tables that others reference first, and copies in that order.
+  for ((i = ${#tables[@]} - 1; i >= 0; i--)); do
     q "$1" -v b="{$2}" <<<"DELETE FROM ${tables[$i]} WHERE scale_stages_bucket(${keys[$i]}) = ANY (:'b'::int[]);"
   done
 }
