@@ -8,8 +8,9 @@
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
+import { createRequire } from 'module';
 import * as path from 'path';
-import { removeTempDirs, stubAwsCli, tempDir } from './demo-app-helpers';
+import { demoAppDir, removeTempDirs, stubAwsCli, tempDir } from './demo-app-helpers';
 import { PostgresServer, psqlAsAdmin, startPostgres } from './postgres-server';
 
 interface Route {
@@ -31,7 +32,8 @@ interface ShardsModule {
   bucketOf(userId: string): number;
   ShardMap: new (options?: { ttlSeconds?: number; now?: () => number }) => ShardMapInstance;
 }
-const shards = jest.requireActual<ShardsModule>('../assets/demo-app/shards.js');
+/** shards.js as the servers get it (without comments). */
+const shards = createRequire(__filename)(path.join(demoAppDir(), 'shards.js')) as ShardsModule;
 
 const SCRIPT = path.join(__dirname, '..', 'assets', 'scripts', 'reshard.sh');
 const PASSWORD = 'Resh4rdPasswordThatIsLong';
@@ -62,6 +64,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all((servers ?? []).map((server) => server.stop()));
   removeTempDirs();
+  fs.rmSync(demoAppDir(), { recursive: true, force: true });
 });
 
 // --- Helpers ---------------------------------------------------------------------------------------
@@ -711,15 +714,17 @@ describe('the app environment (DATABASE_SHARDS) instead of SHARDS', () => {
     expect(await reshard(['init'], env)).toMatchObject({ status: 0, stderr: '' });
     seed(DB, userIds(100, 'env'), () => 0);
     const before = expectRoutedExactlyOnce(DB);
-    const run = await reshard(['apply', '--shards', '3', '--tables', 'posts:user_id'], env);
+    const run = await reshard(['apply', '--shards', '2', '--tables', 'posts:user_id'], env);
     expect(run).toMatchObject({ status: 0, stderr: '' });
-    expect(run.stdout).toContain('shard 2: 341 buckets');
+    expect(run.stdout).toContain('shard 1: 512 buckets');
+    // A plan reaches every shard it names.
+    expect(await reshard(['plan', '--shards', '3'], env)).toMatchObject({ status: 0, stderr: '' });
     expect(expectRoutedExactlyOnce(DB)).toEqual(before);
     expect(sql(0, DB, "SELECT tableowner FROM pg_tables WHERE tablename = 'scale_stages_shard_map'")).toEqual(
       ['app'],
     );
     expect(aws.calls()).toContain(
-      `secretsmanager get-secret-value --region eu-west-1 --secret-id ${SECRET_ARN}-2 --query SecretString --output text`,
+      `secretsmanager get-secret-value --region eu-west-1 --secret-id ${SECRET_ARN}-1 --query SecretString --output text`,
     );
     // verify-full: a CA file that does not hold shard 1's certificate fails.
     const wrongCa = path.join(work, 'wrong-ca.pem');
