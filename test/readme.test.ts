@@ -211,6 +211,9 @@ const RUN_BY_ANOTHER_TEST: Record<string, string> = {
   'Use it in your own CDK app': 'test/consumer.test.ts',
   // Runs the script against a stand-in AWS CLI and holds the order of its calls.
   'The promotion runbook': 'test/promote-region.test.ts',
+  // Runs the script's subcommands against three PostgreSQL servers (with SHARDS, and as here, with the
+  // app environment's DATABASE_SHARDS).
+  'The resharding runbook': 'test/reshard.test.ts',
 };
 
 /** Paths in the repository a command or a span may name; each must exist. */
