@@ -668,3 +668,27 @@ describe('upgrading stacks deployed from release 0.7.0 (stages 1 to 10m)', () =>
     },
   );
 });
+
+describe('upgrading stacks deployed from release 0.8.0 (stages 1 to 10m)', () => {
+  upgradesFromRelease('0.8.0');
+
+  test.each(releaseStages('0.8.0'))(
+    '%s, same stage: the new demo app is a release in place (up to 100) or a rolling update; 1m and 10m gain the store',
+    (stage) => {
+      // The demo app changed (the feed), so up to stage 100 the server gets it as a new release: its
+      // metadata changes (no restart) and the release's wait condition and handle replace the old ones.
+      const release = [
+        'WILL_UPDATE AWS::EC2::Instance ',
+        'WILL_CREATE AWS::CloudFormation::WaitCondition ',
+        'WILL_CREATE AWS::CloudFormation::WaitConditionHandle ',
+        'WILL_DESTROY AWS::CloudFormation::WaitCondition ',
+        'WILL_DESTROY AWS::CloudFormation::WaitConditionHandle ',
+      ];
+      const fleets = atLeast(stage, UserStage.USERS_1M) ? 2 : 1;
+      const rolling = Array<string>(fleets).fill('WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData');
+      expect(sameStageChanges('0.8.0', stage).sort()).toEqual(
+        [...(hasSingleServer(stage) ? release : rolling), ...storeJoins(stage)].sort(),
+      );
+    },
+  );
+});
