@@ -23,3 +23,4 @@ export * from './feature-flags';
 export * from './cost-estimate';
 export * from './composition/stage-pipeline';
 export * from './constructs/denormalized-store';
+export * from './constructs/sharded-db';

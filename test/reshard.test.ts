@@ -629,7 +629,7 @@ describe('verification', () => {
       args: ['plan', '--shards', '3'],
       shards: 'two',
       error:
-        '--shards 3 needs 3 connection strings, but there are 2 (SHARDS or DATABASE_SHARDS, shard 0 first)',
+        '--shards 3 needs 3 connection strings, but there are 2 (SHARDS or DATABASE_SHARD_HOSTS, shard 0 first)',
     },
     {
       args: ['apply', '--shards', '3', '--tables', 'posts:user_id,likes:user_id'],
@@ -687,7 +687,7 @@ describe('verification', () => {
   });
 });
 
-describe('the app environment (DATABASE_SHARDS) instead of SHARDS', () => {
+describe('the app environment (DATABASE_SHARD_HOSTS and its kin) instead of SHARDS', () => {
   const DB = 'envdb';
   let aws: ReturnType<typeof stubAwsCli>;
   let env: Record<string, string>;
@@ -702,14 +702,11 @@ describe('the app environment (DATABASE_SHARDS) instead of SHARDS', () => {
       PATH: `${aws.binDir}:${process.env.PATH ?? ''}`,
       AWS_REGION: 'eu-west-1',
       DATABASE_CA_FILE: caFile,
-      DATABASE_SHARDS: JSON.stringify(
-        servers.map((server, i) => ({
-          host: '127.0.0.1',
-          port: server.port,
-          name: DB,
-          secretArn: `${SECRET_ARN}-${i}`,
-        })),
-      ),
+      // As ShardedDb hands them to the app: comma-separated, shard 0 first.
+      DATABASE_SHARD_HOSTS: servers.map(() => '127.0.0.1').join(','),
+      DATABASE_SHARD_PORTS: servers.map((server) => server.port).join(','),
+      DATABASE_SHARD_SECRET_ARNS: servers.map((_, i) => `${SECRET_ARN}-${i}`).join(','),
+      DATABASE_NAME: DB,
       RESHARD_BATCH_BUCKETS: '1024',
     };
   });

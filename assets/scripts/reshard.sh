@@ -12,7 +12,8 @@
 #   reshard.sh status               buckets per shard, moves under way
 #
 # Inputs: SHARDS (libpq connection strings, one a line, shard 0 first) or else the app environment:
-# DATABASE_SHARDS (JSON [{"host","port","name","secretArn"}]), AWS_REGION, DATABASE_CA_FILE (optional:
+# DATABASE_SHARD_HOSTS, DATABASE_SHARD_PORTS and DATABASE_SHARD_SECRET_ARNS (comma-separated, shard 0
+# first, as ShardedDb hands them to the app), DATABASE_NAME, AWS_REGION, DATABASE_CA_FILE (optional:
 # verify the servers' certificates). SHARD_MAP_TTL_SECONDS (how long servers cache the map, default
 # 10, as the demo app's shards.js), RESHARD_MARGIN_SECONDS (added to it, default 5),
 # RESHARD_BATCH_BUCKETS (buckets per batch, default 64).
@@ -60,20 +61,22 @@ load_shards() {
     mapfile -t conns < <(printf '%s\n' "$SHARDS" | sed -e '/^[[:space:]]*$/d')
     return
   fi
-  [ -n "${DATABASE_SHARDS:-}" ] || die "no shards: set SHARDS (connection strings, one a line) or DATABASE_SHARDS (the app environment)"
-  local list host port name arn c user password sslmode="sslmode=require"
-  list="$(python3 -c '
-import json, sys
-for s in json.loads(sys.argv[1]):
-    print("\t".join(str(s.get(k) or d) for k, d in (("host", ""), ("port", 5432), ("name", "app"), ("secretArn", ""))))
-' "$DATABASE_SHARDS")" || die "DATABASE_SHARDS is not a JSON array of {host, port, name, secretArn}"
+  [ -n "${DATABASE_SHARD_HOSTS:-}" ] || die "no shards: set SHARDS (connection strings, one a line) or DATABASE_SHARD_HOSTS (the app environment)"
+  local host port name="${DATABASE_NAME:-app}" arn c user password sslmode="sslmode=require" i
+  local -a hosts ports arns
+  IFS=, read -ra hosts <<<"$DATABASE_SHARD_HOSTS"
+  IFS=, read -ra ports <<<"${DATABASE_SHARD_PORTS:-}"
+  IFS=, read -ra arns <<<"${DATABASE_SHARD_SECRET_ARNS:-}"
+  [ "${#arns[@]}" -eq "${#hosts[@]}" ] ||
+    die "DATABASE_SHARD_SECRET_ARNS names ${#arns[@]} secrets for ${#hosts[@]} shards in DATABASE_SHARD_HOSTS"
   if [ -s "${DATABASE_CA_FILE:-}" ]; then sslmode="sslmode=verify-full sslrootcert=$(quote "$DATABASE_CA_FILE")"; fi
   # The passwords go to a password file, not into psql's arguments (which every local user can see).
   PGPASSFILE="$(mktemp)"
   export PGPASSFILE
   trap 'rm -f "$PGPASSFILE"' EXIT
-  while IFS=$'\t' read -r host port name arn; do
-    [ -n "$host" ] && [ -n "$arn" ] || die "a shard in DATABASE_SHARDS has no host or secretArn"
+  for i in "${!hosts[@]}"; do
+    host="${hosts[$i]}" port="${ports[$i]:-5432}" arn="${arns[$i]}"
+    [ -n "$host" ] && [ -n "$arn" ] || die "shard $i has no host or secret ARN (DATABASE_SHARD_HOSTS, DATABASE_SHARD_SECRET_ARNS)"
     c="$(aws secretsmanager get-secret-value --region "${AWS_REGION:-}" --secret-id "$arn" \
       --query SecretString --output text | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["username"]); print(s["password"])')" ||
       die "cannot read the database secret $arn"
@@ -82,7 +85,7 @@ for s in json.loads(sys.argv[1]):
     printf '%s:%s:%s:%s:%s\n' "$(pass_field "$host")" "$(pass_field "$port")" "$(pass_field "$name")" \
       "$(pass_field "$user")" "$(pass_field "$password")" >>"$PGPASSFILE"
     conns+=("host=$(quote "$host") port=$(quote "$port") dbname=$(quote "$name") user=$(quote "$user") $sslmode")
-  done <<<"$list"
+  done
 }
 
 # q SHARD [psql args]: runs the SQL on stdin on that shard; unaligned, tuples only.
@@ -93,7 +96,7 @@ q() {
 }
 
 require_shards() { # require_shards N
-  [ "${#conns[@]}" -ge "$1" ] || die "--shards $1 needs $1 connection strings, but there are ${#conns[@]} (SHARDS or DATABASE_SHARDS, shard 0 first)"
+  [ "${#conns[@]}" -ge "$1" ] || die "--shards $1 needs $1 connection strings, but there are ${#conns[@]} (SHARDS or DATABASE_SHARD_HOSTS, shard 0 first)"
 }
 
 # --- Schema ---------------------------------------------------------------------------------------

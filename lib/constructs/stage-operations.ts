@@ -16,6 +16,7 @@ import { LoadBalancedTier } from './load-balanced-tier';
 import { QueueWorkers } from './queue-workers';
 import { ReplicatedDb } from './replicated-db';
 import { SeparatedDb } from './separated-db';
+import { ShardedDb } from './sharded-db';
 import { SingleServer } from './single-server';
 
 /** Properties of `StageOperations`. */
@@ -307,27 +308,46 @@ export class StageOperations extends Construct {
 
   /** The RDS database: CPU, free storage, connections. */
   public monitorDatabase(database: SeparatedDb): void {
+    this.watchDatabase(database, 'Database', 'The database', 'Database');
+  }
+
+  /**
+   * The shards after the first (which `monitorDatabase` watches): each one's CPU, free storage and
+   * connections, as the first's. A shard outgrowing its CPU says that it needs a bigger class or that
+   * the users need one more shard.
+   */
+  public monitorShards(sharded: ShardedDb): void {
+    sharded.shards.slice(1).forEach((shard, i) => {
+      const name = `Shard ${i + 1}`;
+      this.watchDatabase(shard, `Shard${i + 1}`, name, name);
+    });
+  }
+
+  /**
+   * A database's alarms and widgets: ids that start with `id`, descriptions with `name`, widget titles
+   * with `title`.
+   */
+  private watchDatabase(database: SeparatedDb, id: string, name: string, title: string): void {
     const db = database.database;
     const cpu = db.metricCPUUtilization({ period: Duration.minutes(5) });
     const free = db.metricFreeStorageSpace({ period: Duration.minutes(5), statistic: 'Minimum' });
-    this.addHealthAlarm('DatabaseStorage', {
+    this.addHealthAlarm(`${id}Storage`, {
       metric: free,
       threshold: 2 * 1024 ** 3,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 1,
-      description:
-        'The database has less than 2 GiB of free storage (storage autoscaling grows it up to its maximum).',
+      description: `${name} has less than 2 GiB of free storage (storage autoscaling grows it up to its maximum).`,
     });
-    this.addOutgrowSignal('DatabaseCpu', {
+    this.addOutgrowSignal(`${id}Cpu`, {
       metric: cpu,
       threshold: this.cpuPercent,
       evaluationPeriods: 12,
-      description: `The database has averaged ${this.cpuPercent}% CPU or more for an hour.`,
+      description: `${name} has averaged ${this.cpuPercent}% CPU or more for an hour.`,
     });
     this.dashboard.addWidgets(
-      graph('Database CPU (%)', [cpu]),
-      graph('Database connections', [db.metricDatabaseConnections({ period: Duration.minutes(5) })]),
-      graph('Database free storage (bytes)', [free]),
+      graph(`${title} CPU (%)`, [cpu]),
+      graph(`${title} connections`, [db.metricDatabaseConnections({ period: Duration.minutes(5) })]),
+      graph(`${title} free storage (bytes)`, [free]),
     );
   }
 

@@ -104,6 +104,8 @@ const FREE_BEFORE_TRAFFIC = new Set([
   'AWS::SQS::QueuePolicy',
   // A standard parameter: no charge to store it or for standard throughput.
   'AWS::SSM::Parameter',
+  // A Run Command document: no charge to store it; commands on EC2 instances cost nothing either.
+  'AWS::SSM::Document',
   'AWS::Scheduler::Schedule',
   'AWS::SecretsManager::ResourcePolicy',
   'AWS::SecretsManager::RotationSchedule',
