@@ -1,7 +1,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import { FileSystem, Token } from 'aws-cdk-lib/core';
-import { compressedTarball } from './private/assets';
+import { assetPath } from './private/assets';
 import { ENV_FILE } from './private/app-environment';
 import { ScaleStagesError } from './private/errors';
 import { downloadRdsCaCommand, RDS_CA_FILE } from './private/rds-ca';
@@ -69,11 +69,11 @@ export interface ContainerAppSourceOptions extends AppSourceOptions {
 /** Options of the demo app. */
 export interface DemoAppSourceOptions extends AppSourceOptions {
   /**
-   * Whether to ship the module that signs direct uploads (`POST /api/uploads`, stage 1m): 2.4 KB of
-   * the 16 KB that EC2 user data holds. A single server, whose user data also carries the stage-1
-   * database scripts, leaves it out; it never has a job queue.
+   * Whether to ship the module that signs direct uploads. No effect since 0.10.0: the demo's files are
+   * an S3 asset, not user data, and every server gets all of them.
    *
    * @default true
+   * @deprecated the demo ships all its files as an S3 asset; leave this out
    */
   readonly directUploads?: boolean;
 }
@@ -178,9 +178,8 @@ export class AppSource {
    * CLI and reconnects, once per refused command.
    */
   public static demo(options: DemoAppSourceOptions = {}): AppSource {
-    const files = options.directUploads === false ? ['server.js'] : ['server.js', 'aws.js', 'feed.js'];
-    return new AppSource(options, [
-      ...installDemoFiles(files),
+    return AppSource.demoProgram(options, [
+      ...installDemoFiles(),
       `(umask 077; : > ${CACHE_TOKEN_FILE})`,
       `(set -a; . ${ENV_FILE}; set +a; if [ -n "\${CACHE_SECRET_ARN:-}" ]; then aws secretsmanager get-secret-value --secret-id "$CACHE_SECRET_ARN" --query SecretString --output text > ${CACHE_TOKEN_FILE}; fi)`,
       downloadRdsCaCommand('demo app'),
@@ -191,6 +190,11 @@ export class AppSource {
         `Environment=DATABASE_CA_FILE=${RDS_CA_FILE}`,
       ]),
     ]);
+  }
+
+  /** A demo program: its start commands, with the demo's files shipped as an S3 asset. */
+  private static demoProgram(options: AppSourceOptions, commands: string[]): AppSource {
+    return new AppSource(options, commands, { assetPath: assetPath('demo-app') });
   }
 
   /**
@@ -208,8 +212,8 @@ export class AppSource {
       `GROUP=$(set -a; . ${ENV_FILE}; aws autoscaling describe-auto-scaling-instances --region "$AWS_REGION" --instance-ids "$INSTANCE_ID" --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)`,
       `echo "WORKER_AUTO_SCALING_GROUP=$GROUP" >> ${ENV_FILE}`,
     ];
-    return new AppSource(options, [
-      ...installDemoFiles(DEMO_WORKER_FILES),
+    return AppSource.demoProgram(options, [
+      ...installDemoFiles(),
       ...group,
       ...demoService('scale-stages-app', 'cdk-scale-stages demo worker', 'worker.js', [
         'AmbientCapabilities=CAP_NET_BIND_SERVICE',
@@ -286,20 +290,16 @@ function checkPort(prop: string, port: number): void {
   }
 }
 
-/** The demo worker's files in assets/demo-app. */
-const DEMO_WORKER_FILES = ['worker.js', 'aws.js', 'aws-api.js', 'feed.js', 'png.js'];
-
-/** Node.js's Brotli decompression of standard input to standard output (the tarball's compression). */
-const BROTLI_DECOMPRESS =
-  'process.stdout.write(require("zlib").brotliDecompressSync(require("fs").readFileSync(0)))';
-
-/** Writes demo files to /opt/scale-stages/demo-app, compressed: EC2 user data holds 16 KB at most. */
-function installDemoFiles(files: string[]): string[] {
-  const tarball = compressedTarball(files.map((file) => `demo-app/${file}`));
+/**
+ * Unpacks the demo's files, the folder assets/demo-app that `cdk deploy` uploads as an S3 asset, to
+ * /opt/scale-stages/demo-app: the user data holds these few lines, not the programs (EC2 takes 16 KB).
+ */
+function installDemoFiles(): string[] {
   return [
-    'dnf install -y nodejs',
-    'mkdir -p /opt/scale-stages/demo-app',
-    `echo '${tarball}' | base64 -d | node -e '${BROTLI_DECOMPRESS}' | tar -x --no-same-owner -C /opt/scale-stages/demo-app`,
+    'dnf install -y nodejs unzip',
+    `(set -a; . ${ENV_FILE}; set +a; aws s3 cp --only-show-errors "$APP_ASSET_URL" /tmp/demo-app.zip)`,
+    'rm -rf /opt/scale-stages/demo-app && mkdir -p /opt/scale-stages/demo-app',
+    'unzip -q /tmp/demo-app.zip -d /opt/scale-stages/demo-app && rm /tmp/demo-app.zip',
   ];
 }
 

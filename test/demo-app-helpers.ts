@@ -3,21 +3,11 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { assetPath, scriptWithoutComments } from '../lib/private/assets';
+import { assetPath } from '../lib/private/assets';
 
-/**
- * The demo app's files as the servers get them: without comments (they cost user data bytes), all
- * in one directory, as they require each other (server.js, worker.js, aws.js ...).
- */
-let demoDir: string | undefined;
+/** The demo app's files as the servers get them: the folder assets/demo-app, shipped as an S3 asset. */
 export function demoAppDir(): string {
-  if (!demoDir) {
-    demoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-app-'));
-    for (const file of fs.readdirSync(assetPath('demo-app')).filter((f) => f.endsWith('.js'))) {
-      fs.writeFileSync(path.join(demoDir, file), scriptWithoutComments(`demo-app/${file}`));
-    }
-  }
-  return demoDir;
+  return assetPath('demo-app');
 }
 
 /** A running demo app: its process, its port, and everything it printed so far. */

@@ -986,6 +986,13 @@ describe('demo worker and uploads (stage 1m) against an SQS and S3 emulator and 
       ],
       BillingMode: 'PAY_PER_REQUEST',
     });
+    // dynalite answers CreateTable with CREATING and makes the table ACTIVE on its next tick.
+    await waitFor('the table', async () => {
+      const { Table } = (await dynamodb(dynamo.url, 'DescribeTable', { TableName: name })) as {
+        Table: { TableStatus: string };
+      };
+      return Table.TableStatus === 'ACTIVE';
+    });
     return name;
   }
 

@@ -32,7 +32,7 @@ interface ShardsModule {
   bucketOf(userId: string): number;
   ShardMap: new (options?: { ttlSeconds?: number; now?: () => number }) => ShardMapInstance;
 }
-/** shards.js as the servers get it (without comments). */
+/** shards.js as the servers get it. */
 const shards = createRequire(__filename)(path.join(demoAppDir(), 'shards.js')) as ShardsModule;
 
 const SCRIPT = path.join(__dirname, '..', 'assets', 'scripts', 'reshard.sh');
@@ -64,7 +64,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all((servers ?? []).map((server) => server.stop()));
   removeTempDirs();
-  fs.rmSync(demoAppDir(), { recursive: true, force: true });
 });
 
 // --- Helpers ---------------------------------------------------------------------------------------

@@ -675,8 +675,9 @@ describe('upgrading stacks deployed from release 0.8.0 (stages 1 to 10m)', () =>
   test.each(releaseStages('0.8.0'))(
     '%s, same stage: the new demo app is a release in place (up to 100) or a rolling update; 1m and 10m gain the store',
     (stage) => {
-      // The demo app changed (the feed), so up to stage 100 the server gets it as a new release: its
-      // metadata changes (no restart) and the release's wait condition and handle replace the old ones.
+      // The demo app changed (the feed) and ships as an S3 asset, so up to stage 100 the server gets it
+      // as a new release: its metadata changes (no restart) and the release's wait condition and handle
+      // replace the old ones. Every server's role may read the asset (s3:GetObject on that one object).
       const release = [
         'WILL_UPDATE AWS::EC2::Instance ',
         'WILL_CREATE AWS::CloudFormation::WaitCondition ',
@@ -686,8 +687,11 @@ describe('upgrading stacks deployed from release 0.8.0 (stages 1 to 10m)', () =>
       ];
       const fleets = atLeast(stage, UserStage.USERS_1M) ? 2 : 1;
       const rolling = Array<string>(fleets).fill('WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData');
+      const assetGrants = Array<string>(hasSingleServer(stage) ? 1 : fleets).fill(
+        'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
+      );
       expect(sameStageChanges('0.8.0', stage).sort()).toEqual(
-        [...(hasSingleServer(stage) ? release : rolling), ...storeJoins(stage)].sort(),
+        [...(hasSingleServer(stage) ? release : rolling), ...union(assetGrants, storeJoins(stage))].sort(),
       );
     },
   );

@@ -57,7 +57,7 @@ export interface SingleServerProps {
   /**
    * The app the server runs.
    *
-   * @default - the demo app without direct uploads, `AppSource.demo({ directUploads: false })`
+   * @default - the demo app, `AppSource.demo()`
    */
   readonly app?: AppSource;
   /**
@@ -154,7 +154,7 @@ export class SingleServer extends Construct implements IAppTier {
 
   constructor(scope: Construct, id: string, props: SingleServerProps) {
     super(scope, id);
-    this.app = props.app ?? AppSource.demo({ directUploads: false });
+    this.app = props.app ?? AppSource.demo();
     const instanceType =
       props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MICRO);
     const dataVolumeSize = props.dataVolumeSize ?? Size.gibibytes(20);

@@ -31,7 +31,7 @@ const HOST_TOOLS = [
   ...'arch base32 base64 basename cat chgrp chmod chown cksum comm cp cut date dd df dirname du echo env expand expr false fmt fold head id install join link ln ls md5sum mkdir mkfifo mknod mktemp mv nice nl nohup nproc od paste printenv printf pwd readlink realpath rm rmdir seq sha256sum sha512sum shuf sort split stat stdbuf tac tail tee test timeout touch tr true truncate tsort tty uname uniq unlink wc whoami yes ['.split(
     ' ',
   ),
-  ...'bash grep egrep fgrep sed awk gzip gunzip zcat tar find xargs getent flock setpriv findmnt cmp diff which hostname logger'.split(
+  ...'bash grep egrep fgrep sed awk gzip gunzip zcat tar unzip find xargs getent flock setpriv findmnt cmp diff which hostname logger'.split(
     ' ',
   ),
 ];
@@ -63,6 +63,7 @@ const REPO_PACKAGES = [
   'nodejs',
   'nodejs20',
   'nodejs22',
+  'unzip',
   'docker',
   'postgresql15',
   'postgresql15-server',
@@ -155,8 +156,6 @@ function harnessImage(): string {
   copy('/usr/bin/mount', path.join(harness, 'bin', 'mount'));
   copy('/usr/bin/mountpoint', path.join(harness, 'bin', 'mountpoint'));
   fs.writeFileSync(path.join(harness, 'repo-packages'), `${REPO_PACKAGES.join('\n')}\n`);
-  // Where sandbox.sh mounts the host's node binary, for the node stub.
-  fs.writeFileSync(path.join(harness, 'node'), '');
   image = dir;
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
@@ -259,6 +258,13 @@ export class Machine {
       '.harness/config/secrets',
       [...options.deployment.secrets()].map(([arn, value]) => `${arn}\t${value}\n`).join(''),
     );
+    // The S3 objects `aws s3 cp` can download: the stack's assets, as `cdk deploy` uploads them.
+    fs.mkdirSync(path.join(root, '.harness/objects'));
+    const objects = [...options.deployment.objects].map(([url, body], i) => {
+      fs.writeFileSync(path.join(root, `.harness/objects/${i}`), body);
+      return `${url}\t/.harness/objects/${i}\n`;
+    });
+    write('.harness/config/objects', objects.join(''));
     const machine = new Machine(root);
     // The releases the servers read with cfn-get-metadata (lib/private/releases.ts).
     machine.update(options.deployment);

@@ -7,8 +7,7 @@
 # $2: the harness image: usr/bin (allowed host tools plus stubs) and harness/ (stub helpers)
 #
 # Inside, the instance sees a chroot with its own /etc, /opt, /var, /data, /root (the disk), fresh
-# /dev, /run and /tmp for every boot, the host's /usr/lib, /usr/lib64 and /usr/share read-only, and
-# the host's node binary for the node stub.
+# /dev, /run and /tmp for every boot, and the host's /usr/lib, /usr/lib64 and /usr/share read-only.
 set -euo pipefail
 root=$1
 image=$2
@@ -23,8 +22,6 @@ for dir in lib lib64 share; do
   if [ -d "/usr/$dir" ]; then ro_bind "/usr/$dir" "$root/usr/$dir"; fi
 done
 ro_bind "$image/harness" "$root/.harness-image"
-# The host's Node.js, which the node stub runs once dnf has "installed" nodejs.
-mount --bind "$(readlink -f "$(command -v node)")" "$root/.harness-image/node"
 
 # /dev is fresh at every boot, as devtmpfs is; the harness's udev adds the EBS devices.
 mount -t tmpfs -o mode=755 tmpfs "$root/dev"

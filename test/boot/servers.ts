@@ -1,6 +1,9 @@
-import { spawnSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as path from 'path';
+import { App, Stack } from 'aws-cdk-lib';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { UserStage } from '../../lib';
 import { synthStage } from '../helpers';
 import { assertSandboxWorks, BootResult, describeBoot, Machine } from './harness';
@@ -38,10 +41,38 @@ function refId(value: unknown): string | undefined {
     : undefined;
 }
 
+/**
+ * The file assets of a synthesized stack as `cdk deploy` uploads them (a folder zipped, a file as it
+ * is), by asset hash: read now, while the app's output folder still holds them.
+ */
+function zippedAssets(stack: Stack): Map<string, Buffer> {
+  const outdir = (stack.node.root as App).outdir;
+  // python3's zipfile, which the harness needs anyway (dnf is Python), rather than a zip tool to install.
+  const zip = [
+    'import io, os, sys, zipfile',
+    'out = io.BytesIO()',
+    "with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:",
+    "    for d, _, files in os.walk('.'):",
+    '        for f in files: z.write(os.path.join(d, f))',
+    'sys.stdout.buffer.write(out.getvalue())',
+  ].join('\n');
+  const zips = new Map<string, Buffer>();
+  for (const asset of stack.node.findAll().filter((c): c is s3assets.Asset => c instanceof s3assets.Asset)) {
+    const staged = path.join(outdir, asset.assetPath);
+    zips.set(
+      asset.assetHash,
+      fs.statSync(staged).isDirectory()
+        ? execFileSync('python3', ['-c', zip], { cwd: staged, maxBuffer: 64 * 1024 * 1024 })
+        : fs.readFileSync(staged),
+    );
+  }
+  return zips;
+}
+
 /** Synthesizes a stage and finds its SingleServer instance (stages 1-100). */
 export function singleServer(stage: UserStage, props: Parameters<typeof synthStage>[1] = {}): StageServer {
-  const { template } = synthStage(stage, props);
-  const deployment = new FakeDeployment(template);
+  const { stack, template } = synthStage(stage, props);
+  const deployment = new FakeDeployment(template, 'ScaleStages', zippedAssets(stack));
   const resources = (template.toJSON() as { Resources: Record<string, TemplateResource> }).Resources;
   const instances = deployment.idsOfType('AWS::EC2::Instance');
   if (instances.length !== 1)
@@ -67,8 +98,8 @@ export function fleetServer(
   groupPrefix = 'WebFleet',
   props: Parameters<typeof synthStage>[1] = {},
 ): StageServer {
-  const { template } = synthStage(stage, props);
-  const deployment = new FakeDeployment(template);
+  const { stack, template } = synthStage(stage, props);
+  const deployment = new FakeDeployment(template, 'ScaleStages', zippedAssets(stack));
   const resources = (template.toJSON() as { Resources: Record<string, TemplateResource> }).Resources;
   const groups = deployment.idsOfType('AWS::AutoScaling::AutoScalingGroup').filter((id) => {
     const spec = deployment.properties(id).LaunchTemplate as { LaunchTemplateId?: unknown } | undefined;

@@ -36,11 +36,21 @@ function hex(seed: string, length: number): string {
 export class FakeDeployment {
   private readonly resources: Record<string, Resource>;
 
+  /**
+   * The S3 objects the servers may download, by `s3://` URL: the stack's file assets (their zip), in
+   * the bootstrap bucket of the fake account and region.
+   */
+  public readonly objects = new Map<string, Buffer>();
+
   constructor(
     template: Template,
     public readonly stackName: string = 'ScaleStages',
+    assets: ReadonlyMap<string, Buffer> = new Map(),
   ) {
     this.resources = (template.toJSON() as { Resources?: Record<string, Resource> }).Resources ?? {};
+    for (const [hash, zip] of assets) {
+      this.objects.set(`s3://cdk-hnb659fds-assets-${FAKE_ACCOUNT}-${FAKE_REGION}/${hash}.zip`, zip);
+    }
   }
 
   /** The physical id CloudFormation would return for `Ref` of a resource or pseudo parameter. */
