@@ -10,7 +10,15 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import { createRequire } from 'module';
 import * as path from 'path';
-import { demoAppDir, removeTempDirs, stubAwsCli, tempDir } from './demo-app-helpers';
+import {
+  DemoProcess,
+  demoAppDir,
+  removeTempDirs,
+  spawnDemo,
+  stop,
+  stubAwsCli,
+  tempDir,
+} from './demo-app-helpers';
 import { PostgresServer, psqlAsAdmin, startPostgres } from './postgres-server';
 
 interface Route {
@@ -737,5 +745,169 @@ describe('the app environment (DATABASE_SHARD_HOSTS and its kin) instead of SHAR
       status: 0,
       stderr: '',
     });
+  });
+});
+
+describe('the demo app (server.js) routes each user to a shard and keeps serving while the users move', () => {
+  const DB = 'demoapp';
+  const TABLE = 'scale_stages_demo_posts';
+  let env: Record<string, string>;
+  let aws: ReturnType<typeof stubAwsCli>;
+  let running: DemoProcess | undefined;
+  afterAll(async () => {
+    if (running && running.child.exitCode === null) await stop(running.child);
+  });
+
+  /** The app environment ShardedDb writes for `count` shards, as the servers and reshard.sh read it. */
+  function shardEnvironment(count: number): Record<string, string> {
+    const first = servers.slice(0, count);
+    return {
+      ...env,
+      DATABASE_SHARD_HOSTS: first.map(() => '127.0.0.1').join(','),
+      DATABASE_SHARD_PORTS: first.map((server) => server.port).join(','),
+      DATABASE_SHARD_SECRET_ARNS: first.map((_, i) => `${SECRET_ARN}-${i}`).join(','),
+    };
+  }
+
+  beforeAll(() => {
+    for (const server of servers) psqlAsAdmin(server, `CREATE DATABASE ${DB} OWNER app`);
+    aws = stubAwsCli();
+    fs.writeFileSync(aws.secretFile, JSON.stringify({ username: 'app', password: PASSWORD }));
+    const caFile = path.join(work, 'demo-ca.pem');
+    fs.writeFileSync(caFile, servers.map((server) => fs.readFileSync(server.caFile!, 'utf8')).join(''));
+    env = {
+      PATH: `${aws.binDir}:${process.env.PATH ?? ''}`,
+      AWS_REGION: 'eu-west-1',
+      DATABASE_CA_FILE: caFile,
+      DATABASE_NAME: DB,
+      SHARD_MAP_TTL_SECONDS: String(TTL),
+      RESHARD_BATCH_BUCKETS: '512',
+    };
+  });
+
+  /** Where each user's posts are: user -> the shards that hold any (each must be exactly one). */
+  function placement(): Map<string, number[]> {
+    const where = new Map<string, number[]>();
+    servers.forEach((_, shard) => {
+      // A shard the app has not used yet has no table.
+      const exists = sql(shard, DB, `SELECT to_regclass('${TABLE}') IS NOT NULL`)[0] === 't';
+      for (const user of exists ? sql(shard, DB, `SELECT DISTINCT user_id FROM ${TABLE}`) : []) {
+        where.set(user, [...(where.get(user) ?? []), shard]);
+      }
+    });
+    return where;
+  }
+
+  test('without shards the posts are in the database; bad input gets 400 or 405, and no database 503', async () => {
+    const app = await spawnDemo({
+      ...env,
+      DATABASE_HOST: '127.0.0.1',
+      DATABASE_PORT: String(servers[2].port),
+      DATABASE_SECRET_ARN: SECRET_ARN,
+      DATABASE_NAME: 'singledb',
+    });
+    running = app;
+    psqlAsAdmin(servers[2], 'CREATE DATABASE singledb OWNER app');
+    const url = `http://127.0.0.1:${app.port}/api/users/ann/posts`;
+    const res = await fetch(url, { method: 'POST', body: JSON.stringify({ text: "it's me" }) });
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { shard: number }).shard).toBe(0);
+    const read = (await (await fetch(url)).json()) as { posts: { text: string }[] };
+    expect(read.posts.map((p) => p.text)).toEqual(["it's me"]);
+    expect(sql(2, 'singledb', `SELECT user_id, body FROM ${TABLE}`)).toEqual(["ann|it's me"]);
+    expect((await fetch(url, { method: 'POST', body: '{"text": ""}' })).status).toBe(400);
+    expect((await fetch(`http://127.0.0.1:${app.port}/api/users/a%20b/posts`)).status).toBe(400);
+    expect((await fetch(url, { method: 'DELETE' })).status).toBe(405);
+    await stop(app.child);
+    const none = await spawnDemo(env);
+    running = none;
+    expect((await fetch(`http://127.0.0.1:${none.port}/api/users/ann/posts`)).status).toBe(503);
+    await stop(none.child);
+  });
+
+  test('2 then 3 shards: every post acknowledged is read back from the one shard the map names, and only the planned users move', async () => {
+    const api = (app: DemoProcess, user: string) => `http://127.0.0.1:${app.port}/api/users/${user}/posts`;
+    const post = (app: DemoProcess, user: string, text: string) =>
+      fetch(api(app, user), { method: 'POST', body: JSON.stringify({ text }) });
+    const users = Array.from({ length: 120 }, (_, i) => `demo-${i}`);
+    const acknowledged = new Map<string, string[]>();
+    const write = async (app: DemoProcess, user: string, text: string) => {
+      const res = await post(app, user, text);
+      if (res.status === 201) acknowledged.set(user, [...(acknowledged.get(user) ?? []), text]);
+      else
+        expect({ status: res.status, retryAfter: res.headers.get('retry-after') }).toEqual({
+          status: 503,
+          retryAfter: '5',
+        });
+      return res.status;
+    };
+
+    // Two shards, and no map yet: every user is on shard 0, as init will write it.
+    let app = await spawnDemo(shardEnvironment(2));
+    running = app;
+    for (const user of users) expect(await write(app, user, `first post of ${user}`)).toBe(201);
+    expect([...placement().values()].every((shardsOfUser) => shardsOfUser.join() === '0')).toBe(true);
+    expect(await reshard(['init'], shardEnvironment(2))).toMatchObject({ status: 0, stderr: '' });
+
+    /** Writes and reads random users until `done`, counting what the app answered. */
+    const traffic = (target: DemoProcess, done: () => boolean) =>
+      (async () => {
+        const answers = { written: 0, paused: 0, read: 0 };
+        for (let i = 0; !done(); i++) {
+          const user = users[(i * 7919) % users.length];
+          if ((await write(target, user, `post ${i} of ${user}`)) === 201) answers.written++;
+          else answers.paused++;
+          const res = await fetch(api(target, user));
+          expect(res.status).toBe(200);
+          const { posts } = (await res.json()) as { posts: { text: string }[] };
+          expect(posts.map((p) => p.text).sort()).toEqual([...acknowledged.get(user)!].sort());
+          answers.read++;
+        }
+        return answers;
+      })();
+
+    for (const count of [2, 3]) {
+      if (count === 3) {
+        // The deploy that adds shard 3 replaces the servers: a new one knows three shards.
+        const next = await spawnDemo(shardEnvironment(3));
+        await stop(app.child);
+        app = running = next;
+      }
+      let applying = true;
+      const served = traffic(app, () => !applying);
+      const before = placement();
+      const run = await reshard(
+        ['apply', '--shards', String(count), '--tables', `${TABLE}:user_id`],
+        shardEnvironment(count),
+      );
+      applying = false;
+      const answers = await served;
+      expect(run).toMatchObject({ status: 0, stderr: '' });
+      // It served throughout: writes went on, and those of the users being moved paused (503).
+      expect(answers.written).toBeGreaterThan(10);
+      expect(answers.paused).toBeGreaterThan(0);
+      expect(answers.read).toBe(answers.written + answers.paused);
+
+      // Each user's posts are on exactly one shard, the map's; the users whose bucket stayed did not move.
+      const map = shardMap(DB);
+      const after = placement();
+      for (const user of users) {
+        expect(after.get(user)).toEqual([map[shards.bucketOf(user)]]);
+      }
+      const moved = users.filter((user) => before.get(user)![0] !== after.get(user)![0]);
+      const planned = users.filter((user) => map[shards.bucketOf(user)] === count - 1);
+      expect(moved.sort()).toEqual(planned.sort());
+      // Nothing acknowledged was lost, nothing is there twice.
+      for (const user of users) {
+        const res = await fetch(api(app, user));
+        const { shard, posts } = (await res.json()) as { shard: number; posts: { text: string }[] };
+        expect(shard).toBe(map[shards.bucketOf(user)]);
+        expect(posts.map((p) => p.text).sort()).toEqual([...acknowledged.get(user)!].sort());
+      }
+    }
+    const counts = [0, 1, 2].map((shard) => Number(sql(shard, DB, `SELECT count(*) FROM ${TABLE}`)[0]));
+    expect(counts.reduce((a, b) => a + b)).toBe([...acknowledged.values()].flat().length);
+    // Fewer than 50 posts a user, so that a read returns them all.
+    expect(Math.max(...[...acknowledged.values()].map((texts) => texts.length))).toBeLessThan(50);
   });
 });

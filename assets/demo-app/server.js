@@ -1,19 +1,21 @@
 // The cdk-scale-stages demo app: answers `/`, `/healthz` and `/api/status` (the path the example
 // web client calls through CloudFront) and reports whether it can log in to its PostgreSQL
-// database, and whether that is the primary or a replica (stage 10m's other regions). From stage 100k it keeps its sessions in the cache (`/api/session`) and caches its
+// database, and whether that is the primary or a replica (stage 10m's other regions). From stage 100k it
+// keeps its sessions in the cache (`/api/session`) and caches its
 // status object with a TTL (cache-aside), so any server can answer any request. From stage 1m
 // `/api/uploads` signs browser uploads to the media bucket and `/api/feed` reads the feed from the
-// DynamoDB store (with aws.js and feed.js beside it). Plain Node.js
-// with no dependencies, so it runs on a fresh server with only `node`.
+// DynamoDB store (with aws.js and feed.js beside it). `/api/users/<id>/posts` keeps each user's posts in
+// the database, or with ShardedDb in the user's shard (users.js, pg.js, shards.js). Plain Node.js with
+// no dependencies, so it runs on a fresh server with only `node`.
 'use strict';
 const crypto = require('crypto');
-const { execFile } = require('child_process');
 const fs = require('fs');
 const http = require('http');
 const net = require('net');
 const os = require('os');
 const path = require('path');
 const tls = require('tls');
+const pg = require('./pg');
 
 const env = process.env;
 const port = Number(env.APP_PORT || 80);
@@ -26,198 +28,8 @@ const SESSION_TTL_SECONDS = 1800;
 const STATUS_TTL_SECONDS = 30;
 /** How long a cache command may take before the connection is dropped. */
 const CACHE_TIMEOUT_MS = 2000;
-/** How long a database login and query may take. */
-const DB_TIMEOUT_MS = 2000;
 /** How long `/` and `/healthz` wait for the database check (load balancers give up after 5 s). */
 const STATUS_WAIT_MS = 3000;
-
-const sha256 = (data) => crypto.createHash('sha256').update(data).digest();
-const hmac = (key, data) => crypto.createHmac('sha256', key).update(data).digest();
-const md5 = (data) => crypto.createHash('md5').update(data).digest('hex');
-const int32 = (n) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
-/** A PostgreSQL protocol message: type byte (none for the first), length, body. */
-const frame = (type, body = '') =>
-  Buffer.concat([Buffer.from(type), int32(Buffer.byteLength(body) + 4), Buffer.from(body)]);
-
-/**
- * Logs in to PostgreSQL as `cred` (the database secret) and runs `SELECT current_database()`;
- * resolves its result, or rejects with an error whose `code` is the SQLSTATE the server sent.
- * TLS: asked for always (SSLRequest), required unless the database is on this host (RDS forces
- * it), the certificate verified against Node's CAs plus DATABASE_CA_FILE (RDS's CA bundle).
- * Logins: SCRAM-SHA-256, md5 or cleartext, whichever the server asks for. `state.reachable` is
- * set once the TCP connection opens. Without `cred` it only opens the connection.
- */
-async function pgQuery(cred, state) {
-  let socket = net.connect({ host: dbHost, port: dbPort });
-  let buf = Buffer.alloc(0);
-  let failed;
-  let wake = () => {};
-  const listen = (s) =>
-    s
-      .on('data', (d) => {
-        buf = Buffer.concat([buf, d]);
-        wake();
-      })
-      .on('error', (e) => {
-        failed = failed || e;
-        wake();
-      })
-      .on('close', () => {
-        failed = failed || new Error('the database closed the connection');
-        wake();
-      });
-  const read = async (n) => {
-    while (buf.length < n) {
-      if (failed) throw failed;
-      await new Promise((resolve) => (wake = resolve));
-    }
-    const out = buf.subarray(0, n);
-    buf = buf.subarray(n);
-    return out;
-  };
-  const send = (type, body) => socket.write(frame(type, body));
-  const timer = setTimeout(
-    () => socket.destroy(new Error('the database did not answer in time')),
-    DB_TIMEOUT_MS,
-  );
-  try {
-    listen(socket);
-    await new Promise((resolve) => socket.once('connect', resolve).once('close', resolve));
-    if (failed) throw failed;
-    state.reachable = true;
-    if (!cred) return undefined;
-    send('', int32(80877103)); // SSLRequest
-    const ssl = (await read(1)).toString();
-    if (ssl === 'S' && buf.length === 0) {
-      socket.removeAllListeners('data');
-      const ca = env.DATABASE_CA_FILE && fs.existsSync(env.DATABASE_CA_FILE);
-      socket = tls.connect({
-        socket,
-        host: dbHost,
-        servername: net.isIP(dbHost) ? undefined : dbHost,
-        ca: ca ? [...tls.rootCertificates, fs.readFileSync(env.DATABASE_CA_FILE, 'utf8')] : undefined,
-      });
-      listen(socket);
-    } else if (ssl !== 'N' || !/^(127\.|::1$|localhost$)/.test(dbHost)) {
-      throw new Error('the database does not offer TLS');
-    }
-    const user = String(cred.username);
-    const password = String(cred.password);
-    const database = env.DATABASE_NAME || cred.dbname || 'postgres';
-    send('', Buffer.concat([int32(196608), Buffer.from(`user\0${user}\0database\0${database}\0\0`)]));
-    let nonce, first, serverSignature, value;
-    let queried = false;
-    for (;;) {
-      const head = await read(5);
-      const type = String.fromCharCode(head[0]);
-      const body = await read(head.readInt32BE(1) - 4);
-      const text = body.toString('utf8', 4);
-      if (type === 'E') {
-        const fields = Object.fromEntries(
-          body
-            .toString()
-            .split('\0')
-            .map((f) => [f[0], f.slice(1)]),
-        );
-        throw Object.assign(new Error(`${fields.M} (SQLSTATE ${fields.C})`), { code: fields.C });
-      } else if (type === 'D') {
-        value = body.toString('utf8', 6, 6 + body.readInt32BE(2));
-      } else if (type === 'Z') {
-        if (queried) break;
-        queried = true;
-        send('Q', 'SELECT pg_is_in_recovery()\0');
-      } else if (type === 'R') {
-        const method = body.readInt32BE(0);
-        if (method === 3) send('p', password + '\0');
-        else if (method === 5)
-          send(
-            'p',
-            'md5' + md5(Buffer.concat([Buffer.from(md5(password + user)), body.subarray(4, 8)])) + '\0',
-          );
-        else if (method === 10) {
-          if (!body.toString().split('\0').includes('SCRAM-SHA-256'))
-            throw new Error('the database offers no SCRAM-SHA-256 login');
-          nonce = crypto.randomBytes(18).toString('base64');
-          first = `n=,r=${nonce}`;
-          send(
-            'p',
-            Buffer.concat([
-              Buffer.from('SCRAM-SHA-256\0'),
-              int32(first.length + 3),
-              Buffer.from('n,,' + first),
-            ]),
-          );
-        } else if (method === 11) {
-          const { r, s, i } = Object.fromEntries(text.split(',').map((kv) => [kv[0], kv.slice(2)]));
-          if (!r.startsWith(nonce)) throw new Error('the database sent a bad SCRAM nonce');
-          const salted = crypto.pbkdf2Sync(password, Buffer.from(s, 'base64'), Number(i), 32, 'sha256');
-          const clientKey = hmac(salted, 'Client Key');
-          const final = `c=biws,r=${r}`;
-          const message = `${first},${text},${final}`;
-          const signature = hmac(sha256(clientKey), message);
-          const proof = Buffer.from(clientKey.map((b, k) => b ^ signature[k])).toString('base64');
-          serverSignature = hmac(hmac(salted, 'Server Key'), message).toString('base64');
-          send('p', `${final},p=${proof}`);
-        } else if (method === 12) {
-          if (text !== `v=${serverSignature}`) throw new Error('the database failed the SCRAM check');
-        } else if (method !== 0) throw new Error(`unsupported database login method ${method}`);
-      }
-    }
-    send('X');
-    socket.end();
-    return value;
-  } catch (e) {
-    socket.destroy();
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Reads a secret's string with the AWS CLI (the server's role): the database secret or the cache's
- * AUTH token. Errors never quote the value.
- */
-function readSecret(arn, what) {
-  const args = ['secretsmanager', 'get-secret-value', '--secret-id', arn];
-  if (env.AWS_REGION) args.push('--region', env.AWS_REGION);
-  return new Promise((resolve, reject) =>
-    execFile(
-      'aws',
-      [...args, '--query', 'SecretString', '--output', 'text'],
-      { timeout: 10000 },
-      (error, out) =>
-        error
-          ? reject(new Error(`could not read the ${what} secret: ${error.message.split('\n')[0]}`))
-          : resolve(out.trim()),
-    ),
-  );
-}
-
-/** The database secret (JSON with username and password). */
-async function readDatabaseSecret() {
-  const text = await readSecret(env.DATABASE_SECRET_ARN, 'database');
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error('the database secret is not JSON'); // JSON.parse's message quotes the text
-  }
-}
-
-/** The database secret, read once; read again when a login fails (the password was rotated). */
-let credentials;
-async function login(state) {
-  const cached = Boolean(credentials);
-  const fresh = () =>
-    (credentials = readDatabaseSecret().catch((e) => ((credentials = undefined), Promise.reject(e))));
-  if (!cached) fresh();
-  try {
-    return await pgQuery(await credentials, state);
-  } catch (e) {
-    if (!cached || !['28P01', '28000'].includes(e.code)) throw e;
-    return pgQuery(await fresh(), state);
-  }
-}
 
 /** Reports whether the database is configured, reachable and lets the app log in and query. */
 let checking;
@@ -231,10 +43,13 @@ function databaseStatus() {
       let role;
       if (dbHost) {
         try {
-          const inRecovery = await (env.DATABASE_SECRET_ARN ? login(state) : pgQuery(undefined, state));
+          const database = { host: dbHost, port: dbPort, state };
+          const rows = await (env.DATABASE_SECRET_ARN
+            ? pg.query({ ...database, secretArn: env.DATABASE_SECRET_ARN, sql: 'SELECT pg_is_in_recovery()' })
+            : pg.pgQuery(undefined, database));
           authenticated = Boolean(env.DATABASE_SECRET_ARN);
           // A replica (stage 10m's other regions) reads; its writes go to WRITER_REGION.
-          if (authenticated) role = inRecovery === 't' ? 'replica (read-only)' : 'primary';
+          if (authenticated) role = rows[0][0] === 't' ? 'replica (read-only)' : 'primary';
           lastError = undefined;
         } catch (e) {
           if (e.message !== lastError) console.error(`database: ${(lastError = e.message)}`);
@@ -413,7 +228,7 @@ const cache = env.CACHE_HOST
       env.CACHE_HOST,
       Number(env.CACHE_PORT || 6379),
       cacheAuthToken(),
-      env.CACHE_SECRET_ARN && (() => readSecret(env.CACHE_SECRET_ARN, 'cache')),
+      env.CACHE_SECRET_ARN && (() => pg.readSecret(env.CACHE_SECRET_ARN, 'cache')),
     )
   : undefined;
 
@@ -557,6 +372,9 @@ const server = http.createServer(async (req, res) => {
   if (route === '/api/session') return session(req, res);
   if (route === '/api/uploads') return uploads(req, res);
   if (route === '/api/feed') return feed(res);
+  // A user's posts, on the shard that holds the user (users.js); the id as it is in the path.
+  const userPosts = /^\/api\/users\/([^/]+)\/posts$/.exec(route);
+  if (userPosts) return require('./users').posts(req, res, userPosts[1]);
   res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
 });
 
