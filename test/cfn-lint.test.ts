@@ -145,6 +145,13 @@ function inOwnVpc(): App {
   return app;
 }
 
+/** Stage 1m with the users' data over three database shards (`databaseShards`). */
+function shardedMillion(): App {
+  const app = newApp();
+  new StageStacks(app, 'Sharded', { stage: UserStage.USERS_1M, databaseShards: 3 });
+  return app;
+}
+
 /**
  * A template cfn-lint must fail: the secondary region of release 0.5.0, whose replica took its source
  * identifier apart with Fn::Split from a Fn::GetStackOutput.
@@ -174,6 +181,7 @@ beforeAll(() => {
     ...writeTemplates(allStages(), dir, ''),
     ...writeTemplates(decoratedTenMillion(), dir, 'decorated-'),
     ...writeTemplates(inOwnVpc(), dir, ''),
+    ...writeTemplates(shardedMillion(), dir, ''),
   ];
   const secondary = stacks.find((s) => /ScaleStages-10m-us-west-2/.test(s.file))!;
   broken = splitOfStackOutput(dir, secondary);
@@ -220,12 +228,13 @@ test('lints every stack of every stage: primaries, edge stacks and secondary reg
     ]),
   );
   // A primary per stage, an edge stack per stage from 1k, 10m's secondary region, the four of the decorated
-  // 10m, and Platform with stage 1 and stage 1m (and its edge stack) in its VPC.
+  // 10m, Platform with stage 1 and stage 1m (and its edge stack) in its VPC, and the sharded 1m with its
+  // edge stack.
   const edges = BUILT_STAGES.length - BUILT_STAGES.indexOf(UserStage.USERS_1K);
-  expect(stacks).toHaveLength(BUILT_STAGES.length + edges + 1 + 4 + 4);
+  expect(stacks).toHaveLength(BUILT_STAGES.length + edges + 1 + 4 + 4 + 2);
 });
 
-test.each(['ScaleStages-1', 'ScaleStages-10m-us-west-2', 'decorated-Shop', 'OwnVpc-1m'])(
+test.each(['ScaleStages-1', 'ScaleStages-10m-us-west-2', 'decorated-Shop', 'OwnVpc-1m', 'Sharded'])(
   '%s was linted (cfn-lint saw the file)',
   (name) => {
     const stack = stacks.find((s) => path.basename(s.file) === `${name}.template.json`)!;

@@ -103,6 +103,13 @@ function storeJoins(stage: UserStage): string[] {
   ];
 }
 
+/**
+ * From release 0.10.0 stage 1m's "time for stage 10m" alarm also says when to shard the database
+ * instead: its description changes in place.
+ */
+const oneWriterAdvice = (stage: UserStage) =>
+  stage === UserStage.USERS_1M ? ['WILL_UPDATE AWS::CloudWatch::CompositeAlarm AlarmDescription'] : [];
+
 /** Two lists of changes as one: a resource that both change counts once (the most either lists). */
 function union(a: string[], b: string[]): string[] {
   const count = (list: string[], line: string) => list.filter((l) => l === line).length;
@@ -648,6 +655,7 @@ describe('upgrading stacks deployed from release 0.5.0 (stages 1 to 10m)', () =>
           ...moved,
           ...waitForHandlerLogGroups(stage),
           ...union(releasesInPlace(stage), storeJoins(stage)),
+          ...oneWriterAdvice(stage),
         ].sort(),
       );
     },
@@ -663,7 +671,7 @@ describe('upgrading stacks deployed from release 0.7.0 (stages 1 to 10m)', () =>
       // The bake lengthens the fleet's signal timeout: its UpdatePolicy and CreationPolicy, no property.
       const group = hasSingleServer(stage) ? [] : ['WILL_UPDATE AWS::AutoScaling::AutoScalingGroup '];
       expect(sameStageChanges('0.7.0', stage).sort()).toEqual(
-        [...union(releasesInPlace(stage), storeJoins(stage)), ...group].sort(),
+        [...union(releasesInPlace(stage), storeJoins(stage)), ...group, ...oneWriterAdvice(stage)].sort(),
       );
     },
   );
@@ -691,7 +699,11 @@ describe('upgrading stacks deployed from release 0.8.0 (stages 1 to 10m)', () =>
         'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
       );
       expect(sameStageChanges('0.8.0', stage).sort()).toEqual(
-        [...(hasSingleServer(stage) ? release : rolling), ...union(assetGrants, storeJoins(stage))].sort(),
+        [
+          ...(hasSingleServer(stage) ? release : rolling),
+          ...union(assetGrants, storeJoins(stage)),
+          ...oneWriterAdvice(stage),
+        ].sort(),
       );
     },
   );

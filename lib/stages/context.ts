@@ -40,6 +40,7 @@ export const CONTEXT_KEYS = [
   'alarmEmail',
   'writerRegion',
   'allowStageChange',
+  'databaseShards',
 ] as const;
 
 /**

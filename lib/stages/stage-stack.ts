@@ -12,6 +12,7 @@ import { ReplicatedDb } from '../constructs/replicated-db';
 import { SeparatedDb } from '../constructs/separated-db';
 import { QueueWorkers } from '../constructs/queue-workers';
 import { DenormalizedStore } from '../constructs/denormalized-store';
+import { ShardedDb } from '../constructs/sharded-db';
 import { SingleServer } from '../constructs/single-server';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
@@ -20,7 +21,7 @@ import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { CONTEXT_KEYS, readString } from './context';
 import { checkFleetSettings, fleetLayer, serverLayer } from './layers/compute';
-import { cacheLayer, cacheOutputs, databaseLayer, readReplicasLayer } from './layers/data';
+import { cacheLayer, cacheOutputs, databaseLayer, readReplicasLayer, shardsLayer } from './layers/data';
 import { networkLayer } from './layers/network';
 import { appOutputs, cdnLayer, mediaLayer } from './layers/edge';
 import { operationsLayer } from './layers/operations';
@@ -218,6 +219,17 @@ export interface StageStackProps extends StackProps {
    */
   readonly prerenderRate?: Duration;
   /**
+   * How many PostgreSQL shards hold the users' data (stage 1m), the database included as shard 0: 2
+   * to 16 (`ShardedDb`). Turn it on when the database is outgrowing one writer (its CPU signal fires at
+   * stage 1m): each shard is a database sized as the first, and the app routes each user to one. Raising
+   * it is a deploy that adds an empty shard, then `reshard apply` moves its share of the users
+   * (docs/resharding.md); lowering it is refused at deploy time (deletion protection). Stage 10m does
+   * not build shards yet: it refuses this setting.
+   *
+   * @default - the context key `databaseShards`; without it, one database
+   */
+  readonly databaseShards?: number;
+  /**
    * An e-mail address that gets the stage's alarms (SNS sends a confirmation mail first).
    *
    * @default - the context key `alarmEmail`; without it, no subscription
@@ -276,6 +288,8 @@ export class StageStack extends Stack {
    * table with a replica in each secondary region.
    */
   public readonly store?: DenormalizedStore;
+  /** The database's shards when `databaseShards` asks for them (stage 1m); the database is shard 0. */
+  public readonly shards?: ShardedDb;
   /** The alarm topic, the dashboard, the health alarms and the "time for the next stage" alarm. */
   public readonly operations: StageOperations;
   /**
@@ -343,6 +357,18 @@ export class StageStack extends Stack {
       prerenderLayer(this, this.workers, cdn, props);
     }
     if (layers.has('store')) this.store = storeLayer(this, [appTier, this.workers!], regions?.primaryRegion);
+    const shardCount = databaseShards(this, props);
+    if (shardCount !== undefined) {
+      this.shards = shardsLayer(
+        this,
+        this.network,
+        sizingOf(row, 'database'),
+        props,
+        this.database!,
+        shardCount,
+        [appTier, this.workers!],
+      );
+    }
     regions?.pinAndReplicate(cdn, this.database!, this.store!);
     this.operations = this.addOperations(props);
     appOutputs(this, cdn, layers.has('webClient'));
@@ -389,6 +415,7 @@ export class StageStack extends Stack {
         cache: this.cache,
         workers: this.workers,
         store: this.store,
+        shards: this.shards,
         distributionId: this.cdn.distribution.distributionId,
       },
       nextStageAdvice(this.stackName, this.stage),
@@ -424,6 +451,27 @@ function checkProps(id: string, props: StageStackProps): StageDefinition {
     );
   }
   return row;
+}
+
+/**
+ * The number of shards `databaseShards` (prop, else context key) asks for, or undefined for one
+ * database: stage 1m only (below it the setting warns as unused; stage 10m refuses it).
+ */
+function databaseShards(stack: StageStack, props: StageStackProps): number | undefined {
+  const raw = props.databaseShards ?? readString(stack.node, 'databaseShards');
+  if (raw === undefined || unusedAtStage('databaseShards', stack.stage)) return undefined;
+  const shards = Number(raw);
+  if (!Number.isInteger(shards) || shards < 2 || shards > 16) {
+    throw new ScaleStagesError(
+      `databaseShards (prop or context key) must be a whole number from 2 to 16, the database included; got '${raw}'. Leave it out for one database.`,
+    );
+  }
+  if (layersAt(stack.stage).has('regions')) {
+    throw new ScaleStagesError(
+      `databaseShards is not built at stage '10m' yet: each secondary region would need a cross-region replica of every shard. Stay at stage '1m' while the data is sharded; got databaseShards ${shards}.`,
+    );
+  }
+  return shards;
 }
 
 /** Stage 10m has secondary regions, at least one, all of this primary; other stages have none. */

@@ -81,6 +81,8 @@ export interface StageDefinition {
   readonly users: number;
   /** What this stage adds to the previous one. */
   readonly adds: readonly StageLayer[];
+  /** What the "time for the next stage" alarm says besides, at this stage. */
+  readonly advice?: string;
   /** What this stage no longer has: a layer that one it adds replaces. */
   readonly drops?: readonly StageLayer[];
   /** The sizing. */
@@ -158,7 +160,15 @@ export const STAGES: readonly StageDefinition[] = [
       cache: { nodeType: 't4g.medium', replicas: 1 },
     },
   },
-  { stage: UserStage.USERS_1M, users: 1_000_000, adds: ['workers', 'store'], sizing: STAGE_1M },
+  {
+    stage: UserStage.USERS_1M,
+    users: 1_000_000,
+    adds: ['workers', 'store'],
+    sizing: STAGE_1M,
+    advice:
+      'If DatabaseCpu fired, the database is outgrowing one writer, which more regions do not fix (they send it ' +
+      'every write): split the users over database shards first (databaseShards, docs/resharding.md).',
+  },
   {
     stage: UserStage.USERS_10M,
     users: 10_000_000,
@@ -220,6 +230,7 @@ export const STAGE_SPECIFIC_SETTINGS: Readonly<
   workerInstanceType: { from: UserStage.USERS_1M },
   workerMaxCapacity: { from: UserStage.USERS_1M },
   prerenderRate: { from: UserStage.USERS_1M },
+  databaseShards: { from: UserStage.USERS_1M },
   regions: { from: UserStage.USERS_10M },
   writerRegion: { from: UserStage.USERS_10M },
 };
@@ -278,7 +289,8 @@ export function nextStageAdvice(
       description:
         `Stage ${stage} is outgrowing its architecture (see which signal fired). Stage ${next.stage} is sized for ` +
         `${next.users.toLocaleString('en-US')} users: preview with npx cdk diff -c stage=${next.stage}, then run ` +
-        `npx cdk deploy -c stage=${next.stage} (or set "stage": "${next.stage}" in cdk.json).`,
+        `npx cdk deploy -c stage=${next.stage} (or set "stage": "${next.stage}" in cdk.json).` +
+        (STAGES[index].advice ? ` ${STAGES[index].advice}` : ''),
     };
   }
   return {

@@ -29,6 +29,7 @@ const VALUES: Record<string, unknown> = {
   workerInstanceType: new ec2.InstanceType('m7g.medium'),
   workerMaxCapacity: 5,
   prerenderRate: Duration.minutes(10),
+  databaseShards: 2,
   regions: ['us-east-1', 'eu-west-1'],
   writerRegion: 'us-east-1',
 };

@@ -4,12 +4,13 @@
  */
 import { CfnOutput, Fn, Size, Stack } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { IAppTier } from '../../app-tier';
 import { CachedTier } from '../../constructs/cached-tier';
 import { CrossRegionReplica } from '../../constructs/cross-region-replica';
 import { ReplicatedDb } from '../../constructs/replicated-db';
 import { SeparatedDb } from '../../constructs/separated-db';
+import { ShardedDb } from '../../constructs/sharded-db';
 import { StageNetwork } from '../../constructs/stage-network';
 import { POSTGRES_VERSIONS, SecondaryRegionSizing, StageSizing } from '../stage-table';
 
@@ -165,4 +166,34 @@ export function cacheOutputs(stack: Stack, cache: CachedTier): void {
 /** A database an app tier connects to: a `SeparatedDb`, or a `CrossRegionReplica` of one. */
 export interface IDatabaseLayer {
   connectApp(appTier: IAppTier): void;
+}
+
+/**
+ * The database split into `shards` (stage 1m, opt-in): the database stays shard 0, the others are sized
+ * as it is (the same class, storage and Multi-AZ), every app tier routes its users' data by the shard
+ * map, and the reshard document's name is an output (docs/resharding.md).
+ */
+export function shardsLayer(
+  stack: Stack,
+  network: StageNetwork,
+  sizing: NonNullable<StageSizing['database']>,
+  settings: { readonly databaseAllocatedStorage?: Size },
+  database: SeparatedDb,
+  shards: number,
+  tiers: (IAppTier & IConstruct)[],
+): ShardedDb {
+  const sharded = new ShardedDb(stack, 'Shards', {
+    firstShard: database,
+    shards,
+    allocatedStorage: settings.databaseAllocatedStorage ?? Size.gibibytes(sizing.storageGiB),
+    multiAz: sizing.multiAz,
+    secretsManagerEndpoint: network.addSecretsManagerEndpoint(sizing.multiAz ? 2 : 1),
+  });
+  tiers.forEach((tier) => sharded.connectApp(tier));
+  new CfnOutput(stack, 'ReshardDocumentName', {
+    description:
+      'The SSM document that runs reshard.sh on an app server: aws ssm send-command --document-name <this>',
+    value: sharded.reshardDocument.ref,
+  });
+  return sharded;
 }

@@ -7,6 +7,7 @@ import { CachedTier } from '../../constructs/cached-tier';
 import { IDenormalizedStore } from '../../constructs/denormalized-store';
 import { LoadBalancedTier } from '../../constructs/load-balanced-tier';
 import { QueueWorkers } from '../../constructs/queue-workers';
+import { ShardedDb } from '../../constructs/sharded-db';
 import { NextStageAdvice, OutgrowThresholds, StageOperations } from '../../constructs/stage-operations';
 import { readString } from '../context';
 
@@ -20,6 +21,7 @@ export interface MonitoredTiers {
   readonly cache?: CachedTier;
   readonly workers?: QueueWorkers;
   readonly store?: IDenormalizedStore;
+  readonly shards?: ShardedDb;
   readonly distributionId?: string;
 }
 
@@ -46,6 +48,7 @@ export function operationsLayer(
   if (tiers.cache) operations.monitorCache(tiers.cache);
   if (tiers.workers) operations.monitorQueue(tiers.workers);
   if (tiers.store) operations.monitorStore(tiers.store);
+  if (tiers.shards) operations.monitorShards(tiers.shards);
   if (tiers.distributionId) operations.monitorDistribution(tiers.distributionId);
   operations.adviseNextStage(advice);
   return operations;
