@@ -1017,6 +1017,30 @@ describe('the store', () => {
   });
 });
 
+describe('the reshard document', () => {
+  /** Stage 1m with two database shards, and so the reshard document. */
+  const sharded = () => {
+    const { stack, template } = synthStage(UserStage.USERS_1M, { databaseShards: 2 });
+    return { t: template.toJSON() as CfnTemplate, context: { stackName: stack.stackName } };
+  };
+
+  test('stage 1m with shards keeps ssm-document-64kb, and every other rule', () => {
+    const { t, context } = sharded();
+    for (const r of DEPLOY_RULES) expect([r.id, r.check(t, context)]).toEqual([r.id, []]);
+  });
+
+  broken('ssm-document-64kb: a document that carries a script of 70 KB', () => {
+    const { t, context } = sharded();
+    const [id, document] = only(t, 'AWS::SSM::Document');
+    const content = properties(document).Content as JsonObject;
+    const steps = content.mainSteps as JsonObject[];
+    ((steps[0].inputs as JsonObject).runCommand as string[]).push('#' + 'x'.repeat(70 * 1024));
+    expect(rule('ssm-document-64kb').check(t, context)).toEqual([
+      expect.stringMatching(new RegExp(`^${id} has about \\d+ bytes of content, over 64 KB$`)),
+    ]);
+  });
+});
+
 /** Stage 10m in three regions: the primary's template. */
 const threeRegions = (): CfnTemplate =>
   synthStage(UserStage.USERS_10M, {

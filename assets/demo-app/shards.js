@@ -15,7 +15,7 @@ function bucketOf(userId) {
  * The shard map, cached for SHARD_MAP_TTL_SECONDS (reshard.sh waits that long, plus a margin, for
  * every server to see a change). Call `await map.load(query)` before `route`: it reloads the map
  * through `query` (which resolves to rows `{ bucket, shard, moving }`) once the cached one is older
- * than the TTL. `route` refuses a map older than the TTL (a failed reload): a server must never
+ * than half the TTL. `route` refuses a map older than the TTL (a failed reload): a server must never
  * write with a map that may miss a move. A `moving` bucket is being copied: read from `shard`,
  * refuse writes (503 with Retry-After) until the move is done.
  */
@@ -28,7 +28,9 @@ class ShardMap {
   }
 
   async load(query) {
-    if (this.now() - this.loadedAt < this.ttlMs) return;
+    // Reloaded at half the TTL, so that the map `route` gets after a load has half a TTL left: a server
+    // slowed down between the two does not find it stale.
+    if (this.now() - this.loadedAt < this.ttlMs / 2) return;
     if (!this.pending) {
       // The map's age counts from before the query: it is at least as fresh as that.
       const started = this.now();

@@ -1725,6 +1725,28 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
             ];
       }),
   },
+  {
+    id: 'ssm-document-64kb',
+    title: "An SSM document's content, with what its parameters add at run time, stays within 64 KB",
+    source: {
+      url: 'https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateDocument.html',
+      title: 'CreateDocument',
+    },
+    quote:
+      'The content for the new SSM document in JSON or YAML format. The content of the document must not exceed ' +
+      '64KB. This quota also includes the content specified for input parameters at runtime.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::SSM::Document').flatMap(([id, document]) => {
+        // The parameters' values at run time: TOKEN_ALLOWANCE_BYTES each, more than the reshard
+        // document's (a subcommand, a number, a list of tables) take.
+        const content = props(document).Content;
+        const parameters = isObject(content) && isObject(content.parameters) ? content.parameters : {};
+        const bytes =
+          Buffer.byteLength(JSON.stringify(content ?? null)) +
+          Object.keys(parameters).length * TOKEN_ALLOWANCE_BYTES;
+        return bytes > 64 * 1024 ? [`${id} has about ${bytes} bytes of content, over 64 KB`] : [];
+      }),
+  },
 ];
 
 /**

@@ -6,7 +6,7 @@ import { fullDiff } from '@aws-cdk/cloudformation-diff';
 import { Match } from 'aws-cdk-lib/assertions';
 import { StageStacks, UserStage } from '../../lib';
 import { complianceReportOf } from '../compliance-report';
-import { newApp, synthStage } from '../helpers';
+import { newApp, releaseFixture, releaseStages, synthStage } from '../helpers';
 import { dataLossOnUpgrade } from '../upgrade-check';
 
 const plain = synthStage(UserStage.USERS_1M);
@@ -90,6 +90,15 @@ test('at stage 1m the "time for stage 10m" alarm says when to shard instead', ()
     ),
   });
 });
+
+test.each(['0.4.0', '0.5.0', '0.7.0', '0.8.0'].filter((r) => releaseStages(r).includes(UserStage.USERS_1M)))(
+  'a stage-1m stack of release %s gains the shards in place: nothing stateful replaced or deleted',
+  (release) => {
+    expect(
+      dataLossOnUpgrade(releaseFixture(release, UserStage.USERS_1M) as object, json(sharded.template)),
+    ).toEqual([]);
+  },
+);
 
 test('the context key databaseShards does what the prop does', () => {
   const app = newApp();
