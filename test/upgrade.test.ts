@@ -677,33 +677,56 @@ describe('upgrading stacks deployed from release 0.7.0 (stages 1 to 10m)', () =>
   );
 });
 
+/**
+ * What a new demo app does to a stack of release 0.8.0 or later: up to stage 100 the server gets it as a
+ * new release (its metadata changes, no restart; the release's wait condition and handle replace the old
+ * ones); from 1k the fleets roll (their launch templates change). From 0.10.0 the demo ships as an S3
+ * asset, which each server's role may read (s3:GetObject on that one object).
+ */
+function newDemoApp(stage: UserStage): string[] {
+  const release = [
+    'WILL_UPDATE AWS::EC2::Instance ',
+    'WILL_CREATE AWS::CloudFormation::WaitCondition ',
+    'WILL_CREATE AWS::CloudFormation::WaitConditionHandle ',
+    'WILL_DESTROY AWS::CloudFormation::WaitCondition ',
+    'WILL_DESTROY AWS::CloudFormation::WaitConditionHandle ',
+  ];
+  const fleets = atLeast(stage, UserStage.USERS_1M) ? 2 : 1;
+  const rolling = Array<string>(fleets).fill('WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData');
+  return hasSingleServer(stage) ? release : rolling;
+}
+
+/** The asset grant of each server role (one single server, or the fleet and from 1m the workers). */
+const assetGrants = (stage: UserStage) =>
+  Array<string>(hasSingleServer(stage) ? 1 : atLeast(stage, UserStage.USERS_1M) ? 2 : 1).fill(
+    'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
+  );
+
 describe('upgrading stacks deployed from release 0.8.0 (stages 1 to 10m)', () => {
   upgradesFromRelease('0.8.0');
 
   test.each(releaseStages('0.8.0'))(
     '%s, same stage: the new demo app is a release in place (up to 100) or a rolling update; 1m and 10m gain the store',
     (stage) => {
-      // The demo app changed (the feed) and ships as an S3 asset, so up to stage 100 the server gets it
-      // as a new release: its metadata changes (no restart) and the release's wait condition and handle
-      // replace the old ones. Every server's role may read the asset (s3:GetObject on that one object).
-      const release = [
-        'WILL_UPDATE AWS::EC2::Instance ',
-        'WILL_CREATE AWS::CloudFormation::WaitCondition ',
-        'WILL_CREATE AWS::CloudFormation::WaitConditionHandle ',
-        'WILL_DESTROY AWS::CloudFormation::WaitCondition ',
-        'WILL_DESTROY AWS::CloudFormation::WaitConditionHandle ',
-      ];
-      const fleets = atLeast(stage, UserStage.USERS_1M) ? 2 : 1;
-      const rolling = Array<string>(fleets).fill('WILL_UPDATE AWS::EC2::LaunchTemplate LaunchTemplateData');
-      const assetGrants = Array<string>(hasSingleServer(stage) ? 1 : fleets).fill(
-        'WILL_UPDATE AWS::IAM::Policy PolicyDocument',
-      );
       expect(sameStageChanges('0.8.0', stage).sort()).toEqual(
         [
-          ...(hasSingleServer(stage) ? release : rolling),
-          ...union(assetGrants, storeJoins(stage)),
+          ...newDemoApp(stage),
+          ...union(assetGrants(stage), storeJoins(stage)),
           ...oneWriterAdvice(stage),
         ].sort(),
+      );
+    },
+  );
+});
+
+describe('upgrading stacks deployed from release 0.9.0 (stages 1 to 10m)', () => {
+  upgradesFromRelease('0.9.0');
+
+  test.each(releaseStages('0.9.0'))(
+    '%s, same stage: the demo app comes from an S3 asset; 1m says when to shard',
+    (stage) => {
+      expect(sameStageChanges('0.9.0', stage).sort()).toEqual(
+        [...newDemoApp(stage), ...assetGrants(stage), ...oneWriterAdvice(stage)].sort(),
       );
     },
   );
