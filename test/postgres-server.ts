@@ -113,21 +113,15 @@ export async function startPostgres(options: PostgresOptions): Promise<PostgresS
  * unaligned, tuples-only output; a failure throws with psql's error (kept out of the test log).
  */
 export function psqlAsAdmin(server: PostgresServer, sql: string, database = 'postgres'): string {
-  return execFileSync(
-    'psql',
-    [
-      '-XqAt',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-h',
-      server.socketDir,
-      '-p',
-      String(server.port),
-      '-U',
-      'postgres',
-      '-d',
-      database,
-    ],
-    { input: sql, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] },
-  );
+  return execFileSync('psql', psqlAdminArgs(server, database), {
+    input: sql,
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** psql's arguments for the superuser over the server's Unix socket, in `database`: unaligned, tuples only. */
+export function psqlAdminArgs(server: PostgresServer, database: string): string[] {
+  const connection = ['-h', server.socketDir, '-p', String(server.port), '-U', 'postgres', '-d', database];
+  return ['-XqAt', '-v', 'ON_ERROR_STOP=1', ...connection];
 }

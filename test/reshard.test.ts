@@ -19,7 +19,7 @@ import {
   stubAwsCli,
   tempDir,
 } from './demo-app-helpers';
-import { PostgresServer, psqlAsAdmin, startPostgres } from './postgres-server';
+import { PostgresServer, psqlAdminArgs, psqlAsAdmin, startPostgres } from './postgres-server';
 
 interface Route {
   readonly bucket: number;
@@ -94,24 +94,7 @@ function sql(shard: number, db: string, text: string): string[] {
 
 /** The same, without blocking the test process (for the concurrent writer). */
 function sqlAsync(shard: number, db: string, text: string): Promise<string[]> {
-  const server = servers[shard];
-  const child = spawn(
-    'psql',
-    [
-      '-XqAt',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-h',
-      server.socketDir,
-      '-p',
-      String(server.port),
-      '-U',
-      'postgres',
-      '-d',
-      db,
-    ],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  );
+  const child = spawn('psql', psqlAdminArgs(servers[shard], db), { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
