@@ -162,3 +162,80 @@ test('an app with migrations but no database fails its release with one line tha
     'release phase: the app has migrations but no database (DATABASE_HOST, DATABASE_SECRET_ARN); connect one to the app tier',
   );
 });
+
+describe('with shards (ShardedDb): the migrations run on every shard, once each', () => {
+  let shard1: PostgresServer;
+
+  beforeAll(async () => {
+    shard1 = await startPostgres({
+      tempPrefix: 'release-phase-shard-',
+      tls: true,
+      hba: ['hostssl app app 127.0.0.1/32 scram-sha-256'],
+    });
+    psqlAsAdmin(shard1, `CREATE ROLE app LOGIN PASSWORD '${PASSWORD}'`);
+    psqlAsAdmin(shard1, 'CREATE DATABASE app OWNER app');
+  }, 120_000);
+  afterAll(async () => {
+    await shard1?.stop();
+  });
+
+  /** The environment ShardedDb gives the app: shard 0 is the app's database. */
+  const shards = () => ({
+    DATABASE_SHARD_HOSTS: '127.0.0.1,127.0.0.1',
+    DATABASE_SHARD_PORTS: `${db.port},${shard1.port}`,
+    DATABASE_SHARD_SECRET_ARNS: `${SECRET_ARN},${SECRET_ARN}-shard1`,
+  });
+  /** The shard numbers a migration recorded in `table` of each shard. */
+  const recorded = (table: string) => [
+    admin(`SELECT string_agg(shard::text, ',') FROM ${table}`, 'app'),
+    psqlAsAdmin(shard1, `SELECT string_agg(shard::text, ',') FROM ${table}`, 'app').trim(),
+  ];
+  const recording = (table: string) => [
+    `psql -XqAt -v ON_ERROR_STOP=1 -c "CREATE TABLE IF NOT EXISTS ${table} (shard int)"`,
+    `psql -XqAt -v ON_ERROR_STOP=1 -c "INSERT INTO ${table} VALUES ($SHARD)"`,
+  ];
+
+  test('two servers of one release: each shard is migrated once, as the app user, with its own secret', async () => {
+    const runs = await Promise.all([1, 2].map(() => releasePhase('s1', recording('shard_runs'), shards())));
+    expect(runs.map((r) => [r.status, r.stderr])).toEqual([
+      [0, ''],
+      [0, ''],
+    ]);
+    expect(recorded('shard_runs')).toEqual(['0', '1']);
+    expect(
+      psqlAsAdmin(shard1, "SELECT tableowner FROM pg_tables WHERE tablename = 'shard_runs'", 'app').trim(),
+    ).toBe('app');
+    expect(aws.calls()).toContainEqual(expect.stringContaining(`--secret-id ${SECRET_ARN}-shard1`));
+  });
+
+  test('a release migrated on one database, then a shard is added: the next server migrates the new shard only', async () => {
+    const one = await releasePhase('s3', recording('added_runs'));
+    expect(one).toMatchObject({ status: 0, stderr: '' });
+    const again = await releasePhase('s3', recording('added_runs'), shards());
+    expect(again).toMatchObject({ status: 0, stderr: '' });
+    expect(again.stdout).toContain('release phase: shard 1 migrated');
+    expect(recorded('added_runs')).toEqual(['0', '1']);
+    // And then it is done on both: a later server runs nothing.
+    const later = await releasePhase('s3', ['echo must not run; exit 3'], shards());
+    expect(later).toMatchObject({ status: 0 });
+    expect(later.stdout).toContain('release s3 is already migrated');
+  });
+
+  test('a failure on shard 1 fails the release; the retry migrates shard 1 and leaves shard 0 as it was', async () => {
+    const fixed = path.join(work, 'shard-1-fixed');
+    const migration = [
+      `if [ "$SHARD" = 1 ] && [ ! -e ${fixed} ]; then echo "shard 1 is not ready" >&2; exit 1; fi`,
+      ...recording('retried_runs'),
+    ];
+    const failed = await releasePhase('s2', migration, shards());
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('shard 1 is not ready');
+    expect(admin('SELECT count(*) FROM retried_runs', 'app')).toBe('1');
+    fs.writeFileSync(fixed, '');
+    const retried = await releasePhase('s2', migration, shards());
+    expect(retried).toMatchObject({ status: 0, stderr: '' });
+    expect(retried.stdout).toContain('release phase: shard 1 migrated');
+    expect(retried.stdout).not.toContain('release phase: shard 0 migrated');
+    expect(recorded('retried_runs')).toEqual(['0', '1']);
+  });
+});

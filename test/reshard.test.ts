@@ -835,8 +835,7 @@ describe('the demo app (server.js) routes each user to a shard and keeps serving
     // Two shards, and no map yet: every user is on shard 0, as init will write it.
     let app = await spawnDemo(shardEnvironment(2));
     running = app;
-    const first = await Promise.all(users.map((user) => write(app, user, `first post of ${user}`)));
-    expect(first.every((status) => status === 201)).toBe(true);
+    for (const user of users) expect(await write(app, user, `first post of ${user}`)).toBe(201);
     expect([...placement().values()].every((shardsOfUser) => shardsOfUser.join() === '0')).toBe(true);
     expect(await reshard(['init'], shardEnvironment(2))).toMatchObject({ status: 0, stderr: '' });
 
@@ -889,13 +888,9 @@ describe('the demo app (server.js) routes each user to a shard and keeps serving
       const planned = users.filter((user) => map[shards.bucketOf(user)] === count - 1);
       expect(moved.sort()).toEqual(planned.sort());
       // Nothing acknowledged was lost, nothing is there twice.
-      const reads = await Promise.all(
-        users.map(async (user) => {
-          const res = await fetch(api(app, user));
-          return { user, ...((await res.json()) as { shard: number; posts: { text: string }[] }) };
-        }),
-      );
-      for (const { user, shard, posts } of reads) {
+      for (const user of users) {
+        const res = await fetch(api(app, user));
+        const { shard, posts } = (await res.json()) as { shard: number; posts: { text: string }[] };
         expect(shard).toBe(map[shards.bucketOf(user)]);
         expect(posts.map((p) => p.text).sort()).toEqual([...acknowledged.get(user)!].sort());
       }
