@@ -1018,10 +1018,14 @@ describe('the store', () => {
 });
 
 describe('the reshard document', () => {
-  /** Stage 1m with two database shards, and so the reshard document. */
+  /** Stage 1m with two database shards, and so the reshard document: synthesized once, a copy per test. */
+  let synthesized: { t: CfnTemplate; context: RuleContext } | undefined;
   const sharded = () => {
-    const { stack, template } = synthStage(UserStage.USERS_1M, { databaseShards: 2 });
-    return { t: template.toJSON() as CfnTemplate, context: { stackName: stack.stackName } };
+    if (!synthesized) {
+      const { stack, template } = synthStage(UserStage.USERS_1M, { databaseShards: 2 });
+      synthesized = { t: template.toJSON() as CfnTemplate, context: { stackName: stack.stackName } };
+    }
+    return { t: structuredClone(synthesized.t), context: synthesized.context };
   };
 
   test('stage 1m with shards keeps ssm-document-64kb, and every other rule', () => {
@@ -1041,11 +1045,12 @@ describe('the reshard document', () => {
   });
 });
 
-/** Stage 10m in three regions: the primary's template. */
+/** Stage 10m in three regions: the primary's template, synthesized once (the rules only read it). */
+let tenMillionInThreeRegions: CfnTemplate | undefined;
 const threeRegions = (): CfnTemplate =>
-  synthStage(UserStage.USERS_10M, {
+  (tenMillionInThreeRegions ??= synthStage(UserStage.USERS_10M, {
     regions: ['us-east-1', 'us-west-2', 'eu-west-1'],
-  }).template.toJSON() as CfnTemplate;
+  }).template.toJSON() as CfnTemplate);
 
 describe('the update rules', () => {
   const pairs = BUILT_STAGES.slice(1).map((stage, i) => [BUILT_STAGES[i], stage] as const);
