@@ -9,6 +9,8 @@ const { dynamodb, region } = require('./aws');
 const FEED_ITEM_DAYS = 30;
 const DAY_MS = 24 * 60 * 60 * 1000;
 const table = () => process.env.STORE_TABLE_NAME;
+/** The path CloudFront serves an object of the media bucket at: each key segment URL-encoded. */
+const mediaUrl = (key) => '/' + key.split('/').map(encodeURIComponent).join('/');
 
 /**
  * Puts the feed item of one thumbnail at `createdAt` (the upload's time): a job that runs twice
@@ -51,7 +53,7 @@ async function newestFeedItems(limit, days = 7) {
       });
       for (const item of page.Items || []) {
         items.push({
-          url: '/' + item.key.S.split('/').map(encodeURIComponent).join('/'),
+          url: mediaUrl(item.key.S),
           key: item.key.S,
           size: Number(item.size.N),
           lastModified: item.lastModified.S,
@@ -64,4 +66,4 @@ async function newestFeedItems(limit, days = 7) {
   return items;
 }
 
-module.exports = { putFeedItem, newestFeedItems };
+module.exports = { mediaUrl, putFeedItem, newestFeedItems };

@@ -133,7 +133,7 @@ async function newestThumbnails() {
   const objects = await aws.listObjectsV2(mediaBucket, 'media/thumbnails/');
   objects.sort((a, b) => (a.lastModified < b.lastModified ? 1 : a.lastModified > b.lastModified ? -1 : 0));
   return objects.slice(0, FEED_ITEMS).map(({ key, size, lastModified }) => ({
-    url: '/' + key.split('/').map(encodeURIComponent).join('/'),
+    url: feed.mediaUrl(key),
     key,
     size,
     lastModified,

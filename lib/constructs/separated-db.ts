@@ -309,11 +309,19 @@ export class SeparatedDb extends Construct implements ec2.IConnectable {
    * DATABASE_SECRET_ARN.
    */
   public connectApp(appTier: IAppTier): void {
-    this.connections.allowDefaultPortFrom(appTier, 'PostgreSQL from the app tier');
-    this.secret.grantRead(appTier);
+    this.allowApp(appTier);
     appTier.addEnvironment('DATABASE_HOST', this.database.dbInstanceEndpointAddress);
     appTier.addEnvironment('DATABASE_PORT', this.database.dbInstanceEndpointPort);
     appTier.addEnvironment('DATABASE_NAME', this.databaseName);
     appTier.addEnvironment('DATABASE_SECRET_ARN', this.secret.secretArn);
+  }
+
+  /**
+   * The app tier may reach the database's port and read its secret, without the environment variables
+   * `connectApp` adds (a `ShardedDb` names its shards its own way).
+   */
+  public allowApp(appTier: IAppTier): void {
+    this.connections.allowDefaultPortFrom(appTier, 'PostgreSQL from the app tier');
+    this.secret.grantRead(appTier);
   }
 }

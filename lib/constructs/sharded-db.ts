@@ -101,10 +101,7 @@ export class ShardedDb extends Construct {
    * and how long it may cache the shard map as SHARD_MAP_TTL_SECONDS.
    */
   public connectApp(appTier: IAppTier): void {
-    for (const shard of this.shards.slice(1)) {
-      shard.connections.allowDefaultPortFrom(appTier, 'PostgreSQL from the app tier');
-      shard.secret.grantRead(appTier);
-    }
+    this.shards.slice(1).forEach((shard) => shard.allowApp(appTier));
     const list = (of: (shard: SeparatedDb) => string) => Fn.join(',', this.shards.map(of));
     appTier.addEnvironment(
       'DATABASE_SHARD_HOSTS',
