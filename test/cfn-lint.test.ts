@@ -145,10 +145,17 @@ function inOwnVpc(): App {
   return app;
 }
 
-/** Stage 1m with the users' data over three database shards (`databaseShards`). */
-function shardedMillion(): App {
+/**
+ * Stage 10m with the users' data over three database shards (`databaseShards`): the primary has what
+ * stage 1m adds for them, and the secondary region a replica of each shard.
+ */
+function shardedTenMillion(): App {
   const app = newApp();
-  new StageStacks(app, 'Sharded', { stage: UserStage.USERS_1M, databaseShards: 3 });
+  new StageStacks(app, 'Sharded', {
+    stage: UserStage.USERS_10M,
+    databaseShards: 3,
+    regions: ['us-east-1', 'eu-west-1'],
+  });
   return app;
 }
 
@@ -181,7 +188,7 @@ beforeAll(() => {
     ...writeTemplates(allStages(), dir, ''),
     ...writeTemplates(decoratedTenMillion(), dir, 'decorated-'),
     ...writeTemplates(inOwnVpc(), dir, ''),
-    ...writeTemplates(shardedMillion(), dir, ''),
+    ...writeTemplates(shardedTenMillion(), dir, ''),
   ];
   const secondary = stacks.find((s) => /ScaleStages-10m-us-west-2/.test(s.file))!;
   broken = splitOfStackOutput(dir, secondary);
@@ -228,20 +235,24 @@ test('lints every stack of every stage: primaries, edge stacks and secondary reg
     ]),
   );
   // A primary per stage, an edge stack per stage from 1k, 10m's secondary region, the four of the decorated
-  // 10m, Platform with stage 1 and stage 1m (and its edge stack) in its VPC, and the sharded 1m with its
-  // edge stack.
+  // 10m, Platform with stage 1 and stage 1m (and its edge stack) in its VPC, and the sharded 10m with its
+  // edge stack and its secondary region.
   const edges = BUILT_STAGES.length - BUILT_STAGES.indexOf(UserStage.USERS_1K);
-  expect(stacks).toHaveLength(BUILT_STAGES.length + edges + 1 + 4 + 4 + 2);
+  expect(stacks).toHaveLength(BUILT_STAGES.length + edges + 1 + 4 + 4 + 3);
 });
 
-test.each(['ScaleStages-1', 'ScaleStages-10m-us-west-2', 'decorated-Shop', 'OwnVpc-1m', 'Sharded'])(
-  '%s was linted (cfn-lint saw the file)',
-  (name) => {
-    const stack = stacks.find((s) => path.basename(s.file) === `${name}.template.json`)!;
-    const linted = findings.some((f) => path.resolve(f.Filename) === stack.file);
-    expect(linted).toBe(true); // each has at least its W3005 findings
-  },
-);
+test.each([
+  'ScaleStages-1',
+  'ScaleStages-10m-us-west-2',
+  'decorated-Shop',
+  'OwnVpc-1m',
+  'Sharded',
+  'Sharded-eu-west-1',
+])('%s was linted (cfn-lint saw the file)', (name) => {
+  const stack = stacks.find((s) => path.basename(s.file) === `${name}.template.json`)!;
+  const linted = findings.some((f) => path.resolve(f.Filename) === stack.file);
+  expect(linted).toBe(true); // each has at least its W3005 findings
+});
 
 describe('cfn-lint finds nothing but the known false positives', () => {
   test.each([
@@ -252,6 +263,8 @@ describe('cfn-lint finds nothing but the known false positives', () => {
     'decorated-Shop-Edge',
     'decorated-Shop-us-west-1',
     'decorated-Shop-ap-northeast-1',
+    'Sharded',
+    'Sharded-eu-west-1',
   ])('%s', (name) => {
     const stack = stacks.find((s) => path.basename(s.file) === `${name}.template.json`);
     expect(stack).toBeDefined();

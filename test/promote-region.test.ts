@@ -14,6 +14,8 @@ case "$1 $2" in
     case "$*" in
       *DatabaseReplicaId*) echo "\${REPLICA_ID-shop-replica-db}" ;;
       *DatabaseSecretArn*) echo "arn:aws:secretsmanager:eu-west-1:123456789012:secret:Db-AbCdEf" ;;
+      *ShardReplicaIds*) echo "\${SHARD_IDS-None}" ;;
+      *ShardSecretArns*) echo "\${SHARD_SECRETS-None}" ;;
     esac ;;
   "rds promote-read-replica") echo modifying ;;
   "rds wait") [ -z "\${WAIT_FAILS-}" ] || { echo "Waiter DBInstanceAvailable failed" >&2; exit 255; } ;;
@@ -45,6 +47,7 @@ test('promotes the replica, frees the secret, turns on Multi-AZ and moves the wr
   expect(calls).toEqual([
     "cloudformation describe-stacks --region eu-west-1 --stack-name Shop-eu-west-1 --query Stacks[0].Outputs[?OutputKey=='DatabaseReplicaId'].OutputValue --output text",
     "cloudformation describe-stacks --region eu-west-1 --stack-name Shop-eu-west-1 --query Stacks[0].Outputs[?OutputKey=='DatabaseSecretArn'].OutputValue --output text",
+    "cloudformation describe-stacks --region eu-west-1 --stack-name Shop-eu-west-1 --query Stacks[0].Outputs[?OutputKey=='ShardReplicaIds'].OutputValue --output text",
     'rds promote-read-replica --region eu-west-1 --db-instance-identifier shop-replica-db --backup-retention-period 7 --output text --query DBInstance.DBInstanceStatus',
     'rds wait db-instance-available --region eu-west-1 --db-instance-identifier shop-replica-db',
     'secretsmanager stop-replication-to-replica --region eu-west-1 --secret-id arn:aws:secretsmanager:eu-west-1:123456789012:secret:Db-AbCdEf --output text --query ARN',
@@ -54,6 +57,44 @@ test('promotes the replica, frees the secret, turns on Multi-AZ and moves the wr
     'cloudfront-keyvaluestore put-key --kvs-arn arn:aws:cloudfront::123456789012:key-value-store/0123 --if-match ETAG1 --key writer-region --value eu-west-1 --output text --query ItemCount',
   ]);
   expect(stdout).toContain('npx cdk deploy --all -c stage=10m -c writerRegion=eu-west-1');
+});
+
+test('a sharded database: promotes every shard replica, waits for each, frees every secret, before moving the writes', () => {
+  const secret = (name: string) => `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${name}`;
+  const { status, calls } = promote(['Shop', 'eu-west-1'], {
+    SHARD_IDS: 'shard1-db,shard2-db',
+    SHARD_SECRETS: `${secret('S1-AbCdEf')},${secret('S2-AbCdEf')}`,
+  });
+  expect(status).toBe(0);
+  const rds = calls.filter((c) => c.startsWith('rds') || c.startsWith('secretsmanager'));
+  const verbs = rds.map((c) => c.split(' --')[0].replace(/^rds |^secretsmanager /, ''));
+  const targets = rds.map((c) => /--(?:db-instance-identifier|secret-id) (\S+)/.exec(c)![1]);
+  expect(verbs).toEqual([
+    ...Array(3).fill('promote-read-replica'),
+    ...Array(3).fill('wait db-instance-available'),
+    ...Array(3).fill('stop-replication-to-replica'),
+    ...Array(3).fill('modify-db-instance'),
+  ]);
+  const databases = ['shop-replica-db', 'shard1-db', 'shard2-db'];
+  expect(targets).toEqual([
+    ...databases,
+    ...databases,
+    secret('Db-AbCdEf'),
+    secret('S1-AbCdEf'),
+    secret('S2-AbCdEf'),
+    ...databases,
+  ]);
+  expect(calls.findIndex((c) => c.includes('put-key'))).toBe(calls.length - 1);
+});
+
+test('refuses shard replicas without as many secrets, before promoting anything', () => {
+  const { status, stderr, calls } = promote(['Shop', 'eu-west-1'], {
+    SHARD_IDS: 'shard1-db,shard2-db',
+    SHARD_SECRETS: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:S1-AbCdEf',
+  });
+  expect(status).toBe(1);
+  expect(stderr).toContain('names 3 databases but 2 secrets; promoted nothing');
+  expect(calls.some((c) => c.startsWith('rds'))).toBe(false);
 });
 
 test('calls nothing in the primary region: every call names the promoted region or is global', () => {

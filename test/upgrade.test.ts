@@ -110,6 +110,13 @@ function storeJoins(stage: UserStage): string[] {
 const oneWriterAdvice = (stage: UserStage) =>
   stage === UserStage.USERS_1M ? ['WILL_UPDATE AWS::CloudWatch::CompositeAlarm AlarmDescription'] : [];
 
+/**
+ * From release 0.11.0 stage 10m's "at capacity" alarm also says to shard when the database's CPU signal
+ * fired: its description changes in place.
+ */
+const tenMillionShardAdvice = (stage: UserStage) =>
+  stage === UserStage.USERS_10M ? ['WILL_UPDATE AWS::CloudWatch::CompositeAlarm AlarmDescription'] : [];
+
 /** Two lists of changes as one: a resource that both change counts once (the most either lists). */
 function union(a: string[], b: string[]): string[] {
   const count = (list: string[], line: string) => list.filter((l) => l === line).length;
@@ -122,8 +129,8 @@ function union(a: string[], b: string[]): string[] {
 function sameStageChanges(release: string, stage: UserStage): string[] {
   const changed: string[] = [];
   fullDiff(
-    withoutMetadata(releaseFixture(release, stage)),
-    templates.get(stage)!,
+    withoutCdkPaths(releaseFixture(release, stage)),
+    withoutCdkPaths(templates.get(stage)!),
   ).resources.forEachDifference((_id, change) => {
     changed.push(`${change.changeImpact} ${change.resourceType} ${Object.keys(change.propertyUpdates)}`);
   });
@@ -409,6 +416,24 @@ function withoutMetadata(template: Template): Template {
   };
 }
 
+/**
+ * A template without the CDK's construct paths and asset paths in its resources' metadata (they move with
+ * refactors and synth directories and deploy nothing), keeping what CloudFormation acts on, such as a
+ * single server's release.
+ */
+function withoutCdkPaths(template: Template): Template {
+  return {
+    Resources: Object.fromEntries(
+      Object.entries(template.Resources)
+        .filter(([, { Type }]) => Type !== 'AWS::CDK::Metadata')
+        .map(([id, { Metadata, ...resource }]) => {
+          const kept = Object.entries(Metadata ?? {}).filter(([key]) => !/^aws:(cdk|asset):/.test(key));
+          return [id, kept.length > 0 ? { ...resource, Metadata: Object.fromEntries(kept) } : resource];
+        }),
+    ) as Template['Resources'],
+  };
+}
+
 // Every resource but the VPC origins depends on the stage guard from release 0.4.0: a DependsOn
 // orders the update and changes no property, so tests that look at property changes drop it.
 function withoutGuardDependencies(template: Template): Template {
@@ -656,6 +681,7 @@ describe('upgrading stacks deployed from release 0.5.0 (stages 1 to 10m)', () =>
           ...waitForHandlerLogGroups(stage),
           ...union(releasesInPlace(stage), storeJoins(stage)),
           ...oneWriterAdvice(stage),
+          ...tenMillionShardAdvice(stage),
         ].sort(),
       );
     },
@@ -671,7 +697,12 @@ describe('upgrading stacks deployed from release 0.7.0 (stages 1 to 10m)', () =>
       // The bake lengthens the fleet's signal timeout: its UpdatePolicy and CreationPolicy, no property.
       const group = hasSingleServer(stage) ? [] : ['WILL_UPDATE AWS::AutoScaling::AutoScalingGroup '];
       expect(sameStageChanges('0.7.0', stage).sort()).toEqual(
-        [...union(releasesInPlace(stage), storeJoins(stage)), ...group, ...oneWriterAdvice(stage)].sort(),
+        [
+          ...union(releasesInPlace(stage), storeJoins(stage)),
+          ...group,
+          ...oneWriterAdvice(stage),
+          ...tenMillionShardAdvice(stage),
+        ].sort(),
       );
     },
   );
@@ -713,6 +744,7 @@ describe('upgrading stacks deployed from release 0.8.0 (stages 1 to 10m)', () =>
           ...newDemoApp(stage),
           ...union(assetGrants(stage), storeJoins(stage)),
           ...oneWriterAdvice(stage),
+          ...tenMillionShardAdvice(stage),
         ].sort(),
       );
     },
@@ -726,7 +758,12 @@ describe('upgrading stacks deployed from release 0.9.0 (stages 1 to 10m)', () =>
     '%s, same stage: the demo app comes from an S3 asset; 1m says when to shard',
     (stage) => {
       expect(sameStageChanges('0.9.0', stage).sort()).toEqual(
-        [...newDemoApp(stage), ...assetGrants(stage), ...oneWriterAdvice(stage)].sort(),
+        [
+          ...newDemoApp(stage),
+          ...assetGrants(stage),
+          ...oneWriterAdvice(stage),
+          ...tenMillionShardAdvice(stage),
+        ].sort(),
       );
     },
   );

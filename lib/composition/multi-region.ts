@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { ScaleStagesError } from '../private/errors';
 import { checkRegion } from '../private/regions';
-import { DEFAULT_REGIONS, readString } from '../stages/context';
+import { DEFAULT_REGIONS, readDatabaseShards, readString } from '../stages/context';
 import { EdgeStack } from '../stages/edge-stack';
 import { SecondaryRegionStack } from '../stages/secondary-region-stack';
 import { StageStack } from '../stages/stage-stack';
@@ -19,7 +19,7 @@ import { UserStage } from '../stages/user-stage';
  *   into every other region, and its distribution routes each viewer's reads to the nearest region
  *   (with the next nearest as failover) and the writes to the writer region.
  * - Each secondary region is a `SecondaryRegionStack`: a fleet, a cross-region read replica of the
- *   database, a cache and workers of its own.
+ *   database (and of each shard, with `databaseShards`), a cache and workers of its own.
  *
  * Deploy order: the edge stack and the secondary regions first (they read the primary's outputs
  * from stage 1m), then the primary, which reads theirs; `npx cdk deploy --all` follows it. The
@@ -58,6 +58,7 @@ export class MultiRegion {
     this.regions = props.regions ?? DEFAULT_REGIONS;
     checkRegions(this.regions);
     const [primaryRegion, ...others] = this.regions;
+    const databaseShards = readDatabaseShards(scope.node, props.databaseShards);
     this.secondaries = others.map(
       (region, i) =>
         new SecondaryRegionStack(scope, `${name}-${region}`, {
@@ -70,6 +71,7 @@ export class MultiRegion {
           cidr: `10.${i + 1}.0.0/16`,
           app: props.app,
           worker: props.worker,
+          databaseShards,
           writerRegion: props.writerRegion ?? readString(scope.node, 'writerRegion'),
           alarmEmail: props.alarmEmail,
           outgrowThresholds: props.outgrowThresholds,

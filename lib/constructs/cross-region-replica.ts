@@ -276,13 +276,21 @@ export class CrossRegionReplica extends Construct implements ec2.IConnectable {
    * PostgreSQL's read-only error; the CDN sends them to the writer region.
    */
   public connectApp(appTier: IAppTier): void {
-    this.connections.allowDefaultPortFrom(appTier, 'PostgreSQL from the app tier');
-    this.secret.grantRead(appTier);
+    this.allowApp(appTier);
     appTier.addEnvironment('DATABASE_HOST', this.endpointAddress);
     appTier.addEnvironment('DATABASE_PORT', this.endpointPort);
     appTier.addEnvironment('DATABASE_NAME', this.databaseName);
     appTier.addEnvironment('DATABASE_SECRET_ARN', this.secret.secretArn);
     appTier.addEnvironment('DATABASE_READER_HOSTS', this.endpointAddress);
+  }
+
+  /**
+   * The app tier may reach the replica's port and read the replica secret, without the environment
+   * variables `connectApp` adds (a secondary region's shard replicas are named as the shards are).
+   */
+  public allowApp(appTier: IAppTier): void {
+    this.connections.allowDefaultPortFrom(appTier, 'PostgreSQL from the app tier');
+    this.secret.grantRead(appTier);
   }
 
   /** How many seconds the replica lags behind its source. */

@@ -1,14 +1,12 @@
-import { Fn, Size } from 'aws-cdk-lib/core';
+import { Size } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { IAppTier } from '../app-tier';
 import { readAsset } from '../private/assets';
 import { checkWholeNumber } from '../private/errors';
+import { addShardEnvironment, MAX_SHARDS } from '../private/shards';
 import { SeparatedDb } from './separated-db';
-
-/** The most shards a `ShardedDb` builds: each is a database of its own, billed as one. */
-const MAX_SHARDS = 16;
 
 /** Properties of a `ShardedDb`. */
 export interface ShardedDbProps {
@@ -95,6 +93,14 @@ export class ShardedDb extends Construct {
   }
 
   /**
+   * Replicates the secret of every shard after the first to `region`, as `SeparatedDb.replicateSecretTo`
+   * does the first's: a cross-region replica of a shard hands its region's app the replica secret.
+   */
+  public replicateSecretsTo(region: string): void {
+    this.shards.slice(1).forEach((shard) => shard.replicateSecretTo(region));
+  }
+
+  /**
    * The app tier reaches every shard after the first (which keeps its own connection, `DATABASE_HOST`
    * and the rest) and reads its secret; it gets the shards' endpoints, ports and secret ARNs in shard
    * order, comma-separated, as DATABASE_SHARD_HOSTS, DATABASE_SHARD_PORTS and DATABASE_SHARD_SECRET_ARNS,
@@ -102,25 +108,16 @@ export class ShardedDb extends Construct {
    */
   public connectApp(appTier: IAppTier): void {
     this.shards.slice(1).forEach((shard) => shard.allowApp(appTier));
-    const list = (of: (shard: SeparatedDb) => string) => Fn.join(',', this.shards.map(of));
-    appTier.addEnvironment(
-      'DATABASE_SHARD_HOSTS',
-      list((s) => s.database.dbInstanceEndpointAddress),
+    addShardEnvironment(
+      appTier,
+      this.shards.map((shard) => ({
+        host: shard.database.dbInstanceEndpointAddress,
+        port: shard.database.dbInstanceEndpointPort,
+        secretArn: shard.secret.secretArn,
+      })),
     );
-    appTier.addEnvironment(
-      'DATABASE_SHARD_PORTS',
-      list((s) => s.database.dbInstanceEndpointPort),
-    );
-    appTier.addEnvironment(
-      'DATABASE_SHARD_SECRET_ARNS',
-      list((s) => s.secret.secretArn),
-    );
-    appTier.addEnvironment('SHARD_MAP_TTL_SECONDS', String(SHARD_MAP_TTL_SECONDS));
   }
 }
-
-/** How long app servers cache the shard map; reshard.sh waits as long, plus a margin, after each change. */
-const SHARD_MAP_TTL_SECONDS = 10;
 
 /**
  * The document's content: parameters checked by SSM before anything runs, then one shell step that

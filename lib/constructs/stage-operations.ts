@@ -370,15 +370,39 @@ export class StageOperations extends Construct {
    * in the primary region, which is the data a promotion would lose.
    */
   public monitorCrossRegionReplica(replica: CrossRegionReplica): void {
+    this.watchReplicaLag(
+      replica,
+      'CrossRegionReplicaLag',
+      'The cross-region replica',
+      'Cross-region replica',
+    );
+  }
+
+  /**
+   * A secondary region's replicas of the primary's shards after the first (`monitorCrossRegionReplica`
+   * watches shard 0's): how far each lags, as the database's replica.
+   */
+  public monitorShardReplicas(replicas: CrossRegionReplica[]): void {
+    replicas.forEach((replica, i) => {
+      this.watchReplicaLag(
+        replica,
+        `Shard${i + 1}ReplicaLag`,
+        `Shard ${i + 1}'s cross-region replica`,
+        `Shard ${i + 1} replica`,
+      );
+    });
+  }
+
+  /** A cross-region replica's lag alarm and widget: the alarm's id, its description's subject, the title. */
+  private watchReplicaLag(replica: CrossRegionReplica, id: string, name: string, title: string): void {
     const lag = replica.metricReplicaLag();
-    this.addHealthAlarm('CrossRegionReplicaLag', {
+    this.addHealthAlarm(id, {
       metric: lag,
       threshold: 300,
       evaluationPeriods: 5,
-      description:
-        'The cross-region replica has lagged 5 minutes or more behind the primary region for 5 minutes: a promotion now would lose that much data.',
+      description: `${name} has lagged 5 minutes or more behind the primary region for 5 minutes: a promotion now would lose that much data.`,
     });
-    this.dashboard.addWidgets(graph('Cross-region replica lag (seconds)', [lag]));
+    this.dashboard.addWidgets(graph(`${title} lag (seconds)`, [lag]));
   }
 
   /** The cache's primary node: evictions, memory, engine CPU. */

@@ -35,7 +35,7 @@ export class ScaleStagesErrors {
 
 /** Throws unless `value` (when given and resolved) is a whole number in `[min, max]`. */
 export function checkWholeNumber(
-  scope: IConstruct,
+  scope: IConstruct | undefined,
   prop: string,
   value: number | undefined,
   min: number,

@@ -2,6 +2,7 @@ import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Node } from 'constructs';
 import { ScaleStagesError } from '../private/errors';
 import { VPC_ORIGIN_REGIONS } from '../private/regions';
+import { MAX_SHARDS } from '../private/shards';
 import { BUILT_STAGES, STAGES } from './stage-table';
 import { UserStage } from './user-stage';
 
@@ -160,6 +161,22 @@ export function readString(node: Node, key: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string' || typeof value === 'number') return String(value).trim();
   throw new ScaleStagesError(`context key '${key}' must be a string; got ${JSON.stringify(value)}.`);
+}
+
+/**
+ * The number of database shards the `databaseShards` prop, else its context key, asks for: a whole
+ * number from 2 to 16, the database included; undefined for one database.
+ */
+export function readDatabaseShards(node: Node, fromProps?: number): number | undefined {
+  const raw = fromProps ?? readString(node, 'databaseShards');
+  if (raw === undefined) return undefined;
+  const shards = Number(raw);
+  if (!Number.isInteger(shards) || shards < 2 || shards > MAX_SHARDS) {
+    throw new ScaleStagesError(
+      `databaseShards (prop or context key) must be a whole number from 2 to ${MAX_SHARDS}, the database included; got '${raw}'. Leave it out for one database.`,
+    );
+  }
+  return shards;
 }
 
 /** Fails on a context key the app does not read (a typo such as `-c stages=1k` would be ignored). */

@@ -13,9 +13,10 @@ import { QueueWorkers } from '../constructs/queue-workers';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
-import { ScaleStagesError } from '../private/errors';
+import { checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
 import { checkRegion } from '../private/regions';
+import { MAX_SHARDS } from '../private/shards';
 import { checkFleetSettings, fleetLayer } from './layers/compute';
 import {
   cacheLayer,
@@ -23,6 +24,7 @@ import {
   crossRegionReplicaOutputs,
   PRIMARY_DATABASE_IDENTIFIER_OUTPUT,
   PRIMARY_DATABASE_SECRET_NAME_OUTPUT,
+  shardReplicasLayer,
 } from './layers/data';
 import { PRIMARY_DISTRIBUTION_ID_OUTPUT } from './layers/edge';
 import { operationsLayer } from './layers/operations';
@@ -106,6 +108,15 @@ export interface SecondaryRegionStackProps extends StackProps {
    */
   readonly databaseName?: string;
   /**
+   * How many shards the primary's database is split into (its `databaseShards`): this region gets a
+   * cross-region replica of each shard after the first, sized as `databaseReplicaInstanceType`, and its
+   * app routes reads by the shard map as the primary's does. A shard added at the primary must be
+   * deployed there before this region replicates it (README, "Sharding at stage 10m").
+   *
+   * @default - one database, not sharded
+   */
+  readonly databaseShards?: number;
+  /**
    * The cache's node type, without the `cache.` prefix.
    *
    * @default - from the stage table: m7g.large
@@ -180,6 +191,8 @@ export class SecondaryRegionStack extends Stack {
   public readonly web: LoadBalancedTier;
   /** The cross-region replica of the primary database. */
   public readonly databaseReplica: CrossRegionReplica;
+  /** The replicas of the primary's shards after the first (`databaseReplica` is shard 0's); empty without shards. */
+  public readonly shardReplicas: CrossRegionReplica[];
   /** The region's cache. */
   public readonly cache: CachedTier;
   /** The region's job queue and workers. */
@@ -242,12 +255,26 @@ export class SecondaryRegionStack extends Stack {
       media: this.mediaBucket,
     });
     this.store = regionStoreLayer(this, props.primaryStackName, [this.web, this.workers]);
+    this.shardReplicas =
+      props.databaseShards === undefined
+        ? []
+        : shardReplicasLayer(
+            this,
+            this.network,
+            sizing.databaseReplica,
+            props,
+            primaryOutput,
+            this.databaseReplica,
+            props.databaseShards,
+            [this.web, this.workers],
+          );
     this.operations = operationsLayer(
       this,
       props,
       {
         web: this.web,
         crossRegionReplica: this.databaseReplica,
+        shardReplicas: this.shardReplicas,
         cache: this.cache,
         workers: this.workers,
         store: this.store,
@@ -318,5 +345,6 @@ function checkProps(props: SecondaryRegionStackProps): void {
       `SecondaryRegionStack env.region must be left out or equal region; got env.region '${props.env.region}' and region '${props.region}'.`,
     );
   }
+  checkWholeNumber(undefined, 'SecondaryRegionStack databaseShards', props.databaseShards, 2, MAX_SHARDS);
   checkFleetSettings(props);
 }

@@ -19,7 +19,7 @@ import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
 import { ScaleStagesError } from '../private/errors';
 import { acknowledgeNist80053R5 } from '../private/nist-800-53-r5';
-import { CONTEXT_KEYS, readString } from './context';
+import { CONTEXT_KEYS, readDatabaseShards, readString } from './context';
 import { checkFleetSettings, fleetLayer, serverLayer } from './layers/compute';
 import { cacheLayer, cacheOutputs, databaseLayer, readReplicasLayer, shardsLayer } from './layers/data';
 import { networkLayer } from './layers/network';
@@ -219,12 +219,12 @@ export interface StageStackProps extends StackProps {
    */
   readonly prerenderRate?: Duration;
   /**
-   * How many PostgreSQL shards hold the users' data (stage 1m), the database included as shard 0: 2
-   * to 16 (`ShardedDb`). Turn it on when the database is outgrowing one writer (its CPU signal fires at
-   * stage 1m): each shard is a database sized as the first, and the app routes each user to one. Raising
-   * it is a deploy that adds an empty shard, then `reshard apply` moves its share of the users
-   * (docs/resharding.md); lowering it is refused at deploy time (deletion protection). Stage 10m does
-   * not build shards yet: it refuses this setting.
+   * How many PostgreSQL shards hold the users' data (stages 1m and 10m), the database included as
+   * shard 0: 2 to 16 (`ShardedDb`). Turn it on when the database is outgrowing one writer (its CPU signal
+   * fires at stage 1m): each shard is a database sized as the first, and the app routes each user to one.
+   * Raising it is a deploy that adds an empty shard, then `reshard apply` moves its share of the users
+   * (docs/resharding.md); lowering it is refused at deploy time (deletion protection). At stage 10m each
+   * secondary region gets a cross-region replica of every shard (`SecondaryRegionStack.databaseShards`).
    *
    * @default - the context key `databaseShards`; without it, one database
    */
@@ -288,7 +288,7 @@ export class StageStack extends Stack {
    * table with a replica in each secondary region.
    */
   public readonly store?: DenormalizedStore;
-  /** The database's shards when `databaseShards` asks for them (stage 1m); the database is shard 0. */
+  /** The database's shards when `databaseShards` asks for them (stages 1m and 10m); the database is shard 0. */
   public readonly shards?: ShardedDb;
   /** The alarm topic, the dashboard, the health alarms and the "time for the next stage" alarm. */
   public readonly operations: StageOperations;
@@ -358,6 +358,7 @@ export class StageStack extends Stack {
     }
     if (layers.has('store')) this.store = storeLayer(this, [appTier, this.workers!], regions?.primaryRegion);
     const shardCount = databaseShards(this, props);
+    checkSecondaryShards(props.secondaryRegions ?? [], shardCount);
     if (shardCount !== undefined) {
       this.shards = shardsLayer(
         this,
@@ -369,7 +370,7 @@ export class StageStack extends Stack {
         [appTier, this.workers!],
       );
     }
-    regions?.pinAndReplicate(cdn, this.database!, this.store!);
+    regions?.pinAndReplicate(cdn, this.database!, this.store!, this.shards);
     this.operations = this.addOperations(props);
     appOutputs(this, cdn, layers.has('webClient'));
     acknowledgeNist80053R5(this);
@@ -455,23 +456,27 @@ function checkProps(id: string, props: StageStackProps): StageDefinition {
 
 /**
  * The number of shards `databaseShards` (prop, else context key) asks for, or undefined for one
- * database: stage 1m only (below it the setting warns as unused; stage 10m refuses it).
+ * database: stages 1m and 10m only (below them the setting warns as unused).
  */
 function databaseShards(stack: StageStack, props: StageStackProps): number | undefined {
-  const raw = props.databaseShards ?? readString(stack.node, 'databaseShards');
-  if (raw === undefined || unusedAtStage('databaseShards', stack.stage)) return undefined;
-  const shards = Number(raw);
-  if (!Number.isInteger(shards) || shards < 2 || shards > 16) {
-    throw new ScaleStagesError(
-      `databaseShards (prop or context key) must be a whole number from 2 to 16, the database included; got '${raw}'. Leave it out for one database.`,
-    );
+  if (unusedAtStage('databaseShards', stack.stage)) return undefined;
+  return readDatabaseShards(stack.node, props.databaseShards);
+}
+
+/**
+ * Each secondary region replicates as many shards as the primary has: a region that knew fewer would
+ * send the users of the others to the wrong database.
+ */
+function checkSecondaryShards(secondaries: SecondaryRegionStack[], shards: number | undefined): void {
+  const shown = (n: number) => (n === 1 ? 'no databaseShards' : `databaseShards ${n}`);
+  for (const secondary of secondaries) {
+    const replicated = secondary.shardReplicas.length + 1;
+    if (replicated !== (shards ?? 1)) {
+      throw new ScaleStagesError(
+        `SecondaryRegionStack ${secondary.stackName} has ${shown(replicated)}, but its primary has ${shown(shards ?? 1)}: give every region the primary's databaseShards.`,
+      );
+    }
   }
-  if (layersAt(stack.stage).has('regions')) {
-    throw new ScaleStagesError(
-      `databaseShards is not built at stage '10m' yet: each secondary region would need a cross-region replica of every shard. Stay at stage '1m' while the data is sharded; got databaseShards ${shards}.`,
-    );
-  }
-  return shards;
 }
 
 /** Stage 10m has secondary regions, at least one, all of this primary; other stages have none. */

@@ -173,6 +173,9 @@ export const STAGES: readonly StageDefinition[] = [
     stage: UserStage.USERS_10M,
     users: 10_000_000,
     adds: ['regions'],
+    advice:
+      'If DatabaseCpu fired, the database is outgrowing one writer: split the users over database shards, or add ' +
+      'one (databaseShards, docs/resharding.md; deploy the primary first, README "Sharding at stage 10m").',
     sizing: {
       ...STAGE_1M,
       // Each secondary region serves reads near its viewers and stands by to take the writes: the
@@ -298,6 +301,7 @@ export function nextStageAdvice(
     description:
       `Stage ${stage} is at capacity (see which signal fired), and it is the last stage of the playbook. ` +
       'Scale within the stage: raise webMaxCapacity, databaseInstanceType, databaseReadReplicas, cacheNodeType or ' +
-      'workerMaxCapacity, or add a region to the regions context key, then npx cdk deploy --all.',
+      'workerMaxCapacity, or add a region to the regions context key, then npx cdk deploy --all.' +
+      (STAGES[index].advice ? ` ${STAGES[index].advice}` : ''),
   };
 }

@@ -1757,6 +1757,38 @@ export interface UpdateRule extends Omit<DeployRule, 'check'> {
   check(before: CfnTemplate, after: CfnTemplate): string[];
 }
 
+/**
+ * Deploy rules of a deploy order: what a stack may read of the stacks in place when it deploys (the
+ * earlier stage's, updated by the stacks that deployed before it).
+ */
+export interface DeployOrderRule extends Omit<DeployRule, 'check'> {
+  check(reader: CfnTemplate, deployed: ReadonlyMap<string, CfnTemplate>): string[];
+}
+
+export const ORDER_RULES: readonly DeployOrderRule[] = [
+  {
+    id: 'cfn-get-stack-output-deployed',
+    title: 'Fn::GetStackOutput names an output that its stack has when the reading stack deploys',
+    source: {
+      url: 'https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-getstackoutput.html',
+      title: 'Fn::GetStackOutput',
+    },
+    quote: 'The referenced value is resolved at stack create or update time.',
+    // The page does not say what a missing output resolves to; an error and an empty value both leave
+    // the resource that reads it (a replica's source, a bucket policy) unable to deploy as meant.
+    check: (reader, deployed) =>
+      Object.entries(reader.Resources).flatMap(([id, r]) =>
+        stackOutputsIn(r.Properties ?? {}).flatMap(({ stack, name, output }) => {
+          const source = stack === undefined ? undefined : deployed.get(stack);
+          if (!source) return [`${id} reads output ${output} of a stack that is not deployed`];
+          return name !== undefined && source.Outputs?.[name] !== undefined
+            ? []
+            : [`${id} reads output ${output}, which that stack does not have yet`];
+        }),
+      ),
+  },
+];
+
 /** The replica regions of each global table in a template, by logical id. */
 function globalTableReplicas(t: CfnTemplate): Map<string, string[]> {
   return new Map(
@@ -1828,13 +1860,23 @@ function deployRegionsAsserted(t: CfnTemplate): string[] {
   );
 }
 
+/** A Fn::GetStackOutput: the functions around it (outermost first), its stack and output, `stack.output`. */
+interface StackOutputReference {
+  readonly functions: string[];
+  readonly stack?: string;
+  readonly name?: string;
+  readonly output: string;
+}
+
 /** Each Fn::GetStackOutput in a value, with the intrinsic functions around it (outermost first). */
-function stackOutputsIn(value: Json, functions: string[] = []): { functions: string[]; output: string }[] {
+function stackOutputsIn(value: Json, functions: string[] = []): StackOutputReference[] {
   if (Array.isArray(value)) return value.flatMap((v) => stackOutputsIn(v, functions));
   if (!isObject(value)) return [];
   return Object.entries(value).flatMap(([key, v]) => {
     if (key === 'Fn::GetStackOutput') {
-      return [{ functions, output: isObject(v) ? `${str(v.StackName)}.${str(v.OutputName)}` : '?' }];
+      const stack = isObject(v) ? str(v.StackName) : undefined;
+      const name = isObject(v) ? str(v.OutputName) : undefined;
+      return [{ functions, stack, name, output: isObject(v) ? `${stack}.${name}` : '?' }];
     }
     return stackOutputsIn(v, key.startsWith('Fn::') ? [...functions, key] : functions);
   });

@@ -12,6 +12,7 @@ import { ReplicatedDb } from '../../constructs/replicated-db';
 import { SeparatedDb } from '../../constructs/separated-db';
 import { ShardedDb } from '../../constructs/sharded-db';
 import { StageNetwork } from '../../constructs/stage-network';
+import { addShardEnvironment } from '../../private/shards';
 import { POSTGRES_VERSIONS, SecondaryRegionSizing, StageSizing } from '../stage-table';
 
 /** The primary's output with its database's instance identifier (`SecondaryRegionStack` reads it). */
@@ -116,6 +117,65 @@ export function crossRegionReplicaLayer(
   return replica;
 }
 
+/**
+ * Stage 10m's secondary regions when the primary's database is sharded: a cross-region replica of each
+ * shard after the first (the region's `DatabaseReplica` is shard 0's), sized as that replica, and the
+ * app tiers given every shard's replica in shard order, as the primary's tiers get the shards.
+ */
+export function shardReplicasLayer(
+  stack: Stack,
+  network: StageNetwork,
+  sizing: SecondaryRegionSizing['databaseReplica'],
+  settings: {
+    readonly primaryRegion: string;
+    readonly databaseReplicaInstanceType?: ec2.InstanceType;
+    readonly databaseName?: string;
+  },
+  primaryOutput: (name: string) => string,
+  firstShard: CrossRegionReplica,
+  shards: number,
+  tiers: IAppTier[],
+): CrossRegionReplica[] {
+  const replicas = [firstShard];
+  for (let shard = 1; shard < shards; shard++) {
+    const outputs = shardOutputs(shard);
+    replicas.push(
+      new CrossRegionReplica(stack, `Shard${shard}Replica`, {
+        vpc: network.vpc,
+        vpcSubnets: network.dataSubnets,
+        sourceInstanceIdentifier: primaryOutput(outputs.identifier),
+        sourceSecretNameWithSuffix: primaryOutput(outputs.secretName),
+        sourceRegion: settings.primaryRegion,
+        engineVersion: POSTGRES_VERSIONS.rds,
+        instanceType: settings.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.instanceType),
+        databaseName: settings.databaseName,
+      }),
+    );
+  }
+  for (const tier of tiers) {
+    replicas.slice(1).forEach((replica) => replica.allowApp(tier));
+    addShardEnvironment(
+      tier,
+      replicas.map((r) => ({ host: r.endpointAddress, port: r.endpointPort, secretArn: r.secret.secretArn })),
+    );
+  }
+  new CfnOutput(stack, 'ShardReplicaIds', {
+    description: 'The replicas of shards 1 and up, comma-separated; the promotion runbook promotes each',
+    value: Fn.join(
+      ',',
+      replicas.slice(1).map((r) => r.instance.ref),
+    ),
+  });
+  new CfnOutput(stack, 'ShardSecretArns', {
+    description: 'The replica secrets of shards 1 and up, comma-separated; the runbook makes each standalone',
+    value: Fn.join(
+      ',',
+      replicas.slice(1).map((r) => r.secret.secretArn),
+    ),
+  });
+  return replicas.slice(1);
+}
+
 /** What the promotion runbook needs of the cross-region replica. */
 export function crossRegionReplicaOutputs(stack: Stack, replica: CrossRegionReplica): void {
   new CfnOutput(stack, 'DatabaseReplicaEndpoint', {
@@ -163,15 +223,26 @@ export function cacheOutputs(stack: Stack, cache: CachedTier): void {
   });
 }
 
+/**
+ * The primary's outputs with shard `shard`'s instance identifier and secret name (shard 0's are the
+ * database's own), which stage 10m's regions read for their replicas of the shard.
+ */
+export function shardOutputs(shard: number): { identifier: string; secretName: string } {
+  return {
+    identifier: `Shard${shard}InstanceIdentifier`,
+    secretName: `Shard${shard}SecretNameWithSuffix`,
+  };
+}
+
 /** A database an app tier connects to: a `SeparatedDb`, or a `CrossRegionReplica` of one. */
 export interface IDatabaseLayer {
   connectApp(appTier: IAppTier): void;
 }
 
 /**
- * The database split into `shards` (stage 1m, opt-in): the database stays shard 0, the others are sized
- * as it is (the same class, storage and Multi-AZ), every app tier routes its users' data by the shard
- * map, and the reshard document's name is an output (docs/resharding.md).
+ * The database split into `shards` (stages 1m and 10m, opt-in): the database stays shard 0, the others
+ * are sized as it is (the same class, storage and Multi-AZ), every app tier routes its users' data by the
+ * shard map, and the reshard document's name is an output (docs/resharding.md).
  */
 export function shardsLayer(
   stack: Stack,
@@ -190,6 +261,18 @@ export function shardsLayer(
     secretsManagerEndpoint: network.addSecretsManagerEndpoint(sizing.multiAz ? 2 : 1),
   });
   tiers.forEach((tier) => sharded.connectApp(tier));
+  // From the first sharded deploy, so that stage 10m's regions find them before the primary's update.
+  sharded.shards.slice(1).forEach((shard, i) => {
+    const names = shardOutputs(i + 1);
+    new CfnOutput(stack, names.identifier, {
+      description: `Shard ${i + 1}'s instance identifier, the source of its cross-region replicas at stage 10m`,
+      value: shard.database.instanceIdentifier,
+    });
+    new CfnOutput(stack, names.secretName, {
+      description: `The last part of shard ${i + 1}'s secret ARN, from which stage 10m's regions name its replica secret`,
+      value: Fn.select(6, Fn.split(':', shard.secret.secretArn)),
+    });
+  });
   new CfnOutput(stack, 'ReshardDocumentName', {
     description:
       'The SSM document that runs reshard.sh on an app server: aws ssm send-command --document-name <this>',

@@ -18,6 +18,7 @@ export interface MonitoredTiers {
   readonly database?: Parameters<StageOperations['monitorDatabase']>[0];
   readonly readReplicas?: Parameters<StageOperations['monitorReplicas']>[0];
   readonly crossRegionReplica?: Parameters<StageOperations['monitorCrossRegionReplica']>[0];
+  readonly shardReplicas?: Parameters<StageOperations['monitorShardReplicas']>[0];
   readonly cache?: CachedTier;
   readonly workers?: QueueWorkers;
   readonly store?: IDenormalizedStore;
@@ -45,6 +46,7 @@ export function operationsLayer(
   if (tiers.database) operations.monitorDatabase(tiers.database);
   if (tiers.readReplicas) operations.monitorReplicas(tiers.readReplicas);
   if (tiers.crossRegionReplica) operations.monitorCrossRegionReplica(tiers.crossRegionReplica);
+  if (tiers.shardReplicas) operations.monitorShardReplicas(tiers.shardReplicas);
   if (tiers.cache) operations.monitorCache(tiers.cache);
   if (tiers.workers) operations.monitorQueue(tiers.workers);
   if (tiers.store) operations.monitorStore(tiers.store);

@@ -14,6 +14,7 @@ import { IAppTier } from '../../app-tier';
 import { CdnStatic } from '../../constructs/cdn-static';
 import { DenormalizedStore } from '../../constructs/denormalized-store';
 import { SeparatedDb } from '../../constructs/separated-db';
+import { ShardedDb } from '../../constructs/sharded-db';
 import { BROWSER_UPLOADS_CORS, contentBucket, logBucket } from '../../private/buckets';
 import { ScaleStagesError } from '../../private/errors';
 import { readString } from '../context';
@@ -87,12 +88,19 @@ export class PrimaryRegions {
 
   /**
    * `/_region/<region>/*` for each region, after the media behavior (so that the origins of earlier
-   * stages keep their construct ids), and the database secret and the media replicated to each region.
+   * stages keep their construct ids), and the database's and shards' secrets, the media and the store
+   * replicated to each region.
    */
-  public pinAndReplicate(cdn: CdnStatic, database: SeparatedDb, store: DenormalizedStore): void {
+  public pinAndReplicate(
+    cdn: CdnStatic,
+    database: SeparatedDb,
+    store: DenormalizedStore,
+    shards?: ShardedDb,
+  ): void {
     pinRegions(cdn, this.apps, this.routing!);
     for (const secondary of this.secondaries) {
       database.replicateSecretTo(secondary.region);
+      shards?.replicateSecretsTo(secondary.region);
       cdn.replicateMediaTo(this.secondaryMedia(secondary));
       store.addReplica(secondary.region);
     }
