@@ -768,3 +768,14 @@ describe('upgrading stacks deployed from release 0.9.0 (stages 1 to 10m)', () =>
     },
   );
 });
+
+describe('upgrading stacks deployed from release 0.10.0 (stages 1 to 10m)', () => {
+  upgradesFromRelease('0.10.0');
+
+  test.each(releaseStages('0.10.0'))(
+    '%s, same stage: only 10m changes, its alarm says when to shard',
+    (stage) => {
+      expect(sameStageChanges('0.10.0', stage)).toEqual(tenMillionShardAdvice(stage));
+    },
+  );
+});
