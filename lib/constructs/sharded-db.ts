@@ -16,7 +16,8 @@ export interface ShardedDbProps {
    */
   readonly firstShard: SeparatedDb;
   /**
-   * How many shards, the first included: 2 to 16. Adding one is a deploy that creates an empty
+   * How many shards, the first included: 2 to 12 (each adds 22 resources to the stack, which
+   * CloudFormation caps at 500). Adding one is a deploy that creates an empty
    * database, then `reshard apply` (the `reshardDocument`) moves its share of the users to it. Fewer
    * shards than before is refused at deploy time: each shard has deletion protection.
    */

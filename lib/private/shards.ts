@@ -1,8 +1,13 @@
 import { Fn } from 'aws-cdk-lib/core';
 import type { IAppTier } from '../app-tier';
 
-/** The most shards a sharded database has: each is a database of its own, billed as one. */
-export const MAX_SHARDS = 16;
+/**
+ * The most shards a sharded database has. Each is a database of its own, billed as one, and adds 22
+ * resources to its stack (the database, its secret, rotation and network rules, alarms, outputs): 12 keep
+ * stage 10m's primary at about 430 of CloudFormation's 500 resources per stack, with room for the app's
+ * own.
+ */
+export const MAX_SHARDS = 12;
 
 /** How long app servers cache the shard map; reshard.sh waits as long, plus a margin, after each change. */
 export const SHARD_MAP_TTL_SECONDS = 10;

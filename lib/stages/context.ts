@@ -165,7 +165,7 @@ export function readString(node: Node, key: string): string | undefined {
 
 /**
  * The number of database shards the `databaseShards` prop, else its context key, asks for: a whole
- * number from 2 to 16, the database included; undefined for one database.
+ * number from 2 to 12, the database included; undefined for one database.
  */
 export function readDatabaseShards(node: Node, fromProps?: number): number | undefined {
   const raw = fromProps ?? readString(node, 'databaseShards');

@@ -220,7 +220,7 @@ export interface StageStackProps extends StackProps {
   readonly prerenderRate?: Duration;
   /**
    * How many PostgreSQL shards hold the users' data (stages 1m and 10m), the database included as
-   * shard 0: 2 to 16 (`ShardedDb`). Turn it on when the database is outgrowing one writer (its CPU signal
+   * shard 0: 2 to 12 (`ShardedDb`). Turn it on when the database is outgrowing one writer (its CPU signal
    * fires at stage 1m): each shard is a database sized as the first, and the app routes each user to one.
    * Raising it is a deploy that adds an empty shard, then `reshard apply` moves its share of the users
    * (docs/resharding.md); lowering it is refused at deploy time (deletion protection). At stage 10m each

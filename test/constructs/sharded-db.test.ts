@@ -137,9 +137,9 @@ test("the shards' cost: each new shard what the first costs on its own (class, s
 });
 
 test.each([
-  [1, /shards must be a whole number from 2 to 16; got 1/],
-  [17, /shards must be a whole number from 2 to 16; got 17/],
-  [2.5, /shards must be a whole number from 2 to 16; got 2.5/],
+  [1, /shards must be a whole number from 2 to 12; got 1/],
+  [13, /shards must be a whole number from 2 to 12; got 13/],
+  [2.5, /shards must be a whole number from 2 to 12; got 2.5/],
 ])('%d shards fail', (shards, message) => {
   expect(() => build(shards)).toThrow(message);
 });
