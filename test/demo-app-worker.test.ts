@@ -5,8 +5,24 @@ import { AddressInfo } from 'net';
 import { createRequire } from 'module';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { demoAppDir, DemoProcess, spawnDemo, stop } from './demo-app-helpers';
+import {
+  amzDate,
+  createStoreTable,
+  demoAppDir,
+  DemoProcess,
+  Dynalite,
+  dynamodb,
+  emulatorRequest,
+  readBody,
+  SigV4Secrets,
+  sigV4Problem,
+  sigV4Signer,
+  sleep,
+  spawnDemo,
+  startDynalite,
+  stop,
+  waitFor,
+} from './demo-app-helpers';
 
 // Real servers start and answer here: a timeout that fits a busy 2-core machine, not jest's 5 s.
 jest.setTimeout(60_000);
@@ -42,68 +58,12 @@ interface Image {
 /** png.js as the worker runs it (comments stripped). */
 const png = createRequire(__filename)(path.join(demoAppDir(), 'png.js')) as Png;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns something truthy; fails after `timeoutMs` with `what`. */
-async function waitFor<T>(
-  what: string,
-  check: () => T | Promise<T>,
-  timeoutMs = 8000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-async function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** The hash that @smithy/signature-v4 wants, from Node's crypto. */
-class Sha256 {
-  private readonly hash: crypto.Hash | crypto.Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret ? crypto.createHmac('sha256', bytes(secret)) : crypto.createHash('sha256');
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {}
-}
-
-function bytes(data: string | ArrayBuffer | ArrayBufferView): Buffer {
-  if (typeof data === 'string') return Buffer.from(data);
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
-}
-
-const SECRETS: Record<string, { secretAccessKey: string; sessionToken?: string }> = {
+const SECRETS: SigV4Secrets = {
   [KEY_ID]: { secretAccessKey: SECRET },
   [IMDS_KEY_ID]: { secretAccessKey: IMDS_SECRET, sessionToken: IMDS_TOKEN },
 };
 
-const signer = (accessKeyId: string, service: string) =>
-  new SignatureV4({
-    credentials: { accessKeyId, ...SECRETS[accessKeyId] },
-    region: REGION,
-    service,
-    sha256: Sha256,
-    uriEscapePath: service !== 's3',
-    applyChecksum: false,
-  });
-
-/** `20260101T120000Z` as a Date. */
-const amzDate = (s: string) =>
-  new Date(`${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}Z`);
+const signer = (accessKeyId: string, service: string) => sigV4Signer(SECRETS, REGION, accessKeyId, service);
 
 /** A request the front received, after its signature was checked. */
 interface Seen {
@@ -180,7 +140,7 @@ class Front {
         : contentType.startsWith('application/x-www-form-urlencoded')
           ? 'autoscaling'
           : 's3';
-    const problem = await this.checkSignature(req, url, body, service);
+    const problem = await sigV4Problem(req, url, body, service, SECRETS, REGION);
     if (problem) {
       this.rejected.push(`${req.method} ${url.pathname}: ${problem}`);
       const xml = `<Error><Code>SignatureDoesNotMatch</Code><Message>${problem}</Message></Error>`;
@@ -229,61 +189,6 @@ class Front {
       body,
     );
     res.writeHead(answer.status, answer.headers).end(answer.body);
-  }
-
-  /** Why the request's signature is wrong, or undefined when AWS would accept it. */
-  private async checkSignature(
-    req: http.IncomingMessage,
-    url: URL,
-    body: Buffer,
-    service: string,
-  ): Promise<string | undefined> {
-    const auth =
-      /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}$/.exec(
-        req.headers.authorization ?? '',
-      );
-    if (!auth) return `malformed Authorization header: ${req.headers.authorization}`;
-    const [, keyId, day, region, scopeService, signedHeaders] = auth;
-    if (!SECRETS[keyId]) return `unknown access key ${keyId}`;
-    if (region !== REGION || scopeService !== service)
-      return `scope ${region}/${scopeService} for a ${service} call`;
-    const date = String(req.headers['x-amz-date']);
-    if (!date.startsWith(day) || Math.abs(amzDate(date).getTime() - Date.now()) > 5 * 60 * 1000) {
-      return `x-amz-date ${date} does not match the scope or the clock`;
-    }
-    if (SECRETS[keyId].sessionToken !== req.headers['x-amz-security-token'])
-      return 'wrong x-amz-security-token';
-    const names = signedHeaders.split(';');
-    for (const required of [
-      'host',
-      'x-amz-date',
-      ...Object.keys(req.headers).filter((h) => h.startsWith('x-amz-')),
-    ]) {
-      if (!names.includes(required)) return `${required} is not signed`;
-    }
-    if (
-      service === 's3' &&
-      req.headers['x-amz-content-sha256'] !== crypto.createHash('sha256').update(body).digest('hex')
-    ) {
-      return 'x-amz-content-sha256 is not the hash of the body';
-    }
-    const headers = Object.fromEntries(names.map((n) => [n, String(req.headers[n])]));
-    const signed = await signer(keyId, service).sign(
-      {
-        method: req.method!,
-        protocol: 'http:',
-        hostname: url.hostname,
-        port: Number(url.port),
-        path: url.pathname,
-        query: Object.fromEntries(url.searchParams),
-        headers,
-        body,
-      },
-      { signingDate: amzDate(date) },
-    );
-    return signed.headers.authorization === req.headers.authorization
-      ? undefined
-      : `signature differs from AWS's signer: expected ${signed.headers.authorization}`;
   }
 
   private autoScaling(body: Buffer, res: http.ServerResponse): void {
@@ -421,28 +326,6 @@ function s3Event(bucket: string, key: string, size: number): string {
   });
 }
 
-/** A request straight to fauxqs (the test's own setup and checks, unsigned). */
-function emulatorRequest(
-  base: string,
-  method: string,
-  pathAndQuery: string,
-  headers: http.OutgoingHttpHeaders,
-  body?: Buffer | string,
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${base}${pathAndQuery}`,
-      { method, headers: Object.fromEntries(Object.entries(headers).filter(([name]) => name !== 'host')) },
-      (res) =>
-        readBody(res).then(
-          (b) => resolve({ status: res.statusCode!, headers: res.headers, body: b }),
-          reject,
-        ),
-    );
-    req.on('error', reject).end(body);
-  });
-}
-
 async function sqs(base: string, action: string, input: object): Promise<Record<string, unknown>> {
   const res = await emulatorRequest(
     base,
@@ -484,45 +367,6 @@ async function startFauxqs(): Promise<Fauxqs> {
     child.once('exit', (code) => reject(new Error(`fauxqs exited with ${code}: ${output}`)));
   });
   return { child, url: `http://127.0.0.1:${port}` };
-}
-
-interface Dynalite {
-  readonly url: string;
-  readonly stop: () => Promise<void>;
-}
-
-/**
- * dynalite (npm), a DynamoDB-compatible server on an in-memory LevelDB, in this process: tables are
- * ACTIVE at once. It speaks the DynamoDB JSON protocol 1.0 the demo app sends, and does not check
- * signatures (the front does).
- */
-async function startDynalite(): Promise<Dynalite> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- dynalite has no types
-  const server = require('dynalite')({ createTableMs: 0, deleteTableMs: 0 }) as http.Server;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stop: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
-/** A DynamoDB call straight to dynalite (the test's own setup and checks, unsigned). */
-async function dynamodb(base: string, action: string, input: object): Promise<Record<string, unknown>> {
-  const res = await emulatorRequest(
-    base,
-    'POST',
-    '/',
-    {
-      'content-type': 'application/x-amz-json-1.0',
-      'x-amz-target': `DynamoDB_20120810.${action}`,
-      // dynalite wants an Authorization header of SigV4's shape; it does not check the signature.
-      authorization: `AWS4-HMAC-SHA256 Credential=${KEY_ID}/20260101/${REGION}/dynamodb/aws4_request, SignedHeaders=host, Signature=0`,
-      'x-amz-date': '20260101T000000Z',
-    },
-    JSON.stringify(input),
-  );
-  if (res.status !== 200) throw new Error(`${action}: ${res.status} ${res.body}`);
-  return JSON.parse(res.body.toString()) as Record<string, unknown>;
 }
 
 interface Imds {
@@ -971,28 +815,10 @@ describe('demo worker and uploads (stage 1m) against an SQS and S3 emulator and 
   });
 
   let tableCount = 0;
-  /** A new store table for one test, keyed as DenormalizedStore keys it: its name. */
+  /** A new store table for one test: its name. */
   async function createStore(): Promise<string> {
     const name = `store-${++tableCount}`;
-    await dynamodb(dynamo.url, 'CreateTable', {
-      TableName: name,
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-    });
-    // dynalite answers CreateTable with CREATING and makes the table ACTIVE on its next tick.
-    await waitFor('the table', async () => {
-      const { Table } = (await dynamodb(dynamo.url, 'DescribeTable', { TableName: name })) as {
-        Table: { TableStatus: string };
-      };
-      return Table.TableStatus === 'ACTIVE';
-    });
+    await createStoreTable(dynamo.url, name);
     return name;
   }
 
