@@ -223,6 +223,25 @@ export class AppSource {
     ]);
   }
 
+  /**
+   * The demo's realtime service, a second service beside the demo app (`StageStackProps.services`, at a
+   * path such as `/ws/*`): a dependency-free Node.js WebSocket server (RFC 6455) at `/ws/feed` that
+   * pushes each new item of the feed in the store (`STORE_TABLE_NAME`, polled every few seconds) to
+   * every open connection, answers `{"type":"echo"}` messages, pings each connection every 30 seconds
+   * (inside the load balancer's 60-second idle timeout) and, on SIGTERM, closes its connections with
+   * 1001 so that clients reconnect to another server.
+   */
+  public static demoRealtime(options: AppSourceOptions = {}): AppSource {
+    return AppSource.demoProgram(options, [
+      ...installDemoFiles(),
+      ...demoService('scale-stages-app', 'cdk-scale-stages demo realtime service', 'realtime.js', [
+        'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+        // SIGTERM closes the connections with 1001; the drain takes at most REALTIME_DRAIN_SECONDS.
+        'TimeoutStopSec=30',
+      ]),
+    ]);
+  }
+
   /** The TCP port the app listens on. */
   public readonly port: number;
   /** The HTTP path that answers 200 when the app is healthy. */

@@ -24,3 +24,5 @@ export * from './cost-estimate';
 export * from './composition/stage-pipeline';
 export * from './constructs/denormalized-store';
 export * from './constructs/sharded-db';
+export * from './constructs/service-tier';
+export { StageService } from './stages/layers/services';

@@ -4,7 +4,7 @@
  * or two services, and quotas.
  */
 import { Token } from 'aws-cdk-lib';
-import { UserStage } from '../lib';
+import { AppSource, UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { synthStage } from './helpers';
 import { DEPLOY_RULES, DeployRule, ORDER_RULES, UPDATE_RULES } from './deploy-rules/rules';
@@ -1120,6 +1120,55 @@ describe('the update rules', () => {
     globalTable(t).StreamSpecification = { StreamViewType: 'NEW_IMAGE' };
     expect(update.check(STAGES.get(UserStage.USERS_10M)!.template, t)).toEqual([
       expect.stringMatching(/^StoreTable\w+ changes its StreamSpecification while it has 2 replicas$/),
+    ]);
+  });
+});
+
+/** Stage 1m with the demo's realtime service at /ws/*, synthesized once; a copy per test. */
+let millionWithService: Synthesized | undefined;
+const withService = (): Synthesized =>
+  structuredClone(
+    (millionWithService ??= synthesized(UserStage.USERS_1M, {
+      services: [{ name: 'realtime', app: AppSource.demoRealtime(), pathPattern: '/ws/*' }],
+    })),
+  );
+
+describe('stage 1m with a service', () => {
+  test('keeps every rule', () => {
+    const { template, context } = withService();
+    expect(resourcesOfType(template, 'AWS::ElasticLoadBalancingV2::ListenerRule')).toHaveLength(1);
+    for (const r of DEPLOY_RULES) expect([r.id, r.check(template, context)]).toEqual([r.id, []]);
+  });
+
+  broken("elbv2-listener-rule-priority-unique: a second service rule at the first one's priority", () => {
+    const { template: t, context } = withService();
+    const [id, listenerRule] = only(t, 'AWS::ElasticLoadBalancingV2::ListenerRule');
+    t.Resources[`${id}Copy`] = structuredClone(listenerRule);
+    expect(rule('elbv2-listener-rule-priority-unique').check(t, context)).toEqual([
+      `${id}Copy has the priority of ${id} on the same listener: 10`,
+    ]);
+  });
+
+  broken('elbv2-path-pattern-length: a path of 129 characters', () => {
+    const { template: t, context } = withService();
+    const [id, listenerRule] = only(t, 'AWS::ElasticLoadBalancingV2::ListenerRule');
+    const [condition] = list(properties(listenerRule).Conditions) as JsonObject[];
+    (condition.PathPatternConfig as JsonObject).Values = [`/${'a'.repeat(128)}`];
+    expect(rule('elbv2-path-pattern-length').check(t, context)).toEqual([
+      `${id} has a path pattern of 129 characters`,
+    ]);
+  });
+
+  broken("cloudfront-websocket-headers: /ws/* without the viewer's headers", () => {
+    const { template: t, context } = withService();
+    const [dist, distribution] = only(t, 'AWS::CloudFront::Distribution');
+    const config = properties(distribution).DistributionConfig as JsonObject;
+    const ws = list(config.CacheBehaviors).find(
+      (b) => (b as JsonObject).PathPattern === '/ws/*',
+    ) as JsonObject;
+    ws.OriginRequestPolicyId = '88a5eaf4-2fd4-4709-b370-b4c650ea3fcf'; // the managed CORS-S3Origin
+    expect(rule('cloudfront-websocket-headers').check(t, context)).toEqual([
+      `${dist} sends /ws/* to a load balancer without the viewer's headers`,
     ]);
   });
 });

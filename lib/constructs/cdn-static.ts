@@ -114,6 +114,8 @@ export class CdnStatic extends Construct {
   private mediaPrefix = 'media/';
   private replicationRole?: iam.Role;
   private readonly replicationDestinations: s3.IBucket[] = [];
+  /** The paths of the behaviors added so far, in the order CloudFront matches them. */
+  private readonly behaviorPaths: string[] = [];
 
   constructor(scope: Construct, id: string, props: CdnStaticProps = {}) {
     super(scope, id);
@@ -272,9 +274,9 @@ export class CdnStatic extends Construct {
   }
 
   /**
-   * Serves the app's API through the same distribution on `pathPattern`: never cached, with the
-   * viewer's headers, cookies and query strings passed on, so the browser client calls its own
-   * origin and needs no CORS.
+   * Serves the app's API, or a service's paths, through the same distribution on `pathPattern`: never
+   * cached, every method, with the viewer's headers (a WebSocket upgrade's among them), cookies and
+   * query strings passed on, so the browser client calls its own origin and needs no CORS.
    *
    * @param origin where the API runs (the server or the load balancer)
    * @param pathPattern the API's paths
@@ -286,7 +288,7 @@ export class CdnStatic extends Construct {
     pathPattern: string = '/api/*',
     functionAssociations?: cloudfront.FunctionAssociation[],
   ): void {
-    checkBehaviorPath(this, pathPattern);
+    this.checkBehaviorPath(pathPattern);
     this.distribution.addBehavior(pathPattern, origin, { ...APP_BEHAVIOR, functionAssociations });
   }
 
@@ -304,7 +306,7 @@ export class CdnStatic extends Construct {
     if (this.media) {
       throw new ScaleStagesError('addMediaBucket was called twice; a CdnStatic has one media bucket.', this);
     }
-    checkBehaviorPath(this, pathPattern);
+    this.checkBehaviorPath(pathPattern);
     this.mediaPrefix = pathPattern.replace(/^\//, '').replace(/\*$/, '');
     this.media = contentBucket(this, 'MediaBucket', {
       logs: this.logBucket,
@@ -426,6 +428,29 @@ export class CdnStatic extends Construct {
   public get url(): string {
     return `https://${this.domainName ?? this.distribution.distributionDomainName}`;
   }
+
+  /**
+   * A behavior's path must be absolute, must not take every path from the web client, and must not fall
+   * under a path added before it: CloudFront matches the behaviors in order, so that path would win.
+   */
+  private checkBehaviorPath(pathPattern: string): void {
+    if (!pathPattern.startsWith('/') || pathPattern === '/*') {
+      throw new ScaleStagesError(
+        `pathPattern must start with '/' and leave the web client its paths, such as '/api/*'; got '${pathPattern}'.`,
+        this,
+      );
+    }
+    const earlier = this.behaviorPaths.find(
+      (p) => p === pathPattern || (p.endsWith('*') && pathPattern.startsWith(p.slice(0, -1))),
+    );
+    if (earlier !== undefined) {
+      throw new ScaleStagesError(
+        `pathPattern '${pathPattern}' falls under '${earlier}', which the distribution matches first; give it a prefix of its own, such as '/ws/*'.`,
+        this,
+      );
+    }
+    this.behaviorPaths.push(pathPattern);
+  }
 }
 
 /** A CLOUDFRONT-scope WAFv2 web ACL's ARN: region us-east-1, scope `global`. */
@@ -439,13 +464,3 @@ const APP_BEHAVIOR: cloudfront.AddBehaviorOptions = {
   originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
   responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
 };
-
-/** A behavior's path must be absolute and must not take every path from the web client. */
-function checkBehaviorPath(scope: Construct, pathPattern: string): void {
-  if (!pathPattern.startsWith('/') || pathPattern === '/*') {
-    throw new ScaleStagesError(
-      `pathPattern must start with '/' and leave the web client its paths, such as '/api/*'; got '${pathPattern}'.`,
-      scope,
-    );
-  }
-}

@@ -1,4 +1,4 @@
-import { Annotations, Duration, Lazy, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib/core';
+import { Annotations, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib/core';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
@@ -11,12 +11,11 @@ import { Construct } from 'constructs';
 import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
-import { compressedShellScript } from '../private/assets';
 import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { logBucket } from '../private/buckets';
 import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { enableAccessLogs } from '../private/load-balancer-logs';
-import { checkEgress, serverFleet } from '../private/fleet';
+import { appTargetGroup, checkEgress, ReleaseBake, serverFleet } from '../private/fleet';
 import { checkInstanceType } from '../private/servers';
 import { markTier } from '../private/tiers';
 import { StageNetwork } from './stage-network';
@@ -179,9 +178,11 @@ export class LoadBalancedTier extends Construct implements IAppTier {
   public readonly connections: ec2.Connections;
   /** The servers' IAM role. */
   public readonly grantPrincipal: iam.IPrincipal;
+  /** Where the servers run (and the load balancer, unless it faces the internet). */
+  public readonly vpcSubnets: ec2.SubnetSelection;
 
   private readonly environment: AppEnvironment;
-  private readonly releaseAlarms: cloudwatch.IAlarm[] = [];
+  private readonly releaseBake: ReleaseBake;
   private readonly lbSecurityGroup: ec2.SecurityGroup;
   private readonly lbPeer: ec2.IPeer;
   private readonly https: boolean;
@@ -231,22 +232,14 @@ export class LoadBalancedTier extends Construct implements IAppTier {
         this,
       );
     }
-    const bake = props.releaseBakeTime ?? Duration.minutes(10);
-    if (
-      !Token.isUnresolved(bake.toSeconds()) &&
-      (bake.toSeconds() < 0 || bake.toMinutes({ integral: false }) > 45)
-    ) {
-      throw new ScaleStagesError(
-        `releaseBakeTime must be from 0 to 45 minutes (a server's boot and bake must fit the rolling update's one-hour signal timeout); got ${bake.toHumanString()}.`,
-        this,
-      );
-    }
+    this.releaseBake = new ReleaseBake(this, props.releaseBakeTime ?? Duration.minutes(10));
     const network = props.vpc.node.scope;
     const vpcSubnets =
       props.vpcSubnets ??
       (network instanceof StageNetwork
         ? network.addVpcOriginSubnets()
         : { subnetGroupName: StageNetwork.APP_SUBNETS });
+    this.vpcSubnets = vpcSubnets;
     const selected = checkEgress(this, props.vpc, vpcSubnets);
     if (selected.length < 2) {
       throw new ScaleStagesError(
@@ -297,11 +290,8 @@ export class LoadBalancedTier extends Construct implements IAppTier {
         gracePeriod,
       }),
       minInstancesInService: this.minCapacity,
-      afterApp: [
-        `export RELEASE_BAKE_SECONDS='${bake.toSeconds()}' AWS_REGION='${Stack.of(this).region}' RELEASE_ALARMS="${Lazy.string({ produce: () => this.releaseAlarms.map((a) => a.alarmName).join(' ') })}"`,
-        compressedShellScript('scripts/release-bake.sh'),
-      ],
-      signalTimeout: Duration.minutes(15).plus(bake),
+      afterApp: this.releaseBake.afterApp,
+      signalTimeout: this.releaseBake.signalTimeout,
       // StageOperations reads how many servers the group wants, to tell when the fleet is at its maximum.
       groupMetrics: [
         new autoscaling.GroupMetrics(
@@ -317,20 +307,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
     this.connections = this.autoScalingGroup.connections;
     this.grantPrincipal = role;
 
-    this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'TargetGroup', {
-      vpc: props.vpc,
-      port: this.app.port,
-      protocol: elbv2.ApplicationProtocol.HTTP,
-      targets: [this.autoScalingGroup],
-      deregistrationDelay: Duration.seconds(30),
-      healthCheck: {
-        path: this.app.healthCheckPath,
-        healthyHttpCodes: '200',
-        interval: Duration.seconds(15),
-        healthyThresholdCount: 2,
-        unhealthyThresholdCount: 3,
-      },
-    });
+    this.targetGroup = appTargetGroup(this, props.vpc, this.app, this.autoScalingGroup, Duration.seconds(30));
     this.https = Boolean(props.certificate);
     if (props.certificate) {
       this.listener = this.loadBalancer.addListener('Https', {
@@ -371,13 +348,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
    * rolls the release back. The servers may read these alarms' states, and nothing else.
    */
   public watchDuringReleases(...alarms: cloudwatch.IAlarm[]): void {
-    this.releaseAlarms.push(...alarms);
-    this.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['cloudwatch:DescribeAlarms'],
-        resources: alarms.map((a) => a.alarmArn),
-      }),
-    );
+    this.releaseBake.watch(this, alarms);
   }
 
   /** Hands one environment variable to the app on every server. */
@@ -461,6 +432,11 @@ export class LoadBalancedTier extends Construct implements IAppTier {
       action: elbv2.ListenerAction.forward([this.targetGroup]),
     });
     return { name, value };
+  }
+
+  /** Whether `requireOriginHeader` made the load balancer forward only requests with the CDN's header. */
+  public get requiresOriginHeader(): boolean {
+    return this.node.tryFindChild('OriginHeaderSecret') !== undefined;
   }
 
   /** The URL of the load balancer. */

@@ -1,5 +1,6 @@
 import { Duration, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib/core';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
@@ -16,6 +17,7 @@ import { LoadBalancedTier } from './load-balanced-tier';
 import { QueueWorkers } from './queue-workers';
 import { ReplicatedDb } from './replicated-db';
 import { SeparatedDb } from './separated-db';
+import { ServiceTier } from './service-tier';
 import { ShardedDb } from './sharded-db';
 import { SingleServer } from './single-server';
 
@@ -256,20 +258,7 @@ export class StageOperations extends Construct {
       period: Duration.minutes(1),
       statistic: 'Maximum',
     });
-    const cpu = new cloudwatch.Metric({
-      namespace: 'AWS/EC2',
-      metricName: 'CPUUtilization',
-      dimensionsMap: { AutoScalingGroupName: web.autoScalingGroup.autoScalingGroupName },
-      statistic: 'Average',
-      period: five,
-    });
-    const servers = new cloudwatch.Metric({
-      namespace: 'AWS/AutoScaling',
-      metricName: 'GroupDesiredCapacity',
-      dimensionsMap: { AutoScalingGroupName: web.autoScalingGroup.autoScalingGroupName },
-      statistic: 'Maximum',
-      period: five,
-    });
+    const { cpu, servers } = groupMetrics(web.autoScalingGroup);
     const fiveXx = this.addHealthAlarm('Fleet5xx', {
       metric: errors,
       threshold: 10,
@@ -303,6 +292,52 @@ export class StageOperations extends Construct {
       graph('Latency (seconds)', [lb.targetResponseTime({ period: five, statistic: 'p50' }), p99]),
       graph('Servers', [servers, unhealthy]),
       graph('Fleet CPU (%)', [cpu]),
+    );
+  }
+
+  /**
+   * A service split off the app (`ServiceTier`): its own 5xx and unhealthy servers (health alarms its
+   * releases also watch), and a signal when it wants its most servers for an hour; widgets for its
+   * requests (WebSocket connections count once, when they open), errors, servers and CPU. Ids and titles
+   * start with `Service` and the service's name.
+   */
+  public monitorService(service: ServiceTier): void {
+    const name = service.node.id;
+    const id = `Service${name.replace(/(^|-)([a-z0-9])/g, (_m, _dash: string, c: string) => c.toUpperCase())}`;
+    const five = Duration.minutes(5);
+    const tg = service.targetGroup.metrics;
+    const errors = tg.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, {
+      period: five,
+      statistic: 'Sum',
+    });
+    const unhealthy = tg.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum' });
+    const { cpu, servers } = groupMetrics(service.autoScalingGroup);
+    const fiveXx = this.addHealthAlarm(`${id}5xx`, {
+      metric: errors,
+      threshold: 10,
+      evaluationPeriods: 2,
+      description: `Service ${name} answered 10 or more 5xx errors in each of two 5-minute periods.`,
+    });
+    const unhealthyHosts = this.addHealthAlarm(`${id}Unhealthy`, {
+      metric: unhealthy,
+      threshold: 1,
+      evaluationPeriods: 5,
+      description: `A server of service ${name} has failed its load balancer health check for 5 minutes.`,
+    });
+    service.watchDuringReleases(fiveXx, unhealthyHosts);
+    this.addOutgrowSignal(`${id}AtMax`, {
+      metric: servers,
+      threshold: service.maxCapacity,
+      evaluationPeriods: 12,
+      description: `Service ${name} has wanted its maximum of ${service.maxCapacity} servers for an hour.`,
+    });
+    this.dashboard.addWidgets(
+      graph(`Service ${name}: requests and 5xx`, [
+        tg.requestCount({ period: five, statistic: 'Sum' }),
+        errors,
+      ]),
+      graph(`Service ${name}: servers`, [servers, unhealthy]),
+      graph(`Service ${name}: CPU (%)`, [cpu]),
     );
   }
 
@@ -542,6 +577,25 @@ export class StageOperations extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
   }
+}
+
+/** An Auto Scaling group's average CPU and how many servers it wants, per 5 minutes. */
+function groupMetrics(group: autoscaling.IAutoScalingGroup): {
+  cpu: cloudwatch.Metric;
+  servers: cloudwatch.Metric;
+} {
+  const metric = (namespace: string, metricName: string, statistic: string) =>
+    new cloudwatch.Metric({
+      namespace,
+      metricName,
+      dimensionsMap: { AutoScalingGroupName: group.autoScalingGroupName },
+      statistic,
+      period: Duration.minutes(5),
+    });
+  return {
+    cpu: metric('AWS/EC2', 'CPUUtilization', 'Average'),
+    servers: metric('AWS/AutoScaling', 'GroupDesiredCapacity', 'Maximum'),
+  };
 }
 
 function graph(title: string, metrics: cloudwatch.IMetric[]): cloudwatch.GraphWidget {

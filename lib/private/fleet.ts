@@ -1,6 +1,8 @@
-import { Duration, Stack, Validations } from 'aws-cdk-lib/core';
+import { Duration, Lazy, Stack, Token, Validations } from 'aws-cdk-lib/core';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import type { AppSource } from '../app-source';
@@ -15,6 +17,7 @@ import {
   startAppCommands,
   bindApp,
 } from './servers';
+import { compressedShellScript } from './assets';
 import { checkUserDataSize } from './user-data-size';
 import { markTier } from './tiers';
 
@@ -137,4 +140,74 @@ export function checkEgress(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.Sub
     );
   }
   return selected;
+}
+
+/**
+ * A load-balanced fleet's release bake: each new server of a release watches its health check and the
+ * alarms pushed to `alarms` for `bake` before it signals CloudFormation; a miss, or an alarm going into
+ * ALARM, rolls the release back. What `serverFleet` needs for it (`afterApp`, `signalTimeout`), and
+ * `watch`, which lets the servers read those alarms' states and nothing else.
+ */
+export class ReleaseBake {
+  /** The commands a new server runs once its app is healthy. */
+  public readonly afterApp: string[];
+  /** How long a rolling update's batch waits for a new server: boot, then the bake. */
+  public readonly signalTimeout: Duration;
+  private readonly alarms: cloudwatch.IAlarm[] = [];
+
+  constructor(scope: Construct, bake: Duration) {
+    if (
+      !Token.isUnresolved(bake.toSeconds()) &&
+      (bake.toSeconds() < 0 || bake.toMinutes({ integral: false }) > 45)
+    ) {
+      throw new ScaleStagesError(
+        `releaseBakeTime must be from 0 to 45 minutes (a server's boot and bake must fit the rolling update's one-hour signal timeout); got ${bake.toHumanString()}.`,
+        scope,
+      );
+    }
+    this.afterApp = [
+      `export RELEASE_BAKE_SECONDS='${bake.toSeconds()}' AWS_REGION='${Stack.of(scope).region}' RELEASE_ALARMS="${Lazy.string({ produce: () => this.alarms.map((a) => a.alarmName).join(' ') })}"`,
+      compressedShellScript('scripts/release-bake.sh'),
+    ];
+    this.signalTimeout = Duration.minutes(15).plus(bake);
+  }
+
+  /** Alarms each new server of a release watches during the bake; `principal` may read their states. */
+  public watch(principal: iam.IGrantable, alarms: cloudwatch.IAlarm[]): void {
+    this.alarms.push(...alarms);
+    principal.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['cloudwatch:DescribeAlarms'],
+        resources: alarms.map((a) => a.alarmArn),
+      }),
+    );
+  }
+}
+
+/**
+ * The target group of a load-balanced app's servers: HTTP to the app's port, its health check path
+ * every 15 seconds (healthy after 2 answers of 200, unhealthy after 3 misses), and `deregistrationDelay`
+ * for requests and connections in flight to finish when a server leaves.
+ */
+export function appTargetGroup(
+  scope: Construct,
+  vpc: ec2.IVpc,
+  app: AppSource,
+  fleet: autoscaling.AutoScalingGroup,
+  deregistrationDelay: Duration,
+): elbv2.ApplicationTargetGroup {
+  return new elbv2.ApplicationTargetGroup(scope, 'TargetGroup', {
+    vpc,
+    port: app.port,
+    protocol: elbv2.ApplicationProtocol.HTTP,
+    targets: [fleet],
+    deregistrationDelay,
+    healthCheck: {
+      path: app.healthCheckPath,
+      healthyHttpCodes: '200',
+      interval: Duration.seconds(15),
+      healthyThresholdCount: 2,
+      unhealthyThresholdCount: 3,
+    },
+  });
 }

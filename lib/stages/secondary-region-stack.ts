@@ -247,10 +247,10 @@ export class SecondaryRegionStack extends Stack {
       primaryOutput,
       this.web,
     );
-    this.cache = cacheLayer(this, this.network, sizing.cache, props, this.web);
+    this.cache = cacheLayer(this, this.network, sizing.cache, props, [this.web]);
     this.mediaBucket = regionMediaLayer(this, primaryOutput, this.web);
     this.workers = workersLayer(this, this.network, sizing.workers, props, {
-      appTier: this.web,
+      appTiers: [this.web],
       database: this.databaseReplica,
       media: this.mediaBucket,
     });

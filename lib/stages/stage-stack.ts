@@ -12,6 +12,7 @@ import { ReplicatedDb } from '../constructs/replicated-db';
 import { SeparatedDb } from '../constructs/separated-db';
 import { QueueWorkers } from '../constructs/queue-workers';
 import { DenormalizedStore } from '../constructs/denormalized-store';
+import { ServiceTier } from '../constructs/service-tier';
 import { ShardedDb } from '../constructs/sharded-db';
 import { SingleServer } from '../constructs/single-server';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
@@ -27,6 +28,7 @@ import { appOutputs, cdnLayer, mediaLayer } from './layers/edge';
 import { operationsLayer } from './layers/operations';
 import { PrimaryRegions } from './layers/regions';
 import { storeLayer } from './layers/store';
+import { serviceBehaviorsLayer, servicesLayer, StageService } from './layers/services';
 import { prerenderLayer, workersLayer } from './layers/workers';
 import { SecondaryRegionStack } from './secondary-region-stack';
 import { StageGuard } from './stage-guard';
@@ -230,6 +232,15 @@ export interface StageStackProps extends StackProps {
    */
   readonly databaseShards?: number;
   /**
+   * Services split off the app (stage 1m onwards), each on servers of its own behind the fleet's load
+   * balancer, at a path of its own (`/ws/*`), scaled, alarmed and released on its own, with the app's
+   * environment and grants (database, cache, queue, media, store, shards). Add new services at the end
+   * of the list: each one's listener rule priority is its place in it.
+   *
+   * @default - none: the fleet serves every path
+   */
+  readonly services?: StageService[];
+  /**
    * An e-mail address that gets the stage's alarms (SNS sends a confirmation mail first).
    *
    * @default - the context key `alarmEmail`; without it, no subscription
@@ -288,6 +299,8 @@ export class StageStack extends Stack {
    * table with a replica in each secondary region.
    */
   public readonly store?: DenormalizedStore;
+  /** The services split off the app (`services`, stage 1m onwards), each on servers of its own. */
+  public readonly services: ServiceTier[];
   /** The database's shards when `databaseShards` asks for them (stages 1m and 10m); the database is shard 0. */
   public readonly shards?: ShardedDb;
   /** The alarm topic, the dashboard, the health alarms and the "time for the next stage" alarm. */
@@ -319,8 +332,14 @@ export class StageStack extends Stack {
     }
     if (layers.has('fleet')) this.web = fleetLayer(this, this.network, sizingOf(row, 'web'), props);
     const appTier: IAppTier & IConstruct = this.server ?? this.web!;
+    this.services =
+      props.services && !unusedAtStage('services', this.stage)
+        ? servicesLayer(this, this.web!, sizingOf(row, 'web'), props.services)
+        : [];
+    // Every layer after this one connects the services as it connects the fleet.
+    const appTiers: (IAppTier & IConstruct)[] = [appTier, ...this.services];
     if (layers.has('database')) {
-      this.database = databaseLayer(this, this.network, sizingOf(row, 'database'), props, appTier);
+      this.database = databaseLayer(this, this.network, sizingOf(row, 'database'), props, appTiers);
     }
     if (layers.has('readReplicas')) {
       this.readReplicas = readReplicasLayer(
@@ -328,11 +347,11 @@ export class StageStack extends Stack {
         this.database!,
         sizingOf(row, 'readReplicas'),
         props,
-        appTier,
+        appTiers,
       );
     }
     if (layers.has('cache')) {
-      this.cache = cacheLayer(this, this.network, sizingOf(row, 'cache'), props, appTier);
+      this.cache = cacheLayer(this, this.network, sizingOf(row, 'cache'), props, appTiers);
       cacheOutputs(this, this.cache);
     }
     const regions = layers.has('regions') ? new PrimaryRegions(this, props.secondaryRegions!) : undefined;
@@ -347,16 +366,17 @@ export class StageStack extends Stack {
     );
     this.cdn = cdn;
     regions?.routeApi(cdn, appOrigin, props.writerRegion);
-    const media = layers.has('media') ? mediaLayer(this, cdn, appTier, regions?.mediaFallback()) : undefined;
+    const media = layers.has('media') ? mediaLayer(this, cdn, appTiers, regions?.mediaFallback()) : undefined;
     if (layers.has('workers')) {
       this.workers = workersLayer(this, this.network, sizingOf(row, 'workers'), props, {
-        appTier,
+        appTiers,
         database: this.database,
         media: media!,
       });
       prerenderLayer(this, this.workers, cdn, props);
     }
-    if (layers.has('store')) this.store = storeLayer(this, [appTier, this.workers!], regions?.primaryRegion);
+    if (layers.has('store'))
+      this.store = storeLayer(this, [...appTiers, this.workers!], regions?.primaryRegion);
     const shardCount = databaseShards(this, props);
     checkSecondaryShards(props.secondaryRegions ?? [], shardCount);
     if (shardCount !== undefined) {
@@ -367,10 +387,11 @@ export class StageStack extends Stack {
         props,
         this.database!,
         shardCount,
-        [appTier, this.workers!],
+        [...appTiers, this.workers!],
       );
     }
     regions?.pinAndReplicate(cdn, this.database!, this.store!, this.shards);
+    serviceBehaviorsLayer(cdn, appOrigin, this.services);
     this.operations = this.addOperations(props);
     appOutputs(this, cdn, layers.has('webClient'));
     acknowledgeNist80053R5(this);
@@ -417,6 +438,7 @@ export class StageStack extends Stack {
         workers: this.workers,
         store: this.store,
         shards: this.shards,
+        services: this.services,
         distributionId: this.cdn.distribution.distributionId,
       },
       nextStageAdvice(this.stackName, this.stage),

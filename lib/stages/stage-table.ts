@@ -230,6 +230,7 @@ export const STAGE_SPECIFIC_SETTINGS: Readonly<
   cacheNodeType: { from: UserStage.USERS_100K },
   cacheReplicas: { from: UserStage.USERS_100K },
   worker: { from: UserStage.USERS_1M },
+  services: { from: UserStage.USERS_1M },
   workerInstanceType: { from: UserStage.USERS_1M },
   workerMaxCapacity: { from: UserStage.USERS_1M },
   prerenderRate: { from: UserStage.USERS_1M },

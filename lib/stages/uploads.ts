@@ -11,17 +11,17 @@ export const UPLOADS_PREFIX = 'uploads/';
 export const THUMBNAILS_PREFIX = 'media/thumbnails/';
 
 /**
- * The upload path of stage 1m onwards: the app may put objects under `uploads/` (it hands the
+ * The upload path of stage 1m onwards: the app tiers may put objects under `uploads/` (it hands the
  * browser a presigned POST), each new upload puts a job on the queue, and the workers read the
  * upload and write its thumbnail under `media/thumbnails/`.
  */
 export function processUploads(
   workers: QueueWorkers,
-  appTier: IAppTier & IConstruct,
+  appTiers: (IAppTier & IConstruct)[],
   media: s3.IBucket,
 ): void {
   workers.enqueueObjectsCreated(media, UPLOADS_PREFIX);
-  grantObjects(appTier, media, ['s3:PutObject'], UPLOADS_PREFIX);
+  appTiers.forEach((tier) => grantObjects(tier, media, ['s3:PutObject'], UPLOADS_PREFIX));
   grantObjects(workers, media, ['s3:GetObject'], UPLOADS_PREFIX);
   grantObjects(workers, media, ['s3:PutObject'], THUMBNAILS_PREFIX);
   iam.Grant.addToPrincipal({

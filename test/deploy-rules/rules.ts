@@ -1688,6 +1688,87 @@ export const DEPLOY_RULES: readonly DeployRule[] = [
       }),
   },
   {
+    id: 'elbv2-listener-rule-priority-unique',
+    title: 'The rules of one listener have different priorities',
+    source: {
+      url: 'https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateRule.html',
+      title: 'CreateRule (Elastic Load Balancing API Reference)',
+    },
+    quote: "The rule priority. A listener can't have multiple rules with the same priority.",
+    check: (t) => {
+      const seen = new Map<string, string>();
+      return resourcesOfType(t, 'AWS::ElasticLoadBalancingV2::ListenerRule').flatMap(([id, rule]) => {
+        const key = `${JSON.stringify(props(rule).ListenerArn)} ${JSON.stringify(props(rule).Priority)}`;
+        const other = seen.get(key);
+        seen.set(key, id);
+        return other
+          ? [
+              `${id} has the priority of ${other} on the same listener: ${JSON.stringify(props(rule).Priority)}`,
+            ]
+          : [];
+      });
+    },
+  },
+  {
+    id: 'elbv2-path-pattern-length',
+    title: "Each path of a listener rule's path-pattern condition has at most 128 characters",
+    source: {
+      url: 'https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_PathPatternConditionConfig.html',
+      title: 'PathPatternConditionConfig (Elastic Load Balancing API Reference)',
+    },
+    quote: 'The maximum length of each string is 128 characters.',
+    check: (t) =>
+      resourcesOfType(t, 'AWS::ElasticLoadBalancingV2::ListenerRule').flatMap(([id, rule]) =>
+        list(props(rule).Conditions)
+          .filter(isObject)
+          .flatMap((c) => list(isObject(c.PathPatternConfig) ? c.PathPatternConfig.Values : c.Values))
+          .filter((v) => typeof v === 'string' && v.length > 128)
+          .map((v) => `${id} has a path pattern of ${String(v).length} characters`),
+      ),
+  },
+  {
+    id: 'cloudfront-websocket-headers',
+    title:
+      "A cache behavior to a load balancer's VPC origin passes the viewer's headers on, so that WebSocket upgrades work",
+    source: {
+      url: 'https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/distribution-working-with.websockets.html',
+      title: 'Use WebSockets with CloudFront distributions',
+    },
+    quote:
+      'To use WebSockets, configure one of the following in the cache behavior of your distribution: Forward ' +
+      'all viewer request headers to your origin. You can use the AllViewer managed origin request policy. ' +
+      'Specifically forward the Sec-WebSocket-Key and Sec-WebSocket-Version request headers in your origin ' +
+      'request policy.',
+    // The managed AllViewer and AllViewerExceptHostHeader policies pass every viewer header (the second
+    // all but Host, which a load balancer needs no more than the app does).
+    check: (t) => {
+      const allViewer = ['216adef6-5c7f-47e4-b989-5492eafa07d3', 'b689b0a8-53d0-40ab-baf2-68738e2966ac'];
+      const vpcOrigins = new Set(resourcesOfType(t, 'AWS::CloudFront::VpcOrigin').map(([id]) => id));
+      return resourcesOfType(t, 'AWS::CloudFront::Distribution').flatMap(([distId, dist]) => {
+        const dc = props(dist).DistributionConfig;
+        if (!isObject(dc)) return [];
+        const toLoadBalancer = new Set(
+          list(dc.Origins)
+            .filter(isObject)
+            .filter(
+              (o) =>
+                isObject(o.VpcOriginConfig) &&
+                vpcOrigins.has(refTarget(t, o.VpcOriginConfig.VpcOriginId) ?? ''),
+            )
+            .map((o) => str(o.Id)),
+        );
+        return [dc.DefaultCacheBehavior, ...list(dc.CacheBehaviors)]
+          .filter(isObject)
+          .filter((b) => toLoadBalancer.has(str(b.TargetOriginId)))
+          .filter((b) => !allViewer.includes(str(b.OriginRequestPolicyId) ?? ''))
+          .map(
+            (b) =>
+              `${distId} sends ${str(b.PathPattern) ?? 'its default behavior'} to a load balancer without the viewer's headers`,
+          );
+      });
+    },
+  },
+  {
     id: 'dynamodb-global-table-stream-with-replicas',
     title: 'A global table with more than one replica has a stream',
     source: GLOBAL_TABLE_SOURCE,

@@ -30,6 +30,7 @@ const VALUES: Record<string, unknown> = {
   workerMaxCapacity: 5,
   prerenderRate: Duration.minutes(10),
   databaseShards: 2,
+  services: [{ name: 'realtime', app: AppSource.demoRealtime(), pathPattern: '/ws/*' }],
   regions: ['us-east-1', 'eu-west-1'],
   writerRegion: 'us-east-1',
 };

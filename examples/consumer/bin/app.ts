@@ -2,6 +2,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import {
+  AppSource,
   MultiRegion,
   QueueWorkers,
   SeparatedDb,
@@ -41,6 +42,13 @@ new StageStacks(app, 'Intranet', { stage: UserStage.USERS_1K, vpc });
 // Stage 10m composed directly: `Global` in eu-west-1 (the primary; deploy it there), a
 // `Global-eu-central-1` stack with a replica of its database, and `Global-Edge` in us-east-1.
 new MultiRegion(app, 'Global', { stage: UserStage.USERS_10M, regions: ['eu-west-1', 'eu-central-1'] });
+
+// Stage 1m with a second service: the demo's realtime service (WebSockets at /ws/*) on servers of its
+// own behind the same load balancer and distribution, scaled, alarmed and released on its own.
+new StageStacks(app, 'Live', {
+  stage: UserStage.USERS_1M,
+  services: [{ name: 'realtime', app: AppSource.demoRealtime(), pathPattern: '/ws/*' }],
+});
 
 // Constructs on their own, in a stack of your own: a reporting database, and workers that build
 // the reports from a job queue, in their own network (with a NAT, for the workers).

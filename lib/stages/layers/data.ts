@@ -1,6 +1,6 @@
 /**
  * The data layers: the RDS database and its read replicas, stage 10m's cross-region replica of it, and
- * the cache; each in the data subnets and connected to the app tier.
+ * the cache; each in the data subnets and connected to the app tiers.
  */
 import { CfnOutput, Fn, Size, Stack } from 'aws-cdk-lib/core';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -21,7 +21,7 @@ export const PRIMARY_DATABASE_IDENTIFIER_OUTPUT = 'DatabaseInstanceIdentifier';
 export const PRIMARY_DATABASE_SECRET_NAME_OUTPUT = 'DatabaseSecretNameWithSuffix';
 
 /**
- * The RDS database in the data subnets, connected to the app tier, with the outputs that say where it
+ * The RDS database in the data subnets, connected to the app tiers, with the outputs that say where it
  * is (stage 10m's regions read two of them whole).
  */
 export function databaseLayer(
@@ -29,7 +29,7 @@ export function databaseLayer(
   network: StageNetwork,
   sizing: NonNullable<StageSizing['database']>,
   settings: { readonly databaseInstanceType?: ec2.InstanceType; readonly databaseAllocatedStorage?: Size },
-  appTier: IAppTier,
+  appTiers: IAppTier[],
 ): SeparatedDb {
   const database = new SeparatedDb(stack, 'Database', {
     vpc: network.vpc,
@@ -41,7 +41,7 @@ export function databaseLayer(
     // The rotation function runs in the isolated data subnets, which have no NAT at any stage.
     secretsManagerEndpoint: network.addSecretsManagerEndpoint(sizing.multiAz ? 2 : 1),
   });
-  database.connectApp(appTier);
+  appTiers.forEach((tier) => database.connectApp(tier));
   new CfnOutput(stack, 'DatabaseEndpoint', {
     description: 'The RDS PostgreSQL endpoint (reachable only from the app servers)',
     value: database.database.dbInstanceEndpointAddress,
@@ -63,7 +63,7 @@ export function databaseLayer(
   return database;
 }
 
-/** Read replicas of the database, connected to the app tier as its readers. */
+/** Read replicas of the database, connected to the app tiers as their readers. */
 export function readReplicasLayer(
   stack: Stack,
   database: SeparatedDb,
@@ -72,14 +72,14 @@ export function readReplicasLayer(
     readonly databaseReadReplicas?: number;
     readonly databaseReplicaInstanceType?: ec2.InstanceType;
   },
-  appTier: IAppTier,
+  appTiers: IAppTier[],
 ): ReplicatedDb {
   const readReplicas = new ReplicatedDb(stack, 'ReadReplicas', {
     primary: database,
     replicas: settings.databaseReadReplicas ?? sizing.count,
     instanceType: settings.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.instanceType),
   });
-  readReplicas.connectApp(appTier);
+  appTiers.forEach((tier) => readReplicas.connectApp(tier));
   new CfnOutput(stack, 'DatabaseReaderEndpoints', {
     description: 'The read replicas, separated by commas (reachable only from the app servers)',
     value: Fn.join(',', readReplicas.readerEndpoints),
@@ -192,13 +192,13 @@ export function crossRegionReplicaOutputs(stack: Stack, replica: CrossRegionRepl
   });
 }
 
-/** The cache in the data subnets, connected to the app tier. */
+/** The cache in the data subnets, connected to the app tiers. */
 export function cacheLayer(
   scope: Construct,
   network: StageNetwork,
   sizing: NonNullable<StageSizing['cache']>,
   settings: { readonly cacheNodeType?: ec2.InstanceType; readonly cacheReplicas?: number },
-  appTier: IAppTier,
+  appTiers: IAppTier[],
 ): CachedTier {
   const cache = new CachedTier(scope, 'Cache', {
     vpc: network.vpc,
@@ -206,7 +206,7 @@ export function cacheLayer(
     nodeType: settings.cacheNodeType ?? new ec2.InstanceType(sizing.nodeType),
     replicas: settings.cacheReplicas ?? sizing.replicas,
   });
-  cache.connectApp(appTier);
+  appTiers.forEach((tier) => cache.connectApp(tier));
   return cache;
 }
 

@@ -81,11 +81,11 @@ export function appOutputs(stack: Stack, cdn: CdnStatic, webClient: boolean): vo
 export function mediaLayer(
   stack: Stack,
   cdn: CdnStatic,
-  appTier: IAppTier & IConstruct,
+  appTiers: (IAppTier & IConstruct)[],
   fallback?: s3.IBucket,
 ): s3.IBucket {
   const media = cdn.addMediaBucket('/media/*', fallback);
-  connectMedia(appTier, media);
+  appTiers.forEach((tier) => connectMedia(tier, media));
   new CfnOutput(stack, 'MediaBucketName', {
     description: 'Media uploads; served at <AppUrl>/media/*',
     value: media.bucketName,

@@ -7,6 +7,7 @@ import { CachedTier } from '../../constructs/cached-tier';
 import { IDenormalizedStore } from '../../constructs/denormalized-store';
 import { LoadBalancedTier } from '../../constructs/load-balanced-tier';
 import { QueueWorkers } from '../../constructs/queue-workers';
+import { ServiceTier } from '../../constructs/service-tier';
 import { ShardedDb } from '../../constructs/sharded-db';
 import { NextStageAdvice, OutgrowThresholds, StageOperations } from '../../constructs/stage-operations';
 import { readString } from '../context';
@@ -23,6 +24,7 @@ export interface MonitoredTiers {
   readonly workers?: QueueWorkers;
   readonly store?: IDenormalizedStore;
   readonly shards?: ShardedDb;
+  readonly services?: ServiceTier[];
   readonly distributionId?: string;
 }
 
@@ -51,6 +53,7 @@ export function operationsLayer(
   if (tiers.workers) operations.monitorQueue(tiers.workers);
   if (tiers.store) operations.monitorStore(tiers.store);
   if (tiers.shards) operations.monitorShards(tiers.shards);
+  tiers.services?.forEach((service) => operations.monitorService(service));
   if (tiers.distributionId) operations.monitorDistribution(tiers.distributionId);
   operations.adviseNextStage(advice);
   return operations;

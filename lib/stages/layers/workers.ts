@@ -32,7 +32,7 @@ export function workersLayer(
     readonly workerMaxCapacity?: number;
   },
   connect: {
-    readonly appTier: IAppTier & IConstruct;
+    readonly appTiers: (IAppTier & IConstruct)[];
     readonly database?: IDatabaseLayer;
     readonly media: s3.IBucket;
   },
@@ -44,10 +44,10 @@ export function workersLayer(
     instanceType: settings.workerInstanceType ?? new ec2.InstanceType(sizing.instanceType),
     maxCapacity: settings.workerMaxCapacity ?? sizing.maxCapacity,
   });
-  workers.connectProducer(connect.appTier);
+  connect.appTiers.forEach((tier) => workers.connectProducer(tier));
   connect.database?.connectApp(workers);
   workers.addEnvironment('MEDIA_BUCKET', connect.media.bucketName);
-  processUploads(workers, connect.appTier, connect.media);
+  processUploads(workers, connect.appTiers, connect.media);
   return workers;
 }
 
