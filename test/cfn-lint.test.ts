@@ -12,7 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { StageStacks, UserStage } from '../lib';
+import { AppSource, StageStacks, UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { newApp } from './helpers';
 import { Json, JsonObject } from './deploy-rules/template';
@@ -146,14 +146,16 @@ function inOwnVpc(): App {
 }
 
 /**
- * Stage 10m with the users' data over three database shards (`databaseShards`): the primary has what
- * stage 1m adds for them, and the secondary region a replica of each shard.
+ * Stage 10m with the users' data over three database shards (`databaseShards`) and the demo's realtime
+ * service (`services`): the primary has what stage 1m adds for them, and the secondary region a replica
+ * of each shard and the service's servers of its own.
  */
 function shardedTenMillion(): App {
   const app = newApp();
   new StageStacks(app, 'Sharded', {
     stage: UserStage.USERS_10M,
     databaseShards: 3,
+    services: [{ name: 'realtime', app: AppSource.demoRealtime(), pathPattern: '/ws/*' }],
     regions: ['us-east-1', 'eu-west-1'],
   });
   return app;

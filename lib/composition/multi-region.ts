@@ -72,6 +72,7 @@ export class MultiRegion {
           app: props.app,
           worker: props.worker,
           databaseShards,
+          services: props.services,
           writerRegion: props.writerRegion ?? readString(scope.node, 'writerRegion'),
           alarmEmail: props.alarmEmail,
           outgrowThresholds: props.outgrowThresholds,

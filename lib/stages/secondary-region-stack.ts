@@ -10,6 +10,7 @@ import { CrossRegionReplica } from '../constructs/cross-region-replica';
 import { IDenormalizedStore } from '../constructs/denormalized-store';
 import { LoadBalancedTier } from '../constructs/load-balanced-tier';
 import { QueueWorkers } from '../constructs/queue-workers';
+import { ServiceTier } from '../constructs/service-tier';
 import { OutgrowThresholds, StageOperations } from '../constructs/stage-operations';
 import { StageNetwork } from '../constructs/stage-network';
 import { monthlyCost, templateOf } from '../private/cost-model';
@@ -29,6 +30,7 @@ import {
 import { PRIMARY_DISTRIBUTION_ID_OUTPUT } from './layers/edge';
 import { operationsLayer } from './layers/operations';
 import { regionMediaLayer, SECONDARY_OUTPUTS } from './layers/regions';
+import { servicesLayer, StageService } from './layers/services';
 import { regionStoreLayer } from './layers/store';
 import { workersLayer } from './layers/workers';
 import { sizingOf, STAGES } from './stage-table';
@@ -117,6 +119,14 @@ export interface SecondaryRegionStackProps extends StackProps {
    */
   readonly databaseShards?: number;
   /**
+   * The primary's services (its `services`): this region runs each on servers of its own, as the
+   * primary does, and the primary's distribution routes each viewer's service paths to the nearest
+   * region.
+   *
+   * @default - none
+   */
+  readonly services?: StageService[];
+  /**
    * The cache's node type, without the `cache.` prefix.
    *
    * @default - from the stage table: m7g.large
@@ -193,6 +203,8 @@ export class SecondaryRegionStack extends Stack {
   public readonly databaseReplica: CrossRegionReplica;
   /** The replicas of the primary's shards after the first (`databaseReplica` is shard 0's); empty without shards. */
   public readonly shardReplicas: CrossRegionReplica[];
+  /** The region's services, as the primary's (`services`). */
+  public readonly services: ServiceTier[];
   /** The region's cache. */
   public readonly cache: CachedTier;
   /** The region's job queue and workers. */
@@ -238,23 +250,28 @@ export class SecondaryRegionStack extends Stack {
     });
     this.web = fleetLayer(this, this.network, sizing.web, props);
     this.loadBalancerDomainName = props.loadBalancerDomainName;
-    this.web.addEnvironment('WRITER_REGION', props.writerRegion ?? props.primaryRegion);
+    this.services = props.services ? servicesLayer(this, this.web, sizing.web, props.services) : [];
+    // Every layer after this one connects the services as it connects the fleet.
+    const appTiers = [this.web, ...this.services];
+    appTiers.forEach((tier) =>
+      tier.addEnvironment('WRITER_REGION', props.writerRegion ?? props.primaryRegion),
+    );
     this.databaseReplica = crossRegionReplicaLayer(
       this,
       this.network,
       sizing.databaseReplica,
       props,
       primaryOutput,
-      this.web,
+      appTiers,
     );
-    this.cache = cacheLayer(this, this.network, sizing.cache, props, [this.web]);
-    this.mediaBucket = regionMediaLayer(this, primaryOutput, this.web);
+    this.cache = cacheLayer(this, this.network, sizing.cache, props, appTiers);
+    this.mediaBucket = regionMediaLayer(this, primaryOutput, appTiers);
     this.workers = workersLayer(this, this.network, sizing.workers, props, {
-      appTiers: [this.web],
+      appTiers,
       database: this.databaseReplica,
       media: this.mediaBucket,
     });
-    this.store = regionStoreLayer(this, props.primaryStackName, [this.web, this.workers]);
+    this.store = regionStoreLayer(this, props.primaryStackName, [...appTiers, this.workers]);
     this.shardReplicas =
       props.databaseShards === undefined
         ? []
@@ -266,7 +283,7 @@ export class SecondaryRegionStack extends Stack {
             primaryOutput,
             this.databaseReplica,
             props.databaseShards,
-            [this.web, this.workers],
+            [...appTiers, this.workers],
           );
     this.operations = operationsLayer(
       this,
@@ -275,6 +292,7 @@ export class SecondaryRegionStack extends Stack {
         web: this.web,
         crossRegionReplica: this.databaseReplica,
         shardReplicas: this.shardReplicas,
+        services: this.services,
         cache: this.cache,
         workers: this.workers,
         store: this.store,

@@ -378,7 +378,7 @@ export class StageStack extends Stack {
     if (layers.has('store'))
       this.store = storeLayer(this, [...appTiers, this.workers!], regions?.primaryRegion);
     const shardCount = databaseShards(this, props);
-    checkSecondaryShards(props.secondaryRegions ?? [], shardCount);
+    checkSecondariesMatch(props.secondaryRegions ?? [], shardCount, this.services);
     if (shardCount !== undefined) {
       this.shards = shardsLayer(
         this,
@@ -391,7 +391,7 @@ export class StageStack extends Stack {
       );
     }
     regions?.pinAndReplicate(cdn, this.database!, this.store!, this.shards);
-    serviceBehaviorsLayer(cdn, appOrigin, this.services);
+    serviceBehaviorsLayer(cdn, appOrigin, this.services, regions?.routingAssociation);
     this.operations = this.addOperations(props);
     appOutputs(this, cdn, layers.has('webClient'));
     acknowledgeNist80053R5(this);
@@ -486,16 +486,27 @@ function databaseShards(stack: StageStack, props: StageStackProps): number | und
 }
 
 /**
- * Each secondary region replicates as many shards as the primary has: a region that knew fewer would
- * send the users of the others to the wrong database.
+ * Each secondary region replicates as many shards as the primary has, and runs the same services at the
+ * same paths: a region that knew fewer shards would send the users of the others to the wrong database,
+ * and one without a service would answer its paths with the app.
  */
-function checkSecondaryShards(secondaries: SecondaryRegionStack[], shards: number | undefined): void {
+function checkSecondariesMatch(
+  secondaries: SecondaryRegionStack[],
+  shards: number | undefined,
+  services: ServiceTier[],
+): void {
   const shown = (n: number) => (n === 1 ? 'no databaseShards' : `databaseShards ${n}`);
+  const routes = (tiers: ServiceTier[]) => JSON.stringify(tiers.map((t) => [t.node.id, t.pathPatterns]));
   for (const secondary of secondaries) {
     const replicated = secondary.shardReplicas.length + 1;
     if (replicated !== (shards ?? 1)) {
       throw new ScaleStagesError(
         `SecondaryRegionStack ${secondary.stackName} has ${shown(replicated)}, but its primary has ${shown(shards ?? 1)}: give every region the primary's databaseShards.`,
+      );
+    }
+    if (routes(secondary.services) !== routes(services)) {
+      throw new ScaleStagesError(
+        `SecondaryRegionStack ${secondary.stackName} has services ${routes(secondary.services)}, but its primary has ${routes(services)} (names and paths): give every region the primary's services.`,
       );
     }
   }

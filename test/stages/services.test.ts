@@ -5,7 +5,7 @@
  */
 import { fullDiff } from '@aws-cdk/cloudformation-diff';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AppSource, StageStacks, UserStage } from '../../lib';
+import { AppSource, SecondaryRegionStack, StageStack, StageStacks, UserStage } from '../../lib';
 import { flattenJoin, newApp, synthStage } from '../helpers';
 import { dataLossOnUpgrade } from '../upgrade-check';
 
@@ -110,18 +110,51 @@ test('adding the service to a running stage-1m stack replaces nothing and change
   );
 });
 
-test('at stage 10m the service runs in the primary region: its path goes to the primary, not through the regional routing', () => {
+test('at stage 10m every region runs the service, and the regional routing picks the region for its path as for the API', () => {
   const tenMillion = synthStage(UserStage.USERS_10M, { services: [realtime] });
   const dist = Object.values(tenMillion.template.findResources('AWS::CloudFront::Distribution'))[0];
   const behaviors = dist.Properties.DistributionConfig.CacheBehaviors as Record<string, unknown>[];
   const ws = behaviors.find((b) => b.PathPattern === '/ws/*')!;
-  expect(ws.TargetOriginId).toBe(
-    behaviors.find((b) => b.PathPattern === '/_region/us-east-1/*')!.TargetOriginId,
+  const api = behaviors.find((b) => b.PathPattern === '/api/*')!;
+  expect(ws.TargetOriginId).toEqual(api.TargetOriginId);
+  expect(ws.FunctionAssociations).toEqual(api.FunctionAssociations);
+  expect(api.FunctionAssociations).toHaveLength(1);
+  const [region] = tenMillion.secondaries;
+  expect(region.stack.services.map((s) => s.node.id)).toEqual(['realtime']);
+  region.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::ListenerRule', {
+    Conditions: [{ Field: 'path-pattern', PathPatternConfig: { Values: ['/ws/*'] } }],
+  });
+  // In the region, the service reads the region's replica and writes to the writer region.
+  const lt =
+    region.template.toJSON().Resources[
+      region.stack.getLogicalId(region.stack.services[0].launchTemplate.node.defaultChild as never)
+    ];
+  const script = flattenJoin(lt.Properties.LaunchTemplateData.UserData);
+  expect(script).toContain('WRITER_REGION=us-east-1');
+  expect(script).toContain('DATABASE_HOST=');
+  expect(script).toContain('STORE_TABLE_NAME=');
+  region.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    AlarmDescription: Match.stringLikeRegexp('^Service realtime answered 10 or more 5xx'),
+  });
+});
+
+test("a region composed without the primary's services fails, naming both lists", () => {
+  const app = newApp();
+  const region = new SecondaryRegionStack(app, 'Shop-eu-west-1', {
+    region: 'eu-west-1',
+    primaryStackName: 'Shop',
+    primaryRegion: 'us-east-1',
+  });
+  expect(
+    () =>
+      new StageStack(app, 'Shop', {
+        stage: UserStage.USERS_10M,
+        secondaryRegions: [region],
+        services: [realtime],
+      }),
+  ).toThrow(
+    'SecondaryRegionStack Shop-eu-west-1 has services [], but its primary has [["realtime",["/ws/*"]]] (names and paths): give every region the primary\'s services.',
   );
-  expect(ws.FunctionAssociations).toBeUndefined();
-  const regionIds = Object.keys(tenMillion.secondaries[0].template.toJSON().Resources);
-  expect(regionIds.filter((logicalId) => logicalId.startsWith('Services'))).toEqual([]);
-  expect(tenMillion.stack.services).toHaveLength(1);
 });
 
 test.each([

@@ -89,7 +89,7 @@ export function readReplicasLayer(
 
 /**
  * Stage 10m's secondary regions: a replica of the primary's database in this region's data subnets,
- * connected to the app tier. `primaryOutput` reads one of the primary stack's outputs.
+ * connected to the app tiers. `primaryOutput` reads one of the primary stack's outputs.
  */
 export function crossRegionReplicaLayer(
   stack: Stack,
@@ -101,7 +101,7 @@ export function crossRegionReplicaLayer(
     readonly databaseName?: string;
   },
   primaryOutput: (name: string) => string,
-  appTier: IAppTier,
+  appTiers: IAppTier[],
 ): CrossRegionReplica {
   const replica = new CrossRegionReplica(stack, 'DatabaseReplica', {
     vpc: network.vpc,
@@ -113,7 +113,7 @@ export function crossRegionReplicaLayer(
     instanceType: settings.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.instanceType),
     databaseName: settings.databaseName,
   });
-  replica.connectApp(appTier);
+  appTiers.forEach((tier) => replica.connectApp(tier));
   return replica;
 }
 

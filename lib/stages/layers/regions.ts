@@ -61,6 +61,14 @@ export class PrimaryRegions {
     return this.secondaries[0].primaryRegion;
   }
 
+  /**
+   * The routing function's association, which `routeApi` makes: the services' paths run it too, so that
+   * each viewer reaches the service in the nearest region.
+   */
+  public get routingAssociation(): cloudfront.FunctionAssociation | undefined {
+    return this.routing;
+  }
+
   /** The primary region's app origin id, which the routing function selects by. */
   public get appOriginId(): string {
     return regionalOriginId(this.primaryRegion);
@@ -172,7 +180,7 @@ export class PrimaryRegions {
 export function regionMediaLayer(
   stack: Stack,
   primaryOutput: (name: string) => string,
-  appTier: IAppTier & IConstruct,
+  appTiers: (IAppTier & IConstruct)[],
 ): s3.Bucket {
   const media = contentBucket(stack, 'MediaBucket', {
     logs: logBucket(stack, 90),
@@ -194,6 +202,6 @@ export function regionMediaLayer(
       },
     }),
   );
-  connectMedia(appTier, media);
+  appTiers.forEach((tier) => connectMedia(tier, media));
   return media;
 }

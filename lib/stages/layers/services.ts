@@ -95,13 +95,15 @@ export function servicesLayer(
 /**
  * Each service's path on the distribution, to the app's origin (the load balancer's VPC origin), as the
  * API is served: never cached, every method, the viewer's headers (a WebSocket upgrade's among them).
+ * At stage 10m, `routing` (the regional routing function) picks the region, as it does for the API.
  */
 export function serviceBehaviorsLayer(
   cdn: CdnStatic,
   appOrigin: cloudfront.IOrigin,
   services: readonly ServiceTier[],
+  routing?: cloudfront.FunctionAssociation,
 ): void {
   for (const service of services) {
-    service.pathPatterns.forEach((path) => cdn.addApiOrigin(appOrigin, path));
+    service.pathPatterns.forEach((path) => cdn.addApiOrigin(appOrigin, path, routing && [routing]));
   }
 }
