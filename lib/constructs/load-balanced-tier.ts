@@ -15,8 +15,7 @@ import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { logBucket } from '../private/buckets';
 import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { enableAccessLogs } from '../private/load-balancer-logs';
-import { appTargetGroup, checkEgress, ReleaseBake, serverFleet } from '../private/fleet';
-import { checkInstanceType } from '../private/servers';
+import { appTargetGroup, checkEgress, ReleaseBake, serverFleet, serverSizing } from '../private/fleet';
 import { markTier } from '../private/tiers';
 import { StageNetwork } from './stage-network';
 
@@ -44,28 +43,11 @@ export interface OriginHeader {
   readonly value: string;
 }
 
-/** Properties of a `LoadBalancedTier`. */
-export interface LoadBalancedTierProps {
-  /**
-   * The network. The internal load balancer and the servers share `vpcSubnets`; an internet-facing
-   * load balancer goes in the public subnets.
-   */
-  readonly vpc: ec2.IVpc;
-  /**
-   * The app the servers run.
-   *
-   * @default - the demo app, `AppSource.demo()`
-   */
-  readonly app?: AppSource;
-  /**
-   * Where the servers and the internal load balancer run; the servers need outbound access (a NAT)
-   * for packages and AWS APIs. Behind a CloudFront VPC origin, select subnets in zones VPC origins
-   * support, in every account: zone IDs, not the region's first zone names.
-   *
-   * @default - in the network of a `StageNetwork`, its `addVpcOriginSubnets()`; otherwise the
-   * subnet group named 'App'
-   */
-  readonly vpcSubnets?: ec2.SubnetSelection;
+/**
+ * How a load-balanced fleet's servers are sized, scaled and released: `LoadBalancedTier`'s and a
+ * `ServiceTier`'s alike.
+ */
+export interface LoadBalancedServersProps {
   /**
    * The servers' instance type.
    *
@@ -91,6 +73,40 @@ export interface LoadBalancedTierProps {
    */
   readonly targetCpuUtilizationPercent?: number;
   /**
+   * How long each new server of a release keeps watching before it tells CloudFormation the release
+   * is good: its app's health check, and the alarms given to `watchDuringReleases` (`StageOperations`
+   * gives the fleet's 5xx and unhealthy-host alarms). A miss, or one of them going into ALARM, rolls the
+   * release back. Each batch of a rolling update takes this much longer, and so does the first deploy.
+   * `Duration.minutes(0)` signals as soon as the app is healthy.
+   *
+   * @default Duration.minutes(10): long enough for the 5xx alarm's two 5-minute periods
+   */
+  readonly releaseBakeTime?: Duration;
+}
+
+/** Properties of a `LoadBalancedTier`. */
+export interface LoadBalancedTierProps extends LoadBalancedServersProps {
+  /**
+   * The network. The internal load balancer and the servers share `vpcSubnets`; an internet-facing
+   * load balancer goes in the public subnets.
+   */
+  readonly vpc: ec2.IVpc;
+  /**
+   * The app the servers run.
+   *
+   * @default - the demo app, `AppSource.demo()`
+   */
+  readonly app?: AppSource;
+  /**
+   * Where the servers and the internal load balancer run; the servers need outbound access (a NAT)
+   * for packages and AWS APIs. Behind a CloudFront VPC origin, select subnets in zones VPC origins
+   * support, in every account: zone IDs, not the region's first zone names.
+   *
+   * @default - in the network of a `StageNetwork`, its `addVpcOriginSubnets()`; otherwise the
+   * subnet group named 'App'
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
    * The requests per server per minute the fleet scales to hold.
    *
    * @default 1000
@@ -102,16 +118,6 @@ export interface LoadBalancedTierProps {
    * @default Duration.minutes(5)
    */
   readonly healthCheckGracePeriod?: Duration;
-  /**
-   * How long each new server of a release keeps watching before it tells CloudFormation the release
-   * is good: its app's health check, and the alarms given to `watchDuringReleases` (`StageOperations`
-   * gives the fleet's 5xx and unhealthy-host alarms). A miss, or one of them going into ALARM, rolls the
-   * release back. Each batch of a rolling update takes this much longer, and so does the first deploy.
-   * `Duration.minutes(0)` signals as soon as the app is healthy.
-   *
-   * @default Duration.minutes(10): long enough for the 5xx alarm's two 5-minute periods
-   */
-  readonly releaseBakeTime?: Duration;
   /**
    * The load balancer's certificate. With one, the load balancer serves HTTPS on 443 (and, when
    * internet-facing, redirects HTTP to it); without one it serves plain HTTP on 80 and warns.
@@ -193,11 +199,9 @@ export class LoadBalancedTier extends Construct implements IAppTier {
   constructor(scope: Construct, id: string, props: LoadBalancedTierProps) {
     super(scope, id);
     this.app = props.app ?? AppSource.demo();
-    const instanceType =
-      props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.SMALL);
-    this.minCapacity = props.minCapacity ?? 2;
-    this.maxCapacity = props.maxCapacity ?? 6;
-    const targetCpu = props.targetCpuUtilizationPercent ?? 60;
+    const { instanceType, minCapacity, maxCapacity, targetCpu } = serverSizing(this, props);
+    this.minCapacity = minCapacity;
+    this.maxCapacity = maxCapacity;
     const targetRequests = props.targetRequestsPerMinute ?? 1000;
     const gracePeriod = props.healthCheckGracePeriod ?? Duration.minutes(5);
     const logRetentionDays = checkDays(
@@ -208,23 +212,6 @@ export class LoadBalancedTier extends Construct implements IAppTier {
       3650,
     );
 
-    checkWholeNumber(
-      this,
-      'minCapacity',
-      this.minCapacity,
-      2,
-      100,
-      'two keep the app up when a server or a zone fails',
-    );
-    checkWholeNumber(
-      this,
-      'maxCapacity',
-      this.maxCapacity,
-      this.minCapacity + 1,
-      500,
-      'above minCapacity, so a rolling update can start a new server before stopping an old one',
-    );
-    checkWholeNumber(this, 'targetCpuUtilizationPercent', targetCpu, 10, 90);
     checkWholeNumber(this, 'targetRequestsPerMinute', targetRequests, 1, 1_000_000);
     if (gracePeriod.toSeconds() < 60 || gracePeriod.toSeconds() > 3600) {
       throw new ScaleStagesError(
@@ -247,7 +234,6 @@ export class LoadBalancedTier extends Construct implements IAppTier {
         this,
       );
     }
-    checkInstanceType(this, instanceType);
 
     this.logBucket = logBucket(this, logRetentionDays);
 

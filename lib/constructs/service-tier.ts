@@ -9,12 +9,11 @@ import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
-import { appTargetGroup, checkEgress, ReleaseBake, serverFleet } from '../private/fleet';
-import { checkInstanceType } from '../private/servers';
-import { LoadBalancedTier } from './load-balanced-tier';
+import { appTargetGroup, checkEgress, ReleaseBake, serverFleet, serverSizing } from '../private/fleet';
+import { LoadBalancedServersProps, LoadBalancedTier } from './load-balanced-tier';
 
 /** Properties of a `ServiceTier`. */
-export interface ServiceTierProps {
+export interface ServiceTierProps extends LoadBalancedServersProps {
   /** The load-balanced tier whose load balancer routes the service's paths to it. */
   readonly web: LoadBalancedTier;
   /** What the service's servers run. */
@@ -36,31 +35,6 @@ export interface ServiceTierProps {
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /**
-   * The servers' instance type.
-   *
-   * @default - t4g.small
-   */
-  readonly instanceType?: ec2.InstanceType;
-  /**
-   * The fewest servers: two keep the service up when a server or a zone fails.
-   *
-   * @default 2
-   */
-  readonly minCapacity?: number;
-  /**
-   * The most servers scaling may reach, above `minCapacity`.
-   *
-   * @default 6
-   */
-  readonly maxCapacity?: number;
-  /**
-   * The average CPU use the service scales to hold. A WebSocket service is scaled on CPU alone: the
-   * load balancer counts a connection's requests once, when it opens.
-   *
-   * @default 60
-   */
-  readonly targetCpuUtilizationPercent?: number;
-  /**
    * How long a server that leaves (a release, scaling in) keeps its open connections before the load
    * balancer closes them; it gets no new ones meanwhile. Long enough for clients to finish what they
    * do and reconnect elsewhere: a WebSocket connection lasts until then.
@@ -68,13 +42,6 @@ export interface ServiceTierProps {
    * @default Duration.minutes(5)
    */
   readonly deregistrationDelay?: Duration;
-  /**
-   * How long each new server of a release watches its health and the alarms of `watchDuringReleases`
-   * before the release goes on, as `LoadBalancedTier`'s `releaseBakeTime`.
-   *
-   * @default Duration.minutes(10)
-   */
-  readonly releaseBakeTime?: Duration;
 }
 
 /**
@@ -82,7 +49,8 @@ export interface ServiceTierProps {
  * balancer sends the service's paths (such as `/ws/*`) to its target group and every other path to the
  * app, so the service scales, alarms and deploys on its own. Its servers are built as `LoadBalancedTier`'s
  * (Graviton, IMDSv2, encrypted root volume, Session Manager, the port open to the load balancer only),
- * are released as they are (one at a time, each baked before the next), and drain their connections for
+ * are released as they are (one at a time, each baked before the next), scale on CPU alone (the load
+ * balancer counts a WebSocket's requests once, when it opens), and drain their connections for
  * `deregistrationDelay` when they leave. Connect the data tiers to it as to the app tier (`connectApp`);
  * `StageOperations.monitorService` gives it alarms and widgets.
  */
@@ -120,26 +88,8 @@ export class ServiceTier extends Construct implements IAppTier {
         this,
       );
     }
-    const minCapacity = props.minCapacity ?? 2;
-    this.maxCapacity = props.maxCapacity ?? 6;
-    checkWholeNumber(
-      this,
-      'minCapacity',
-      minCapacity,
-      2,
-      100,
-      'two keep the service up when a server or a zone fails',
-    );
-    checkWholeNumber(
-      this,
-      'maxCapacity',
-      this.maxCapacity,
-      minCapacity + 1,
-      500,
-      'above minCapacity, so a rolling update can start a new server before stopping an old one',
-    );
-    const targetCpu = props.targetCpuUtilizationPercent ?? 60;
-    checkWholeNumber(this, 'targetCpuUtilizationPercent', targetCpu, 10, 90);
+    const { instanceType, minCapacity, maxCapacity, targetCpu } = serverSizing(this, props);
+    this.maxCapacity = maxCapacity;
     const deregistrationDelay = props.deregistrationDelay ?? Duration.minutes(5);
     checkWholeNumber(
       this,
@@ -149,9 +99,6 @@ export class ServiceTier extends Construct implements IAppTier {
       3600,
       "the target group's deregistration delay",
     );
-    const instanceType =
-      props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.SMALL);
-    checkInstanceType(this, instanceType);
     const vpc = props.web.loadBalancer.vpc!;
     const vpcSubnets = props.vpcSubnets ?? props.web.vpcSubnets;
     checkEgress(this, vpc, vpcSubnets);

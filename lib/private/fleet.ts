@@ -7,9 +7,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import type { AppSource } from '../app-source';
 import { AppEnvironment } from './app-environment';
-import { ScaleStagesError } from './errors';
+import { checkWholeNumber, ScaleStagesError } from './errors';
 import {
   acknowledgeSessionManagerPolicy,
+  checkInstanceType,
   allowWebEgress,
   encryptedRootVolume,
   prepareServerCommands,
@@ -210,4 +211,43 @@ export function appTargetGroup(
       unhealthyThresholdCount: 3,
     },
   });
+}
+
+/**
+ * A load-balanced fleet's instance type, size and CPU target, defaulted and checked: at least two servers
+ * (a server or a zone may fail), room above the minimum for a rolling update, a Graviton class.
+ */
+export function serverSizing(
+  scope: Construct,
+  props: {
+    readonly instanceType?: ec2.InstanceType;
+    readonly minCapacity?: number;
+    readonly maxCapacity?: number;
+    readonly targetCpuUtilizationPercent?: number;
+  },
+): { instanceType: ec2.InstanceType; minCapacity: number; maxCapacity: number; targetCpu: number } {
+  const instanceType =
+    props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.SMALL);
+  const minCapacity = props.minCapacity ?? 2;
+  const maxCapacity = props.maxCapacity ?? 6;
+  const targetCpu = props.targetCpuUtilizationPercent ?? 60;
+  checkWholeNumber(
+    scope,
+    'minCapacity',
+    minCapacity,
+    2,
+    100,
+    'two keep the app up when a server or a zone fails',
+  );
+  checkWholeNumber(
+    scope,
+    'maxCapacity',
+    maxCapacity,
+    minCapacity + 1,
+    500,
+    'above minCapacity, so a rolling update can start a new server before stopping an old one',
+  );
+  checkWholeNumber(scope, 'targetCpuUtilizationPercent', targetCpu, 10, 90);
+  checkInstanceType(scope, instanceType);
+  return { instanceType, minCapacity, maxCapacity, targetCpu };
 }

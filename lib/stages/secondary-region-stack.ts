@@ -256,14 +256,13 @@ export class SecondaryRegionStack extends Stack {
     appTiers.forEach((tier) =>
       tier.addEnvironment('WRITER_REGION', props.writerRegion ?? props.primaryRegion),
     );
-    this.databaseReplica = crossRegionReplicaLayer(
-      this,
-      this.network,
-      sizing.databaseReplica,
-      props,
+    const replicaSource = {
+      network: this.network,
+      sizing: sizing.databaseReplica,
+      settings: props,
       primaryOutput,
-      appTiers,
-    );
+    };
+    this.databaseReplica = crossRegionReplicaLayer(this, replicaSource, appTiers);
     this.cache = cacheLayer(this, this.network, sizing.cache, props, appTiers);
     this.mediaBucket = regionMediaLayer(this, primaryOutput, appTiers);
     this.workers = workersLayer(this, this.network, sizing.workers, props, {
@@ -275,16 +274,10 @@ export class SecondaryRegionStack extends Stack {
     this.shardReplicas =
       props.databaseShards === undefined
         ? []
-        : shardReplicasLayer(
-            this,
-            this.network,
-            sizing.databaseReplica,
-            props,
-            primaryOutput,
-            this.databaseReplica,
-            props.databaseShards,
-            [...appTiers, this.workers],
-          );
+        : shardReplicasLayer(this, replicaSource, this.databaseReplica, props.databaseShards, [
+            ...appTiers,
+            this.workers,
+          ]);
     this.operations = operationsLayer(
       this,
       props,

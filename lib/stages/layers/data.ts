@@ -87,31 +87,51 @@ export function readReplicasLayer(
   return readReplicas;
 }
 
-/**
- * Stage 10m's secondary regions: a replica of the primary's database in this region's data subnets,
- * connected to the app tiers. `primaryOutput` reads one of the primary stack's outputs.
- */
-export function crossRegionReplicaLayer(
-  stack: Stack,
-  network: StageNetwork,
-  sizing: SecondaryRegionSizing['databaseReplica'],
-  settings: {
+/** What a secondary region's replicas are built from: its settings and the primary's outputs. */
+interface RegionReplicaSource {
+  readonly network: StageNetwork;
+  readonly sizing: SecondaryRegionSizing['databaseReplica'];
+  readonly settings: {
     readonly primaryRegion: string;
     readonly databaseReplicaInstanceType?: ec2.InstanceType;
     readonly databaseName?: string;
-  },
-  primaryOutput: (name: string) => string,
+  };
+  /** Reads one of the primary stack's outputs. */
+  readonly primaryOutput: (name: string) => string;
+}
+
+/** A cross-region replica of the primary's database named by two of the primary's outputs. */
+function regionReplica(
+  stack: Stack,
+  id: string,
+  source: RegionReplicaSource,
+  outputs: { readonly identifier: string; readonly secretName: string },
+): CrossRegionReplica {
+  return new CrossRegionReplica(stack, id, {
+    vpc: source.network.vpc,
+    vpcSubnets: source.network.dataSubnets,
+    sourceInstanceIdentifier: source.primaryOutput(outputs.identifier),
+    sourceSecretNameWithSuffix: source.primaryOutput(outputs.secretName),
+    sourceRegion: source.settings.primaryRegion,
+    engineVersion: POSTGRES_VERSIONS.rds,
+    instanceType:
+      source.settings.databaseReplicaInstanceType ?? new ec2.InstanceType(source.sizing.instanceType),
+    databaseName: source.settings.databaseName,
+  });
+}
+
+/**
+ * Stage 10m's secondary regions: a replica of the primary's database in this region's data subnets,
+ * connected to the app tiers.
+ */
+export function crossRegionReplicaLayer(
+  stack: Stack,
+  source: RegionReplicaSource,
   appTiers: IAppTier[],
 ): CrossRegionReplica {
-  const replica = new CrossRegionReplica(stack, 'DatabaseReplica', {
-    vpc: network.vpc,
-    vpcSubnets: network.dataSubnets,
-    sourceInstanceIdentifier: primaryOutput(PRIMARY_DATABASE_IDENTIFIER_OUTPUT),
-    sourceSecretNameWithSuffix: primaryOutput(PRIMARY_DATABASE_SECRET_NAME_OUTPUT),
-    sourceRegion: settings.primaryRegion,
-    engineVersion: POSTGRES_VERSIONS.rds,
-    instanceType: settings.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.instanceType),
-    databaseName: settings.databaseName,
+  const replica = regionReplica(stack, 'DatabaseReplica', source, {
+    identifier: PRIMARY_DATABASE_IDENTIFIER_OUTPUT,
+    secretName: PRIMARY_DATABASE_SECRET_NAME_OUTPUT,
   });
   appTiers.forEach((tier) => replica.connectApp(tier));
   return replica;
@@ -124,33 +144,14 @@ export function crossRegionReplicaLayer(
  */
 export function shardReplicasLayer(
   stack: Stack,
-  network: StageNetwork,
-  sizing: SecondaryRegionSizing['databaseReplica'],
-  settings: {
-    readonly primaryRegion: string;
-    readonly databaseReplicaInstanceType?: ec2.InstanceType;
-    readonly databaseName?: string;
-  },
-  primaryOutput: (name: string) => string,
+  source: RegionReplicaSource,
   firstShard: CrossRegionReplica,
   shards: number,
   tiers: IAppTier[],
 ): CrossRegionReplica[] {
   const replicas = [firstShard];
   for (let shard = 1; shard < shards; shard++) {
-    const outputs = shardOutputs(shard);
-    replicas.push(
-      new CrossRegionReplica(stack, `Shard${shard}Replica`, {
-        vpc: network.vpc,
-        vpcSubnets: network.dataSubnets,
-        sourceInstanceIdentifier: primaryOutput(outputs.identifier),
-        sourceSecretNameWithSuffix: primaryOutput(outputs.secretName),
-        sourceRegion: settings.primaryRegion,
-        engineVersion: POSTGRES_VERSIONS.rds,
-        instanceType: settings.databaseReplicaInstanceType ?? new ec2.InstanceType(sizing.instanceType),
-        databaseName: settings.databaseName,
-      }),
-    );
+    replicas.push(regionReplica(stack, `Shard${shard}Replica`, source, shardOutputs(shard)));
   }
   for (const tier of tiers) {
     replicas.slice(1).forEach((replica) => replica.allowApp(tier));
