@@ -15,7 +15,7 @@ import { cloudFrontOriginFacing } from '../private/cloudfront-origin-facing';
 import { logBucket } from '../private/buckets';
 import { checkDays, checkWholeNumber, ScaleStagesError } from '../private/errors';
 import { enableAccessLogs } from '../private/load-balancer-logs';
-import { appTargetGroup, checkEgress, ReleaseBake, serverFleet, serverSizing } from '../private/fleet';
+import { checkEgress, loadBalancedServers, ReleaseBake, serverSizing } from '../private/fleet';
 import { markTier } from '../private/tiers';
 import { StageNetwork } from './stage-network';
 
@@ -219,7 +219,6 @@ export class LoadBalancedTier extends Construct implements IAppTier {
         this,
       );
     }
-    this.releaseBake = new ReleaseBake(this, props.releaseBakeTime ?? Duration.minutes(10));
     const network = props.vpc.node.scope;
     const vpcSubnets =
       props.vpcSubnets ??
@@ -263,7 +262,7 @@ export class LoadBalancedTier extends Construct implements IAppTier {
     enableAccessLogs(this.loadBalancer, this.logBucket, 'load-balancer');
     markTier(this.loadBalancer, 'loadBalancer');
 
-    const fleet = serverFleet(this, {
+    const servers = loadBalancedServers(this, {
       vpc: props.vpc,
       vpcSubnets,
       instanceType,
@@ -271,29 +270,17 @@ export class LoadBalancedTier extends Construct implements IAppTier {
       minCapacity: this.minCapacity,
       maxCapacity: this.maxCapacity,
       securityGroupDescription: 'LoadBalancedTier servers: the app port from the load balancer only',
-      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
-        additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
-        gracePeriod,
-      }),
-      minInstancesInService: this.minCapacity,
-      afterApp: this.releaseBake.afterApp,
-      signalTimeout: this.releaseBake.signalTimeout,
-      // StageOperations reads how many servers the group wants, to tell when the fleet is at its maximum.
-      groupMetrics: [
-        new autoscaling.GroupMetrics(
-          autoscaling.GroupMetric.DESIRED_CAPACITY,
-          autoscaling.GroupMetric.IN_SERVICE_INSTANCES,
-        ),
-      ],
+      gracePeriod,
+      releaseBakeTime: props.releaseBakeTime ?? Duration.minutes(10),
+      deregistrationDelay: Duration.seconds(30),
     });
-    this.autoScalingGroup = fleet.autoScalingGroup;
-    this.launchTemplate = fleet.launchTemplate;
-    this.environment = fleet.environment;
-    const role = fleet.role;
+    this.releaseBake = servers.releaseBake;
+    this.autoScalingGroup = servers.autoScalingGroup;
+    this.launchTemplate = servers.launchTemplate;
+    this.environment = servers.environment;
     this.connections = this.autoScalingGroup.connections;
-    this.grantPrincipal = role;
-
-    this.targetGroup = appTargetGroup(this, props.vpc, this.app, this.autoScalingGroup, Duration.seconds(30));
+    this.grantPrincipal = servers.role;
+    this.targetGroup = servers.targetGroup;
     this.https = Boolean(props.certificate);
     if (props.certificate) {
       this.listener = this.loadBalancer.addListener('Https', {

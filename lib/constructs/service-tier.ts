@@ -9,7 +9,7 @@ import { AppSource } from '../app-source';
 import { IAppTier } from '../app-tier';
 import { AppEnvironment } from '../private/app-environment';
 import { checkWholeNumber, ScaleStagesError } from '../private/errors';
-import { appTargetGroup, checkEgress, ReleaseBake, serverFleet, serverSizing } from '../private/fleet';
+import { checkEgress, loadBalancedServers, ReleaseBake, serverSizing } from '../private/fleet';
 import { LoadBalancedServersProps, LoadBalancedTier } from './load-balanced-tier';
 
 /** Properties of a `ServiceTier`. */
@@ -103,36 +103,25 @@ export class ServiceTier extends Construct implements IAppTier {
     const vpcSubnets = props.vpcSubnets ?? props.web.vpcSubnets;
     checkEgress(this, vpc, vpcSubnets);
 
-    this.releaseBake = new ReleaseBake(this, props.releaseBakeTime ?? Duration.minutes(10));
-    const fleet = serverFleet(this, {
+    const servers = loadBalancedServers(this, {
       vpc,
       vpcSubnets,
       instanceType,
       app: this.app,
       minCapacity,
-      maxCapacity: this.maxCapacity,
+      maxCapacity,
       securityGroupDescription: `ServiceTier ${id} servers: the app port from the load balancer only`,
-      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
-        additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
-        gracePeriod: Duration.minutes(5),
-      }),
-      minInstancesInService: minCapacity,
-      afterApp: this.releaseBake.afterApp,
-      signalTimeout: this.releaseBake.signalTimeout,
-      groupMetrics: [
-        new autoscaling.GroupMetrics(
-          autoscaling.GroupMetric.DESIRED_CAPACITY,
-          autoscaling.GroupMetric.IN_SERVICE_INSTANCES,
-        ),
-      ],
+      gracePeriod: Duration.minutes(5),
+      releaseBakeTime: props.releaseBakeTime ?? Duration.minutes(10),
+      deregistrationDelay,
     });
-    this.autoScalingGroup = fleet.autoScalingGroup;
-    this.launchTemplate = fleet.launchTemplate;
-    this.environment = fleet.environment;
+    this.releaseBake = servers.releaseBake;
+    this.autoScalingGroup = servers.autoScalingGroup;
+    this.launchTemplate = servers.launchTemplate;
+    this.environment = servers.environment;
     this.connections = this.autoScalingGroup.connections;
-    this.grantPrincipal = fleet.role;
-
-    this.targetGroup = appTargetGroup(this, vpc, this.app, this.autoScalingGroup, deregistrationDelay);
+    this.grantPrincipal = servers.role;
+    this.targetGroup = servers.targetGroup;
     this.listenerRule = new elbv2.ApplicationListenerRule(this, 'Route', {
       listener: props.web.listener,
       priority: props.priority,

@@ -251,3 +251,54 @@ export function serverSizing(
   checkInstanceType(scope, instanceType);
   return { instanceType, minCapacity, maxCapacity, targetCpu };
 }
+
+/** What `loadBalancedServers` builds: the fleet, where its release bake is, and its target group. */
+export interface LoadBalancedServers extends ServerFleet {
+  readonly releaseBake: ReleaseBake;
+  readonly targetGroup: elbv2.ApplicationTargetGroup;
+}
+
+/**
+ * The servers of a load balancer's target group, as `LoadBalancedTier` and `ServiceTier` build them: a
+ * `serverFleet` whose servers the load balancer's health check also replaces (after `gracePeriod`), kept
+ * at `minCapacity` in service while a release rolls one server at a time and each new one bakes
+ * (`ReleaseBake`), whose desired and in-service counts CloudWatch collects (`StageOperations` tells from
+ * them when the fleet is at its maximum), behind an `appTargetGroup`.
+ */
+export function loadBalancedServers(
+  scope: Construct,
+  props: Omit<
+    ServerFleetProps,
+    'healthChecks' | 'minInstancesInService' | 'afterApp' | 'signalTimeout' | 'groupMetrics'
+  > & {
+    readonly gracePeriod: Duration;
+    readonly releaseBakeTime: Duration;
+    readonly deregistrationDelay: Duration;
+  },
+): LoadBalancedServers {
+  const releaseBake = new ReleaseBake(scope, props.releaseBakeTime);
+  const fleet = serverFleet(scope, {
+    ...props,
+    healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
+      additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
+      gracePeriod: props.gracePeriod,
+    }),
+    minInstancesInService: props.minCapacity,
+    afterApp: releaseBake.afterApp,
+    signalTimeout: releaseBake.signalTimeout,
+    groupMetrics: [
+      new autoscaling.GroupMetrics(
+        autoscaling.GroupMetric.DESIRED_CAPACITY,
+        autoscaling.GroupMetric.IN_SERVICE_INSTANCES,
+      ),
+    ],
+  });
+  const targetGroup = appTargetGroup(
+    scope,
+    props.vpc,
+    props.app,
+    fleet.autoScalingGroup,
+    props.deregistrationDelay,
+  );
+  return { ...fleet, releaseBake, targetGroup };
+}
