@@ -15,6 +15,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AppSource, StageStacks, UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { newApp } from './helpers';
+import { stageTemplates } from './stage-templates';
 import { Json, JsonObject } from './deploy-rules/template';
 
 /** One finding of `cfn-lint --format json`. */
@@ -102,24 +103,43 @@ interface LintedStack {
   readonly template: JsonObject;
 }
 
-/** Synthesizes an app and writes each stack's template, with the regions to lint it for, to `dir`. */
-function writeTemplates(app: App, dir: string, prefix: string): LintedStack[] {
-  return app.synth().stacks.map((stack) => {
-    const template = stack.template as JsonObject;
-    const region = stack.environment.region;
-    const regions = region === 'unknown-region' ? AGNOSTIC_REGIONS : [region];
-    const file = path.join(dir, `${prefix}${stack.stackName}.template.json`);
-    const metadata = { ...(template.Metadata as JsonObject), 'cfn-lint': { config: { regions } } };
-    fs.writeFileSync(file, JSON.stringify({ ...template, Metadata: metadata }));
-    return { file, template };
-  });
+/** Writes a template, with the regions to lint it for (its own, else the agnostic ones), to `file`. */
+function writeTemplate(file: string, template: JsonObject, region: string | undefined): LintedStack {
+  const regions = region === undefined || region === 'unknown-region' ? AGNOSTIC_REGIONS : [region];
+  const metadata = { ...(template.Metadata as JsonObject), 'cfn-lint': { config: { regions } } };
+  fs.writeFileSync(file, JSON.stringify({ ...template, Metadata: metadata }));
+  return { file, template };
 }
 
-/** Every built stage in one app, as `cdk synth -c stage=all` builds them. */
-function allStages(): App {
-  const app = newApp();
-  for (const stage of BUILT_STAGES) new StageStacks(app, `ScaleStages-${stage}`, { stage });
-  return app;
+/** Synthesizes an app and writes each stack's template to `dir`. */
+function writeTemplates(app: App, dir: string, prefix: string): LintedStack[] {
+  return app
+    .synth()
+    .stacks.map((stack) =>
+      writeTemplate(
+        path.join(dir, `${prefix}${stack.stackName}.template.json`),
+        stack.template as JsonObject,
+        stack.environment.region,
+      ),
+    );
+}
+
+/**
+ * Every built stage at its defaults (the templates the snapshot, upgrade and deploy-rule tests read too),
+ * each stack as `ScaleStages-<stage>`, `ScaleStages-<stage>-Edge` and `ScaleStages-<stage>-<region>`.
+ */
+function writeAllStages(dir: string): LintedStack[] {
+  return BUILT_STAGES.flatMap((stage) => {
+    const { primary, edge, secondaries } = stageTemplates(stage);
+    const named = (suffix: string) => path.join(dir, `ScaleStages-${stage}${suffix}.template.json`);
+    return [
+      writeTemplate(named(''), primary.template as unknown as JsonObject, primary.region),
+      ...(edge ? [writeTemplate(named('-Edge'), edge.template as unknown as JsonObject, edge.region)] : []),
+      ...secondaries.map((s) =>
+        writeTemplate(named(`-${s.region}`), s.template as unknown as JsonObject, s.region),
+      ),
+    ];
+  });
 }
 
 /** Stage 10m in three regions, with an alarm address and an own domain (context keys). */
@@ -187,7 +207,7 @@ let findings: Finding[] = [];
 
 beforeAll(() => {
   stacks = [
-    ...writeTemplates(allStages(), dir, ''),
+    ...writeAllStages(dir),
     ...writeTemplates(decoratedTenMillion(), dir, 'decorated-'),
     ...writeTemplates(inOwnVpc(), dir, ''),
     ...writeTemplates(shardedTenMillion(), dir, ''),

@@ -240,7 +240,7 @@ describe('an app of your own, with the library installed from its packed tarball
     expect(manifest.dependencies[pkg.name]).toMatch(/^file:.*\.tgz$/);
   });
 
-  test("the app's stacks: the stage's two, its pipeline, the stage in its own VPC, stage 10m's three, stage 1m with a service, and constructs used alone", () => {
+  test("the app's stacks: the stage's two, its pipeline, the stage in its own VPC, stage 10m's three, and constructs used alone", () => {
     // The pipeline's stack, and the support stack in us-east-1 where its edge stack deploys.
     expect(stackNames(consumer)).toEqual([
       'Global',
@@ -248,8 +248,6 @@ describe('an app of your own, with the library installed from its packed tarball
       'Global-eu-central-1',
       'Intranet',
       'Intranet-Edge',
-      'Live',
-      'Live-Edge',
       'Platform',
       'Reports',
       'Shop',
@@ -280,15 +278,20 @@ describe('an app of your own, with the library installed from its packed tarball
     expect(JSON.stringify(fleet.Properties?.VPCZoneIdentifier)).toMatch(/"StackName":"Platform"|Platform:/);
   });
 
-  test('the realtime service runs as a second service: its own servers behind the load balancer, at /ws/*', () => {
-    expect(resourceTypes(consumer, 'Live')['AWS::AutoScaling::AutoScalingGroup']).toBe(3);
-    const live = template(consumer, 'Live').Resources;
-    const [rule] = Object.values(live).filter((r) => r.Type === 'AWS::ElasticLoadBalancingV2::ListenerRule');
-    expect(JSON.stringify(rule.Properties)).toContain('"Values":["/ws/*"]');
-    const realtime = Object.entries(live).find(
-      ([id, r]) => id.startsWith('Servicesrealtime') && r.Type === 'AWS::EC2::LaunchTemplate',
-    )!;
-    expect(JSON.stringify(realtime[1].Properties)).toContain('realtime.js');
+  test('the realtime service runs as a second service in each region: its own servers behind the load balancer, at /ws/*', () => {
+    for (const stack of ['Global', 'Global-eu-central-1']) {
+      // The fleet, the workers and the service.
+      expect(resourceTypes(consumer, stack)['AWS::AutoScaling::AutoScalingGroup']).toBe(3);
+      const resources = template(consumer, stack).Resources;
+      const [rule] = Object.values(resources).filter(
+        (r) => r.Type === 'AWS::ElasticLoadBalancingV2::ListenerRule',
+      );
+      expect(JSON.stringify(rule.Properties)).toContain('"Values":["/ws/*"]');
+      const realtime = Object.entries(resources).find(
+        ([id, r]) => id.startsWith('Servicesrealtime') && r.Type === 'AWS::EC2::LaunchTemplate',
+      )!;
+      expect(JSON.stringify(realtime[1].Properties)).toContain('realtime.js');
+    }
   });
 
   test('MultiRegion composed by the app: a cross-region replica of the primary, reached through a VPC origin', () => {

@@ -7,6 +7,7 @@ import { Token } from 'aws-cdk-lib';
 import { AppSource, UserStage } from '../lib';
 import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { synthStage } from './helpers';
+import { stageTemplates, StackTemplate } from './stage-templates';
 import { DEPLOY_RULES, DeployRule, ORDER_RULES, UPDATE_RULES } from './deploy-rules/rules';
 import {
   CfnResource,
@@ -50,8 +51,24 @@ function synthesized(stage: UserStage, props: Parameters<typeof synthStage>[1] =
   };
 }
 
-/** Each built stage, synthesized once for the whole file. */
-const STAGES = new Map<UserStage, Synthesized>(BUILT_STAGES.map((stage) => [stage, synthesized(stage)]));
+/** A built stage's stacks at its defaults, as the rules read them (shared by the test files that read them). */
+function atDefaults(stage: UserStage): Synthesized {
+  const { primary, edge, secondaries } = stageTemplates(stage);
+  const context = (s: StackTemplate): RuleContext => ({ stackName: s.stackName, region: s.region });
+  return {
+    template: primary.template,
+    context: context(primary),
+    edge: edge && { template: edge.template, context: context(edge) },
+    secondaries: secondaries.map((s) => {
+      // The primary's distribution reaches each region's load balancer through a VPC origin.
+      const [loadBalancer] = resourcesOfType(s.template, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
+      return { template: s.template, context: { ...context(s), vpcOriginTargets: [loadBalancer[0]] } };
+    }),
+  };
+}
+
+/** Each built stage, read once for the whole file. */
+const STAGES = new Map<UserStage, Synthesized>(BUILT_STAGES.map((stage) => [stage, atDefaults(stage)]));
 
 /** A stage's stacks by name, as they are once deployed. */
 function deployedStacks(stage: Synthesized): Map<string, CfnTemplate> {

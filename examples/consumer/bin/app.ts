@@ -40,13 +40,12 @@ const vpc = new ec2.Vpc(platform, 'Vpc', { maxAzs: 2, natGateways: 1 });
 new StageStacks(app, 'Intranet', { stage: UserStage.USERS_1K, vpc });
 
 // Stage 10m composed directly: `Global` in eu-west-1 (the primary; deploy it there), a
-// `Global-eu-central-1` stack with a replica of its database, and `Global-Edge` in us-east-1.
-new MultiRegion(app, 'Global', { stage: UserStage.USERS_10M, regions: ['eu-west-1', 'eu-central-1'] });
-
-// Stage 1m with a second service: the demo's realtime service (WebSockets at /ws/*) on servers of its
-// own behind the same load balancer and distribution, scaled, alarmed and released on its own.
-new StageStacks(app, 'Live', {
-  stage: UserStage.USERS_1M,
+// `Global-eu-central-1` stack with a replica of its database, and `Global-Edge` in us-east-1. It runs a
+// second service: the demo's realtime service (WebSockets at /ws/*) on servers of its own in each region,
+// behind the same load balancers and distribution, scaled, alarmed and released on its own.
+new MultiRegion(app, 'Global', {
+  stage: UserStage.USERS_10M,
+  regions: ['eu-west-1', 'eu-central-1'],
   services: [{ name: 'realtime', app: AppSource.demoRealtime(), pathPattern: '/ws/*' }],
 });
 
