@@ -6,7 +6,7 @@
 import { fullDiff } from '@aws-cdk/cloudformation-diff';
 import { CfnElement } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
-import { MultiRegion, SecondaryRegionStack, StageStack, StageStacks, UserStage } from '../../lib';
+import { AppSource, MultiRegion, SecondaryRegionStack, StageStack, StageStacks, UserStage } from '../../lib';
 import { complianceReportOf } from '../compliance-report';
 import { ORDER_RULES } from '../deploy-rules/rules';
 import { CfnTemplate } from '../deploy-rules/template';
@@ -308,11 +308,17 @@ describe('stage 10m with three shards', () => {
   });
 });
 
-test('cdk-nag and the validator find nothing on the shards', () => {
+test('cdk-nag and the validator find nothing on the shards, nor on a service beside them', () => {
   const app = newApp({ validate: true });
-  new StageStacks(app, 'Shop', { stage: UserStage.USERS_1M, databaseShards: 2 });
+  new StageStacks(app, 'Shop', {
+    stage: UserStage.USERS_1M,
+    databaseShards: 2,
+    services: [{ name: 'realtime', app: AppSource.demoRealtime(), pathPattern: '/ws/*' }],
+  });
   const findings = complianceReportOf(app).findings.filter((f) =>
-    f.paths.some((p) => p.startsWith('Shop/Shards')),
+    f.paths.some((p) => p.startsWith('Shop/Shards') || p.startsWith('Shop/Services')),
   );
   expect(findings.map((f) => f.rule)).toEqual([]);
+  // The check reads the service: its servers are in the template it validated.
+  expect(app.node.findAll().some((c) => c.node.path === 'Shop/Services/realtime/Fleet')).toBe(true);
 });
