@@ -5,15 +5,14 @@ import { BUILT_STAGES } from '../lib/stages/stage-table';
 import { monthlyCost, PricedTemplate } from '../lib/private/cost-model';
 import { dollars, README, stageCosts, withCosts } from '../scripts/cost-table';
 import { newApp, synthStage } from './helpers';
+import { stageTemplates } from './stage-templates';
 
 const costs = new Map(
   BUILT_STAGES.map((stage) => {
-    const { template, edge, secondaries } = synthStage(stage);
-    const templates = [
-      template.toJSON(),
-      ...(edge ? [edge.toJSON()] : []),
-      ...secondaries.map((s) => s.template.toJSON()),
-    ] as PricedTemplate[];
+    const { primary, edge, secondaries } = stageTemplates(stage);
+    const templates = [primary, ...(edge ? [edge] : []), ...secondaries].map(
+      (s) => s.template as unknown as PricedTemplate,
+    );
     return [stage, monthlyCost(...templates)];
   }),
 );

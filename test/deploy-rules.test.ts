@@ -151,15 +151,14 @@ describe.each(BUILT_STAGES)('stage %s', (stage) => {
 });
 
 test.each(DEPLOY_RULES.map((r) => [r.id, r] as const))('the stage-1k edge stack keeps %s', (_id, r) => {
-  const { edge } = synthStage(UserStage.USERS_1K);
-  const context = { stackName: 'ScaleStages-Edge', region: 'us-east-1' };
-  expect(r.check(edge!.toJSON() as CfnTemplate, context)).toEqual([]);
+  const { edge } = STAGES.get(UserStage.USERS_1K)!;
+  expect(r.check(edge!.template, edge!.context)).toEqual([]);
 });
 
 test('the edge stack in any other region breaks wafv2-cloudfront-scope-us-east-1', () => {
-  const { edge } = synthStage(UserStage.USERS_1K);
+  const { edge } = STAGES.get(UserStage.USERS_1K)!;
   expect(
-    rule('wafv2-cloudfront-scope-us-east-1').check(edge!.toJSON() as CfnTemplate, {
+    rule('wafv2-cloudfront-scope-us-east-1').check(edge!.template, {
       stackName: 'ScaleStages-Edge',
       region: undefined,
     }),
@@ -598,8 +597,7 @@ describe('each rule reports a template broken on purpose', () => {
   });
 
   broken('wafv2-logging-destination-name: a generated log group name, and an ARN ending in :*', () => {
-    const { edge } = synthStage(UserStage.USERS_1K);
-    const t = structuredClone(edge!.toJSON()) as CfnTemplate;
+    const t = structuredClone(STAGES.get(UserStage.USERS_1K)!.edge!.template);
     const [group] = only(t, 'AWS::Logs::LogGroup');
     delete properties(t.Resources[group]).LogGroupName;
     const [config] = only(t, 'AWS::WAFv2::LoggingConfiguration');
@@ -898,14 +896,10 @@ describe('broken stage-10m templates break their rule', () => {
 describe('the rules behind issue 22 report templates broken on purpose', () => {
   /** Stage 10m's secondary region, with the primary's VPC origin on its load balancer. */
   function secondary(): { t: CfnTemplate; context: RuleContext; loadBalancer: string } {
-    const [{ stack, template }] = synthStage(UserStage.USERS_10M).secondaries;
-    const t = structuredClone(template.toJSON()) as CfnTemplate;
+    const [{ template, context }] = STAGES.get(UserStage.USERS_10M)!.secondaries;
+    const t = structuredClone(template);
     const [loadBalancer] = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
-    return {
-      t,
-      context: { stackName: stack.stackName, region: stack.region, vpcOriginTargets: [loadBalancer] },
-      loadBalancer,
-    };
+    return { t, context, loadBalancer };
   }
 
   broken("cfn-get-stack-output-positions: release 0.5.0's Fn::Split of the primary's endpoint", () => {

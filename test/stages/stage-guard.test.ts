@@ -15,7 +15,8 @@ import { Template as AssertTemplate } from 'aws-cdk-lib/assertions';
 import { StageStack, UserStage } from '../../lib';
 import { STAGE_MARKERS } from '../../lib/stages/stage-guard';
 import { BUILT_STAGES } from '../../lib/stages/stage-table';
-import { newApp, releaseFixture, releaseStages, synthStage } from '../helpers';
+import { newApp, releaseFixture, releaseStages } from '../helpers';
+import { stageTemplates } from '../stage-templates';
 
 interface GuardEvent {
   RequestType: 'Create' | 'Update' | 'Delete';
@@ -45,7 +46,7 @@ interface Template {
   >;
 }
 const templates = new Map(
-  BUILT_STAGES.map((stage) => [stage, synthStage(stage).template.toJSON() as Template]),
+  BUILT_STAGES.map((stage) => [stage, stageTemplates(stage).primary.template as unknown as Template]),
 );
 const STACK_ID = 'arn:aws:cloudformation:eu-west-1:111111111111:stack/ScaleStages/0f1e2d3c';
 
